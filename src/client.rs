@@ -1,0 +1,459 @@
+//! The one place that does HTTP. Every request goes: budget -> auth -> timeout -> retry ->
+//! status mapping -> size cap -> decode, and is counted in
+//! `mining_exporter_upstream_requests_total`. Sources only see `Upstream::get_json`.
+//!
+//! No URL reaches an error: errors name the endpoint template. URLs appear only in debug logs,
+//! and only after `redact_url`, because OurPool carries its token in the query string.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, RETRY_AFTER, USER_AGENT};
+use serde::de::DeserializeOwned;
+use tracing::debug;
+
+use crate::budget::Budget;
+use crate::config::HttpSettings;
+use crate::error::PollError;
+use crate::secret::{REDACTED, Secret};
+use crate::telemetry::Telemetry;
+
+/// Query parameters whose values are hidden whenever a URL is logged.
+const SENSITIVE_QUERY_KEYS: &[&str] = &[
+    "token",
+    "api_key",
+    "apikey",
+    "key",
+    "access_token",
+    "secret",
+    "password",
+];
+/// Longest upstream error message kept in our errors and logs.
+const MAX_MESSAGE_CHARS: usize = 200;
+
+/// How a pool wants its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthStyle {
+    /// `X-API-Key: <token>` (Ultimate Proxy's recommended form).
+    XApiKey,
+    /// `Authorization: Bearer <token>`.
+    Bearer,
+    /// `authorization: <token>`, the raw key (Luxor).
+    RawAuthorization,
+    /// `?token=<token>` in the query string (OurPool).
+    QueryToken,
+}
+
+/// Builds the shared reqwest client: one connection pool for every source.
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    // reqwest is built without a default crypto provider; ring is ours. A second call finds
+    // it installed already, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        // A redirect would carry X-API-Key to wherever it points; pools have no reason to send one.
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+}
+
+/// Everything a source needs to talk to its pool.
+#[derive(Debug)]
+pub struct Upstream {
+    pub http: reqwest::Client,
+    pub base_url: String,
+    pub auth: AuthStyle,
+    pub token: Secret,
+    pub budget: Arc<Budget>,
+    pub settings: HttpSettings,
+    pub telemetry: Telemetry,
+    pub pool: &'static str,
+    pub source: String,
+}
+
+/// One attempt's failure, before retries are decided.
+#[derive(Debug)]
+enum Failure {
+    Status { status: StatusCode, message: String },
+    Timeout,
+    Transport(String),
+    Decode(String),
+}
+
+#[derive(Debug)]
+struct AttemptError {
+    failure: Failure,
+    /// How long the pool asked us to wait (Retry-After, or X-RateLimit-Reset on a 429).
+    server_delay: Option<Duration>,
+}
+
+impl AttemptError {
+    fn retryable(&self) -> bool {
+        match &self.failure {
+            Failure::Status { status, .. } => {
+                *status == StatusCode::TOO_MANY_REQUESTS
+                    || *status == StatusCode::REQUEST_TIMEOUT
+                    || status.is_server_error()
+            }
+            Failure::Timeout | Failure::Transport(_) => true,
+            Failure::Decode(_) => false,
+        }
+    }
+}
+
+impl Upstream {
+    /// GET `path` with `query`, decoded as `T`. `endpoint` is the label and error name: a
+    /// fixed path template, never the URL.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, PollError> {
+        let url = self.url(path, query)?;
+        let attempts = AtomicUsize::new(0);
+        let max_backoff = self.settings.max_backoff;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.settings.retry_backoff)
+            .with_max_delay(max_backoff)
+            .with_factor(2.0)
+            .with_max_times(self.settings.max_retries)
+            .with_jitter();
+        let result = (|| async {
+            attempts.fetch_add(1, Ordering::Relaxed);
+            self.attempt::<T>(endpoint, &url).await
+        })
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(AttemptError::retryable)
+        // The pool's own word beats our backoff; a wait longer than our cap ends this poll
+        // instead, and the budget keeps the next requests back until then.
+        .adjust(move |e: &AttemptError, backoff| match (backoff, e.server_delay) {
+            (None, _) => None,
+            (Some(_), Some(server)) if server > max_backoff => None,
+            (Some(_), Some(server)) => Some(server),
+            (Some(ours), None) => Some(ours),
+        })
+        .notify(|e: &AttemptError, wait| {
+            debug!(
+                source = %self.source,
+                endpoint,
+                url = %redact_url(&url),
+                ?wait,
+                failure = ?e.failure,
+                "retrying request"
+            );
+        })
+        .await;
+        result.map_err(|e| self.poll_error(endpoint, e, attempts.load(Ordering::Relaxed)))
+    }
+
+    fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<reqwest::Url, PollError> {
+        let mut url = reqwest::Url::parse(&format!("{}{}", self.base_url, path))
+            .map_err(|e| PollError::decode("(url)", format!("cannot build a URL from base_url: {e}")))?;
+        if !query.is_empty() || self.auth == AuthStyle::QueryToken {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in query {
+                pairs.append_pair(k, v);
+            }
+            if self.auth == AuthStyle::QueryToken {
+                pairs.append_pair("token", self.token.expose());
+            }
+        }
+        Ok(url)
+    }
+
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        url: &reqwest::Url,
+    ) -> Result<T, AttemptError> {
+        self.budget.acquire().await;
+        let mut request = self
+            .http
+            .get(url.clone())
+            .timeout(self.settings.timeout)
+            .header(ACCEPT, "application/json")
+            .header(USER_AGENT, concat!("mining-exporter/", env!("CARGO_PKG_VERSION")));
+        request = match self.auth {
+            AuthStyle::XApiKey => request.header("X-API-Key", self.token.expose()),
+            AuthStyle::Bearer => request.bearer_auth(self.token.expose()),
+            AuthStyle::RawAuthorization => request.header(AUTHORIZATION, self.token.expose()),
+            AuthStyle::QueryToken => request,
+        };
+        debug!(source = %self.source, url = %redact_url(url), "GET");
+        let outcome = self.send(request).await.and_then(|(status, body)| {
+            decode::<T>(&body).map(|value| (status, value)).map_err(|detail| AttemptError {
+                failure: Failure::Decode(detail),
+                server_delay: None,
+            })
+        });
+        // Each request is counted once, by how it ended.
+        let code = match &outcome {
+            Ok((status, _)) => status.as_str(),
+            Err(AttemptError { failure: Failure::Status { status, .. }, .. }) => status.as_str(),
+            Err(AttemptError { failure: Failure::Timeout, .. }) => "timeout",
+            Err(AttemptError { failure: Failure::Transport(_), .. }) => "transport",
+            Err(AttemptError { failure: Failure::Decode(_), .. }) => "decode",
+        };
+        self.telemetry
+            .upstream_requests
+            .with_label_values(&[self.pool, &self.source, endpoint, code])
+            .inc();
+        outcome.map(|(_, value)| value)
+    }
+
+    /// Sends and reads the body (capped). A non-2xx status becomes a Failure::Status.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, Vec<u8>), AttemptError> {
+        let transport = |e: reqwest::Error| AttemptError {
+            failure: if e.is_timeout() {
+                Failure::Timeout
+            } else {
+                Failure::Transport(self.token.scrub(&error_chain(&e.without_url())))
+            },
+            server_delay: None,
+        };
+        let mut response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let headers = response.headers();
+        let (remaining, reset_in) = rate_limit_headers(headers);
+        self.budget.observe_upstream(remaining, reset_in);
+        let retry_after = retry_after(headers);
+        let server_delay = if status == StatusCode::TOO_MANY_REQUESTS {
+            let delay = retry_after.or(reset_in);
+            self.budget.note_rate_limited(delay);
+            delay
+        } else {
+            retry_after
+        };
+
+        let limit = self.settings.max_response_bytes;
+        if status.is_success() && response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(too_large(limit));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if body.len() + chunk.len() > limit {
+                if !status.is_success() {
+                    // The start of an error body is enough to say what went wrong.
+                    break;
+                }
+                return Err(too_large(limit));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if status.is_success() {
+            Ok((status, body))
+        } else {
+            Err(AttemptError {
+                failure: Failure::Status {
+                    status,
+                    message: self.token.scrub(&error_message(&body)),
+                },
+                server_delay,
+            })
+        }
+    }
+
+    fn poll_error(&self, endpoint: &'static str, e: AttemptError, attempts: usize) -> PollError {
+        match e.failure {
+            Failure::Status { status, message } => match status.as_u16() {
+                401 | 403 => PollError::Auth {
+                    endpoint,
+                    status: status.as_u16(),
+                    message,
+                },
+                429 => PollError::RateLimited { endpoint, attempts },
+                other => PollError::Status {
+                    endpoint,
+                    status: other,
+                    message,
+                },
+            },
+            Failure::Timeout => PollError::Timeout {
+                endpoint,
+                timeout: self.settings.timeout,
+            },
+            Failure::Transport(detail) => PollError::Transport { endpoint, detail },
+            Failure::Decode(detail) => PollError::Decode {
+                endpoint,
+                detail: self.token.scrub(&detail),
+            },
+        }
+    }
+}
+
+fn too_large(limit: usize) -> AttemptError {
+    AttemptError {
+        failure: Failure::Decode(format!("response body larger than {limit} bytes")),
+        server_delay: None,
+    }
+}
+
+/// Decodes a 2xx body. A 200 that carries an `error` field is a failure, not empty data.
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    #[derive(serde::Deserialize)]
+    struct ErrorProbe {
+        #[serde(default)]
+        error: Option<serde_json::Value>,
+    }
+    if let Ok(ErrorProbe { error: Some(e) }) = serde_json::from_slice::<ErrorProbe>(body) {
+        if !e.is_null() {
+            return Err(format!(
+                "the pool answered 200 with an error: {}",
+                error_message(body)
+            ));
+        }
+    }
+    serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))
+}
+
+/// The readable part of an error body, in any of the shapes the pools use:
+/// `{"error":"..."}`, `{"error":{"message":"..."}}`, `{"message":"..."}`, or plain text.
+pub fn error_message(body: &[u8]) -> String {
+    let text = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(json) => {
+            let pick = |v: &serde_json::Value| v.as_str().map(str::to_string);
+            json.pointer("/error/message")
+                .and_then(pick)
+                .or_else(|| json.get("message").and_then(pick))
+                .or_else(|| json.get("error").and_then(pick))
+                .or_else(|| json.pointer("/error/code").and_then(pick))
+                .or_else(|| json.get("code").and_then(pick))
+                .unwrap_or_else(|| "(no message)".to_string())
+        }
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    };
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_MESSAGE_CHARS)
+        .collect();
+    if clean.trim().is_empty() {
+        "(empty body)".to_string()
+    } else {
+        clean.trim().to_string()
+    }
+}
+
+/// `X-RateLimit-Remaining` and the time until `X-RateLimit-Reset`. The reset is a Unix
+/// timestamp per Ultimate Proxy's docs; a small number is read as seconds from now, which
+/// is what other APIs send under the same name.
+fn rate_limit_headers(headers: &HeaderMap) -> (Option<u32>, Option<Duration>) {
+    let number = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    let remaining = number("x-ratelimit-remaining").map(|v| v.min(u32::MAX as f64) as u32);
+    let reset_in = number("x-ratelimit-reset").map(|reset| {
+        if reset < 1e9 {
+            Duration::from_secs_f64(reset)
+        } else {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64();
+            Duration::from_secs_f64((reset - now).max(0.0))
+        }
+    });
+    (remaining, reset_in)
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let secs = (at.timestamp() - chrono::Utc::now().timestamp()).max(0);
+    Some(Duration::from_secs(secs as u64))
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+/// The URL with the values of credential-like query parameters replaced.
+pub fn redact_url(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let hide = SENSITIVE_QUERY_KEYS
+                    .iter()
+                    .any(|s| k.eq_ignore_ascii_case(s));
+                (k.into_owned(), if hide { REDACTED.to_string() } else { v.into_owned() })
+            })
+            .collect();
+        shown.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    shown.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_credentials_in_the_query() {
+        let url = reqwest::Url::parse("https://ourpool.io/api/v1/x?limit=5&token=abc123").unwrap();
+        let shown = redact_url(&url);
+        assert!(!shown.contains("abc123"), "{shown}");
+        assert!(shown.contains("limit=5"));
+    }
+
+    #[test]
+    fn reads_every_error_body_shape() {
+        assert_eq!(error_message(br#"{"error":"Worker not found"}"#), "Worker not found");
+        assert_eq!(
+            error_message(br#"{"error":{"code":"invalid_request","message":"Invalid parameters"}}"#),
+            "Invalid parameters"
+        );
+        assert_eq!(
+            error_message(br#"{"statusCode":401,"error":"Unauthorized","message":"Invalid or missing API key"}"#),
+            "Invalid or missing API key"
+        );
+        assert_eq!(error_message(br#"{"code":"auth.unexpected_error"}"#), "auth.unexpected_error");
+        assert_eq!(error_message(b"Bad Gateway\n"), "Bad Gateway");
+        assert_eq!(error_message(b""), "(empty body)");
+    }
+
+    #[test]
+    fn a_200_with_an_error_field_is_not_data() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Any {}
+        assert!(decode::<Any>(br#"{"error":"Rate limit exceeded"}"#).is_err());
+        assert!(decode::<Any>(br#"{"error":null,"x":1}"#).is_ok());
+        assert!(decode::<Any>(br#"{"x":"#).is_err());
+    }
+
+    #[test]
+    fn reset_header_accepts_timestamps_and_deltas() {
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-remaining", "3".parse().unwrap());
+        h.insert("x-ratelimit-reset", "30".parse().unwrap());
+        assert_eq!(rate_limit_headers(&h), (Some(3), Some(Duration::from_secs(30))));
+        let soon = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 20;
+        h.insert("x-ratelimit-reset", soon.to_string().parse().unwrap());
+        let (_, reset) = rate_limit_headers(&h);
+        let reset = reset.unwrap();
+        assert!(reset <= Duration::from_secs(20) && reset >= Duration::from_secs(18), "{reset:?}");
+    }
+}

@@ -1,0 +1,104 @@
+//! The two error families: a bad configuration stops the process, a failed poll stays local
+//! to one source and becomes a log line plus a counter with a bounded `kind` label.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// A configuration problem. Fatal: `run` and `check` exit with code 2.
+///
+/// Every message names the file, the key and the fix, and never carries a secret's value.
+#[derive(Debug, Error)]
+#[error("{file}: {key}: {problem}\n  fix: {fix}")]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl ConfigError {
+    pub fn new(
+        file: impl Into<String>,
+        key: impl Into<String>,
+        problem: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
+        Self {
+            file: file.into(),
+            key: key.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// Why one poll of one source failed. The poll's last good snapshot stays in place.
+#[derive(Debug, Error)]
+pub enum PollError {
+    #[error("{endpoint}: authentication failed (HTTP {status}): {message}")]
+    Auth {
+        endpoint: &'static str,
+        status: u16,
+        message: String,
+    },
+    #[error("{endpoint}: HTTP {status}: {message}")]
+    Status {
+        endpoint: &'static str,
+        status: u16,
+        message: String,
+    },
+    #[error("{endpoint}: still rate limited (HTTP 429) after {attempts} attempts")]
+    RateLimited {
+        endpoint: &'static str,
+        attempts: usize,
+    },
+    #[error("{endpoint}: no complete response within {timeout:?}")]
+    Timeout {
+        endpoint: &'static str,
+        timeout: Duration,
+    },
+    #[error("{endpoint}: request failed: {detail}")]
+    Transport {
+        endpoint: &'static str,
+        detail: String,
+    },
+    #[error("{endpoint}: unusable response: {detail}")]
+    Decode {
+        endpoint: &'static str,
+        detail: String,
+    },
+}
+
+impl PollError {
+    /// The bounded value of the `kind` label on `mining_exporter_poll_errors_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PollError::Auth { .. } => "auth",
+            PollError::Status { status: 404, .. } => "not_found",
+            PollError::Status { .. } => "http",
+            PollError::RateLimited { .. } => "rate_limited",
+            PollError::Timeout { .. } => "timeout",
+            PollError::Transport { .. } => "transport",
+            PollError::Decode { .. } => "decode",
+        }
+    }
+
+    pub fn decode(endpoint: &'static str, detail: impl Into<String>) -> Self {
+        PollError::Decode {
+            endpoint,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Every value `PollError::kind` can return, so the error counter can be pre-initialised at 0.
+pub const POLL_ERROR_KINDS: &[&str] = &[
+    "auth",
+    "not_found",
+    "http",
+    "rate_limited",
+    "timeout",
+    "transport",
+    "decode",
+];

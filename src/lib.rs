@@ -1,0 +1,9 @@
+pub mod budget;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod secret;
+pub mod snapshot;
+pub mod sources;
+pub mod telemetry;

@@ -1,0 +1,77 @@
+//! The metric contract in code: every family the exporter can emit, its type, HELP and labels.
+//! Sources name these definitions instead of spelling metric names, so a typo cannot compile.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Gauge,
+    Counter,
+}
+
+#[derive(Debug)]
+pub struct MetricDef {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: MetricKind,
+    /// Labels after `pool` and `source`, which the store adds to every pool series.
+    pub labels: &'static [&'static str],
+}
+
+macro_rules! pool_metric {
+    ($id:ident, $name:literal, $kind:ident, [$($label:literal),*], $help:literal) => {
+        pub static $id: MetricDef = MetricDef {
+            name: $name,
+            help: concat!($help, " Cached from the pool's API at the last successful poll."),
+            kind: MetricKind::$kind,
+            labels: &[$($label),*],
+        };
+    };
+}
+
+pool_metric!(WORKER_HASHRATE, "mining_worker_hashrate_hashes_per_second", Gauge,
+    ["account", "worker"], "Freshest hashrate the pool reports for the worker, in hashes per second.");
+pool_metric!(WORKER_HASHRATE_AVERAGE, "mining_worker_hashrate_average_hashes_per_second", Gauge,
+    ["account", "worker", "window"], "Worker hashrate averaged by the pool over `window`, in hashes per second.");
+pool_metric!(WORKER_UP, "mining_worker_up", Gauge,
+    ["account", "worker"], "1 if the pool counts the worker as active/online, else 0.");
+pool_metric!(WORKER_LAST_SHARE, "mining_worker_last_share_timestamp_seconds", Gauge,
+    ["account", "worker"], "Unix time of the worker's last share.");
+pool_metric!(WORKER_EFFICIENCY, "mining_worker_efficiency_ratio", Gauge,
+    ["account", "worker"], "Share efficiency of the worker, 0 to 1.");
+pool_metric!(WORKER_REJECTED, "mining_worker_rejected_ratio", Gauge,
+    ["account", "worker"], "Rejected shares as a fraction of all shares, 0 to 1.");
+pool_metric!(WORKER_STALE, "mining_worker_stale_ratio", Gauge,
+    ["account", "worker"], "Stale shares as a fraction of all shares, 0 to 1.");
+pool_metric!(WORKERS, "mining_workers", Gauge,
+    ["account", "state"], "Number of workers the pool lists, by state (active, inactive).");
+pool_metric!(ACCOUNT_HASHRATE, "mining_account_hashrate_hashes_per_second", Gauge,
+    ["account"], "Freshest hashrate of the account, in hashes per second.");
+pool_metric!(ACCOUNT_HASHRATE_AVERAGE, "mining_account_hashrate_average_hashes_per_second", Gauge,
+    ["account", "window"], "Account hashrate averaged by the pool over `window`, in hashes per second.");
+pool_metric!(ACCOUNT_HASHRATE_PEAK, "mining_account_hashrate_peak_hashes_per_second", Gauge,
+    ["account", "window"], "Highest account hashrate the pool saw over `window`, in hashes per second.");
+pool_metric!(ACCOUNT_BALANCE, "mining_account_balance", Gauge,
+    ["account", "currency"], "Unpaid balance of the account, in coins.");
+pool_metric!(ACCOUNT_REWARDS, "mining_account_rewards", Gauge,
+    ["account", "currency", "window"], "Rewards credited over `window`, in coins.");
+pool_metric!(ACCOUNT_PAID_TOTAL, "mining_account_paid_total", Counter,
+    ["account", "currency"], "Cumulative payouts of the account, in coins.");
+pool_metric!(ACCOUNT_UPTIME, "mining_account_uptime_ratio", Gauge,
+    ["account"], "Uptime of the account as the pool measures it, 0 to 1.");
+pool_metric!(ACCOUNT_EFFICIENCY, "mining_account_efficiency_ratio", Gauge,
+    ["account"], "Share efficiency of the account, 0 to 1.");
+pool_metric!(ACCOUNT_INFO, "mining_account_info", Gauge,
+    ["account", "workspace"], "Always 1; names the workspace the account belongs to.");
+
+/// Self-metric names, in one place so the renderer and the tests agree.
+pub mod exporter {
+    pub const BUILD_INFO: &str = "mining_exporter_build_info";
+    pub const SOURCE_UP: &str = "mining_exporter_source_up";
+    pub const SOURCE_LAST_SUCCESS: &str = "mining_exporter_source_last_success_timestamp_seconds";
+    pub const SOURCE_POLL_DURATION: &str = "mining_exporter_source_poll_duration_seconds";
+    pub const SOURCE_SERIES: &str = "mining_exporter_source_series";
+    pub const UPSTREAM_REQUESTS: &str = "mining_exporter_upstream_requests_total";
+    pub const POLL_ERRORS: &str = "mining_exporter_poll_errors_total";
+    pub const BUDGET_REMAINING: &str = "mining_exporter_budget_remaining";
+    pub const BUDGET_WAIT: &str = "mining_exporter_budget_wait_seconds_total";
+    pub const RATE_LIMITED: &str = "mining_exporter_rate_limited_total";
+}

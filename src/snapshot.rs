@@ -1,0 +1,165 @@
+//! What one successful poll produced, and the store that holds each source's latest state.
+//! A successful poll swaps the source's whole snapshot, so a worker the pool stopped listing
+//! disappears at once; a failed poll leaves the last good snapshot where it is.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::{Duration, SystemTime};
+
+use crate::metrics::MetricDef;
+
+/// Label values (after `pool` and `source`) to sample value.
+pub type Samples = BTreeMap<Vec<String>, f64>;
+
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    families: BTreeMap<&'static str, (&'static MetricDef, Samples)>,
+}
+
+impl Snapshot {
+    pub fn new() -> Self {
+        Snapshot::default()
+    }
+
+    /// Sets one series. A non-finite value is dropped: Prometheus would store it, but no pool
+    /// means NaN or infinity, and a missing series reads better on a dashboard. A label set
+    /// that is already present is overwritten, so duplicates upstream never break the page.
+    pub fn set(&mut self, def: &'static MetricDef, labels: &[&str], value: f64) {
+        assert_eq!(
+            labels.len(),
+            def.labels.len(),
+            "{} takes labels {:?}",
+            def.name,
+            def.labels
+        );
+        if !value.is_finite() {
+            return;
+        }
+        let (_, samples) = self
+            .families
+            .entry(def.name)
+            .or_insert_with(|| (def, Samples::new()));
+        samples.insert(labels.iter().map(|l| l.to_string()).collect(), value);
+    }
+
+    pub fn get(&self, def: &MetricDef, labels: &[&str]) -> Option<f64> {
+        let (_, samples) = self.families.get(def.name)?;
+        let key: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
+        samples.get(&key).copied()
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.families.values().map(|(_, s)| s.len()).sum()
+    }
+
+    pub fn families(&self) -> impl Iterator<Item = (&'static MetricDef, &Samples)> {
+        self.families.values().map(|(def, samples)| (*def, samples))
+    }
+}
+
+/// The state of one source as the exposition shows it.
+#[derive(Debug, Clone)]
+pub struct SourceStatus {
+    pub pool: &'static str,
+    pub source: String,
+    pub snapshot: Arc<Snapshot>,
+    pub up: bool,
+    pub polled: bool,
+    pub last_success: Option<SystemTime>,
+    pub last_duration: Option<Duration>,
+}
+
+#[derive(Debug, Default)]
+pub struct Store {
+    sources: RwLock<Vec<SourceStatus>>,
+}
+
+impl Store {
+    /// One entry per source, in configuration order; `index` arguments refer to that order.
+    pub fn new<'a>(sources: impl IntoIterator<Item = (&'static str, &'a str)>) -> Self {
+        let sources = sources
+            .into_iter()
+            .map(|(pool, name)| SourceStatus {
+                pool,
+                source: name.to_string(),
+                snapshot: Arc::new(Snapshot::new()),
+                up: false,
+                polled: false,
+                last_success: None,
+                last_duration: None,
+            })
+            .collect();
+        Store {
+            sources: RwLock::new(sources),
+        }
+    }
+
+    fn update(&self, index: usize, f: impl FnOnce(&mut SourceStatus)) {
+        let mut sources = self.sources.write().unwrap_or_else(|e| e.into_inner());
+        f(&mut sources[index]);
+    }
+
+    pub fn record_success(&self, index: usize, snapshot: Snapshot, took: Duration, at: SystemTime) {
+        let snapshot = Arc::new(snapshot);
+        self.update(index, |s| {
+            s.snapshot = snapshot;
+            s.up = true;
+            s.polled = true;
+            s.last_success = Some(at);
+            s.last_duration = Some(took);
+        });
+    }
+
+    pub fn record_failure(&self, index: usize, took: Duration) {
+        self.update(index, |s| {
+            s.up = false;
+            s.polled = true;
+            s.last_duration = Some(took);
+        });
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, Vec<SourceStatus>> {
+        self.sources.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Names of the sources that have not finished a first poll, successful or not.
+    pub fn not_yet_polled(&self) -> Vec<String> {
+        self.read()
+            .iter()
+            .filter(|s| !s.polled)
+            .map(|s| s.source.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{WORKER_HASHRATE, WORKER_UP};
+
+    #[test]
+    fn duplicates_overwrite_and_non_finite_values_are_dropped() {
+        let mut s = Snapshot::new();
+        s.set(&WORKER_HASHRATE, &["a", "w1"], 1.0);
+        s.set(&WORKER_HASHRATE, &["a", "w1"], 2.0);
+        s.set(&WORKER_HASHRATE, &["a", "w2"], f64::NAN);
+        s.set(&WORKER_UP, &["a", "w1"], 1.0);
+        assert_eq!(s.series_count(), 2);
+        assert_eq!(s.get(&WORKER_HASHRATE, &["a", "w1"]), Some(2.0));
+        assert_eq!(s.get(&WORKER_HASHRATE, &["a", "w2"]), None);
+    }
+
+    #[test]
+    fn a_failure_keeps_the_last_good_snapshot() {
+        let store = Store::new([("ultimate_proxy", "p")]);
+        let mut s = Snapshot::new();
+        s.set(&WORKER_UP, &["a", "w1"], 1.0);
+        store.record_success(0, s, Duration::from_millis(5), SystemTime::now());
+        store.record_failure(0, Duration::from_millis(7));
+        let status = &store.read()[0];
+        assert!(!status.up);
+        assert_eq!(status.snapshot.series_count(), 1);
+        assert_eq!(status.last_duration, Some(Duration::from_millis(7)));
+        assert!(store.not_yet_polled().is_empty());
+    }
+}

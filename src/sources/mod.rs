@@ -1,0 +1,85 @@
+//! Sources: one file per pool API. A source turns the pool's JSON into a `Snapshot`; it
+//! never touches reqwest, the registry or the clock. Everything else (budget, auth, retries,
+//! timing, logging, the per-source health metrics) is the scheduler's and the client's job.
+//!
+//! Adding a pool: a file here with its `DEFAULTS`, its serde types and a `Source` impl; a
+//! variant in `SourceKind`; an arm in `defaults()` and `build()`; a config block in
+//! config.example.toml; a fixture and a test.
+
+pub mod fields;
+pub mod ultimate_proxy;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::client::{AuthStyle, Upstream};
+use crate::config::{RateWindow, SourceConfig, Tier};
+use crate::error::PollError;
+use crate::snapshot::Snapshot;
+
+pub type PollFuture<'a> = Pin<Box<dyn Future<Output = Result<Snapshot, PollError>> + Send + 'a>>;
+
+/// One pool API. `poll` makes every request one poll needs through `api` and returns the
+/// complete picture; anything it does not return disappears from /metrics.
+pub trait Source: Send + Sync {
+    fn poll<'a>(&'a self, api: &'a Upstream) -> PollFuture<'a>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    UltimateProxy,
+}
+
+/// What a pool's file declares about its API, used by config, plan and client.
+#[derive(Debug)]
+pub struct KindDefaults {
+    /// The `pool` label and the `kind` in the config.
+    pub pool: &'static str,
+    pub base_url: &'static str,
+    pub interval: Duration,
+    pub auth: AuthStyle,
+    /// Requests one poll costs at the least (one page of each list).
+    pub min_requests_per_poll: u32,
+    /// What one poll requests, for `check` and the README.
+    pub requests: &'static str,
+    /// The vendor's published limits for a token, by tier where the pool has tiers.
+    pub limits: fn(Tier) -> (Vec<RateWindow>, &'static str),
+}
+
+impl SourceKind {
+    pub fn defaults(self) -> &'static KindDefaults {
+        match self {
+            SourceKind::UltimateProxy => &ultimate_proxy::DEFAULTS,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.defaults().pool
+    }
+
+    pub fn default_base_url(self) -> &'static str {
+        self.defaults().base_url
+    }
+
+    pub fn default_interval(self) -> Duration {
+        self.defaults().interval
+    }
+
+    pub fn default_limits(self, tier: Tier) -> Vec<RateWindow> {
+        (self.defaults().limits)(tier).0
+    }
+
+    pub fn default_limits_origin(self, tier: Tier) -> String {
+        (self.defaults().limits)(tier).1.to_string()
+    }
+}
+
+pub fn build(config: &SourceConfig) -> Box<dyn Source> {
+    match config.kind {
+        SourceKind::UltimateProxy => Box::new(ultimate_proxy::UltimateProxy::new(config)),
+    }
+}

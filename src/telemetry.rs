@@ -1,0 +1,66 @@
+//! The exporter's own counters, kept in a prometheus Registry. Per-source state and budgets
+//! are read at render time instead (see exposition.rs), because they are snapshots, not events.
+
+use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+
+use crate::metrics::exporter;
+
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    pub registry: Registry,
+    /// pool, source, endpoint, code
+    pub upstream_requests: IntCounterVec,
+    /// pool, source, kind
+    pub poll_errors: IntCounterVec,
+}
+
+impl Telemetry {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                exporter::BUILD_INFO,
+                "Always 1; the version label names the running mining-exporter.",
+            ),
+            &["version"],
+        )
+        .expect("valid metric definition");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let upstream_requests = IntCounterVec::new(
+            Opts::new(
+                exporter::UPSTREAM_REQUESTS,
+                "Requests sent to pool APIs; code is the HTTP status, or timeout, transport or decode.",
+            ),
+            &["pool", "source", "endpoint", "code"],
+        )
+        .expect("valid metric definition");
+        let poll_errors = IntCounterVec::new(
+            Opts::new(
+                exporter::POLL_ERRORS,
+                "Failed polls by kind (auth, not_found, http, rate_limited, timeout, transport, decode).",
+            ),
+            &["pool", "source", "kind"],
+        )
+        .expect("valid metric definition");
+        for collector in [
+            Box::new(build_info) as Box<dyn prometheus::core::Collector>,
+            Box::new(upstream_requests.clone()),
+            Box::new(poll_errors.clone()),
+        ] {
+            registry.register(collector).expect("each metric registered once");
+        }
+        Telemetry {
+            registry,
+            upstream_requests,
+            poll_errors,
+        }
+    }
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
