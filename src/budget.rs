@@ -106,7 +106,12 @@ impl Budget {
         }
         state.paused_until = None;
         state.sent.push_back(now);
-        let keep = self.windows.iter().map(|w| w.count as usize).max().unwrap_or(1);
+        let keep = self
+            .windows
+            .iter()
+            .map(|w| w.count as usize)
+            .max()
+            .unwrap_or(1);
         while state.sent.len() > keep {
             state.sent.pop_front();
         }
@@ -147,7 +152,12 @@ impl Budget {
             .windows
             .iter()
             .map(|w| {
-                let used = state.sent.iter().rev().take_while(|t| **t + w.per > now).count();
+                let used = state
+                    .sent
+                    .iter()
+                    .rev()
+                    .take_while(|t| **t + w.per > now)
+                    .count();
                 (w.count as u64).saturating_sub(used as u64)
             })
             .min()
@@ -189,7 +199,12 @@ mod tests {
     fn max_in_any_window(times: &[Instant], per: Duration) -> usize {
         times
             .iter()
-            .map(|start| times.iter().filter(|t| **t >= *start && **t < *start + per).count())
+            .map(|start| {
+                times
+                    .iter()
+                    .filter(|t| **t >= *start && **t < *start + per)
+                    .count()
+            })
             .max()
             .unwrap_or(0)
     }

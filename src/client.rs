@@ -130,12 +130,14 @@ impl Upstream {
         .when(AttemptError::retryable)
         // The pool's own word beats our backoff; a wait longer than our cap ends this poll
         // instead, and the budget keeps the next requests back until then.
-        .adjust(move |e: &AttemptError, backoff| match (backoff, e.server_delay) {
-            (None, _) => None,
-            (Some(_), Some(server)) if server > max_backoff => None,
-            (Some(_), Some(server)) => Some(server),
-            (Some(ours), None) => Some(ours),
-        })
+        .adjust(
+            move |e: &AttemptError, backoff| match (backoff, e.server_delay) {
+                (None, _) => None,
+                (Some(_), Some(server)) if server > max_backoff => None,
+                (Some(_), Some(server)) => Some(server),
+                (Some(ours), None) => Some(ours),
+            },
+        )
         .notify(|e: &AttemptError, wait| {
             debug!(
                 source = %self.source,
@@ -151,8 +153,9 @@ impl Upstream {
     }
 
     fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<reqwest::Url, PollError> {
-        let mut url = reqwest::Url::parse(&format!("{}{}", self.base_url, path))
-            .map_err(|e| PollError::decode("(url)", format!("cannot build a URL from base_url: {e}")))?;
+        let mut url = reqwest::Url::parse(&format!("{}{}", self.base_url, path)).map_err(|e| {
+            PollError::decode("(url)", format!("cannot build a URL from base_url: {e}"))
+        })?;
         if !query.is_empty() || self.auth == AuthStyle::QueryToken {
             let mut pairs = url.query_pairs_mut();
             for (k, v) in query {
@@ -176,7 +179,10 @@ impl Upstream {
             .get(url.clone())
             .timeout(self.settings.timeout)
             .header(ACCEPT, "application/json")
-            .header(USER_AGENT, concat!("mining-exporter/", env!("CARGO_PKG_VERSION")));
+            .header(
+                USER_AGENT,
+                concat!("mining-exporter/", env!("CARGO_PKG_VERSION")),
+            );
         request = match self.auth {
             AuthStyle::XApiKey => request.header("X-API-Key", self.token.expose()),
             AuthStyle::Bearer => request.bearer_auth(self.token.expose()),
@@ -185,18 +191,32 @@ impl Upstream {
         };
         debug!(source = %self.source, url = %redact_url(url), "GET");
         let outcome = self.send(request).await.and_then(|(status, body)| {
-            decode::<T>(&body).map(|value| (status, value)).map_err(|detail| AttemptError {
-                failure: Failure::Decode(detail),
-                server_delay: None,
-            })
+            decode::<T>(&body)
+                .map(|value| (status, value))
+                .map_err(|detail| AttemptError {
+                    failure: Failure::Decode(detail),
+                    server_delay: None,
+                })
         });
         // Each request is counted once, by how it ended.
         let code = match &outcome {
             Ok((status, _)) => status.as_str(),
-            Err(AttemptError { failure: Failure::Status { status, .. }, .. }) => status.as_str(),
-            Err(AttemptError { failure: Failure::Timeout, .. }) => "timeout",
-            Err(AttemptError { failure: Failure::Transport(_), .. }) => "transport",
-            Err(AttemptError { failure: Failure::Decode(_), .. }) => "decode",
+            Err(AttemptError {
+                failure: Failure::Status { status, .. },
+                ..
+            }) => status.as_str(),
+            Err(AttemptError {
+                failure: Failure::Timeout,
+                ..
+            }) => "timeout",
+            Err(AttemptError {
+                failure: Failure::Transport(_),
+                ..
+            }) => "transport",
+            Err(AttemptError {
+                failure: Failure::Decode(_),
+                ..
+            }) => "decode",
         };
         self.telemetry
             .upstream_requests
@@ -399,7 +419,14 @@ pub fn redact_url(url: &reqwest::Url) -> String {
                 let hide = SENSITIVE_QUERY_KEYS
                     .iter()
                     .any(|s| k.eq_ignore_ascii_case(s));
-                (k.into_owned(), if hide { REDACTED.to_string() } else { v.into_owned() })
+                (
+                    k.into_owned(),
+                    if hide {
+                        REDACTED.to_string()
+                    } else {
+                        v.into_owned()
+                    },
+                )
             })
             .collect();
         shown.query_pairs_mut().clear().extend_pairs(pairs);
@@ -421,16 +448,24 @@ mod tests {
 
     #[test]
     fn reads_every_error_body_shape() {
-        assert_eq!(error_message(br#"{"error":"Worker not found"}"#), "Worker not found");
         assert_eq!(
-            error_message(br#"{"error":{"code":"invalid_request","message":"Invalid parameters"}}"#),
+            error_message(br#"{"error":"Worker not found"}"#),
+            "Worker not found"
+        );
+        assert_eq!(
+            error_message(
+                br#"{"error":{"code":"invalid_request","message":"Invalid parameters"}}"#
+            ),
             "Invalid parameters"
         );
         assert_eq!(
             error_message(br#"{"statusCode":401,"error":"Unauthorized","message":"Invalid or missing API key"}"#),
             "Invalid or missing API key"
         );
-        assert_eq!(error_message(br#"{"code":"auth.unexpected_error"}"#), "auth.unexpected_error");
+        assert_eq!(
+            error_message(br#"{"code":"auth.unexpected_error"}"#),
+            "auth.unexpected_error"
+        );
         assert_eq!(error_message(b"Bad Gateway\n"), "Bad Gateway");
         assert_eq!(error_message(b""), "(empty body)");
     }
@@ -449,11 +484,21 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-ratelimit-remaining", "3".parse().unwrap());
         h.insert("x-ratelimit-reset", "30".parse().unwrap());
-        assert_eq!(rate_limit_headers(&h), (Some(3), Some(Duration::from_secs(30))));
-        let soon = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 20;
+        assert_eq!(
+            rate_limit_headers(&h),
+            (Some(3), Some(Duration::from_secs(30)))
+        );
+        let soon = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 20;
         h.insert("x-ratelimit-reset", soon.to_string().parse().unwrap());
         let (_, reset) = rate_limit_headers(&h);
         let reset = reset.unwrap();
-        assert!(reset <= Duration::from_secs(20) && reset >= Duration::from_secs(18), "{reset:?}");
+        assert!(
+            reset <= Duration::from_secs(20) && reset >= Duration::from_secs(18),
+            "{reset:?}"
+        );
     }
 }

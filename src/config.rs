@@ -413,7 +413,10 @@ impl Validator<'_> {
         if parsed < min {
             return Err(self.err(
                 key,
-                format!("{value:?} is shorter than the minimum of {}", humantime::format_duration(min)),
+                format!(
+                    "{value:?} is shorter than the minimum of {}",
+                    humantime::format_duration(min)
+                ),
                 "use a longer duration",
             ));
         }
@@ -489,7 +492,8 @@ impl Validator<'_> {
             http.timeout = self.duration(&at("timeout"), t, Duration::from_millis(1))?;
         }
         if let Some(b) = &raw.retry_backoff {
-            http.retry_backoff = self.duration(&at("retry_backoff"), b, Duration::from_millis(1))?;
+            http.retry_backoff =
+                self.duration(&at("retry_backoff"), b, Duration::from_millis(1))?;
         }
         if let Some(n) = raw.max_retries {
             if n > 10 {
@@ -619,7 +623,9 @@ impl Validator<'_> {
                         _ => other.token_origin == sources[i].token_origin,
                     }
             };
-            let peers: Vec<usize> = (0..sources.len()).filter(|&j| same_token(&sources[j])).collect();
+            let peers: Vec<usize> = (0..sources.len())
+                .filter(|&j| same_token(&sources[j]))
+                .collect();
             let named: Vec<&str> = peers
                 .iter()
                 .map(|&j| sources[j].budget.as_str())

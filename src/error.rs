@@ -102,3 +102,21 @@ pub const POLL_ERROR_KINDS: &[&str] = &[
     "transport",
     "decode",
 ];
+
+/// Why the exporter could not start or keep serving.
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(String),
+    #[error("cron scheduler: {0}")]
+    Scheduler(String),
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}

@@ -1,1 +1,135 @@
-fn main() {}
+//! The command line: parse, set up logging, hand over to the library, map the exit code.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mining_exporter::config::{Config, SecretMode};
+use mining_exporter::error::StartError;
+use tokio_util::sync::CancellationToken;
+
+/// Polls mining-pool APIs inside each token's rate budget and serves the results to Prometheus.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Poll the configured sources and serve /metrics.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate the config and print its sources, budgets and poll plan.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run simulated pools plus the exporter: no account or token needed.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:9898")]
+        listen: SocketAddr,
+    },
+}
+
+/// Exit code for a configuration the exporter refuses.
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Run { config } => {
+            let config = match Config::load(&config, SecretMode::Require) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            serve(|shutdown| mining_exporter::run(config, shutdown))
+        }
+        Command::Demo { listen } => {
+            serve(move |shutdown| mining_exporter::demo::run_demo(listen, shutdown))
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    let result = Config::load(path, SecretMode::WarnIfMissing).and_then(|config| {
+        let plan = mining_exporter::plan::plan(&config)?;
+        Ok(mining_exporter::plan::report(&config, &plan))
+    });
+    match result {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn serve<F, Fut>(start: F) -> ExitCode
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = Result<(), StartError>>,
+{
+    let outcome = tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let shutdown = CancellationToken::new();
+                tokio::spawn(cancel_on_signal(shutdown.clone()));
+                Ok(start(shutdown).await)
+            })
+        });
+    match outcome {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(StartError::Config(e))) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGTERM or Ctrl-C: stop polling, let in-flight scrapes finish, exit 0.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

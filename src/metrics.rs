@@ -27,40 +27,125 @@ macro_rules! pool_metric {
     };
 }
 
-pool_metric!(WORKER_HASHRATE, "mining_worker_hashrate_hashes_per_second", Gauge,
-    ["account", "worker"], "Freshest hashrate the pool reports for the worker, in hashes per second.");
-pool_metric!(WORKER_HASHRATE_AVERAGE, "mining_worker_hashrate_average_hashes_per_second", Gauge,
-    ["account", "worker", "window"], "Worker hashrate averaged by the pool over `window`, in hashes per second.");
-pool_metric!(WORKER_UP, "mining_worker_up", Gauge,
-    ["account", "worker"], "1 if the pool counts the worker as active/online, else 0.");
-pool_metric!(WORKER_LAST_SHARE, "mining_worker_last_share_timestamp_seconds", Gauge,
-    ["account", "worker"], "Unix time of the worker's last share.");
-pool_metric!(WORKER_EFFICIENCY, "mining_worker_efficiency_ratio", Gauge,
-    ["account", "worker"], "Share efficiency of the worker, 0 to 1.");
-pool_metric!(WORKER_REJECTED, "mining_worker_rejected_ratio", Gauge,
-    ["account", "worker"], "Rejected shares as a fraction of all shares, 0 to 1.");
-pool_metric!(WORKER_STALE, "mining_worker_stale_ratio", Gauge,
-    ["account", "worker"], "Stale shares as a fraction of all shares, 0 to 1.");
-pool_metric!(WORKERS, "mining_workers", Gauge,
-    ["account", "state"], "Number of workers the pool lists, by state (active, inactive).");
-pool_metric!(ACCOUNT_HASHRATE, "mining_account_hashrate_hashes_per_second", Gauge,
-    ["account"], "Freshest hashrate of the account, in hashes per second.");
-pool_metric!(ACCOUNT_HASHRATE_AVERAGE, "mining_account_hashrate_average_hashes_per_second", Gauge,
-    ["account", "window"], "Account hashrate averaged by the pool over `window`, in hashes per second.");
-pool_metric!(ACCOUNT_HASHRATE_PEAK, "mining_account_hashrate_peak_hashes_per_second", Gauge,
-    ["account", "window"], "Highest account hashrate the pool saw over `window`, in hashes per second.");
-pool_metric!(ACCOUNT_BALANCE, "mining_account_balance", Gauge,
-    ["account", "currency"], "Unpaid balance of the account, in coins.");
-pool_metric!(ACCOUNT_REWARDS, "mining_account_rewards", Gauge,
-    ["account", "currency", "window"], "Rewards credited over `window`, in coins.");
-pool_metric!(ACCOUNT_PAID_TOTAL, "mining_account_paid_total", Counter,
-    ["account", "currency"], "Cumulative payouts of the account, in coins.");
-pool_metric!(ACCOUNT_UPTIME, "mining_account_uptime_ratio", Gauge,
-    ["account"], "Uptime of the account as the pool measures it, 0 to 1.");
-pool_metric!(ACCOUNT_EFFICIENCY, "mining_account_efficiency_ratio", Gauge,
-    ["account"], "Share efficiency of the account, 0 to 1.");
-pool_metric!(ACCOUNT_INFO, "mining_account_info", Gauge,
-    ["account", "workspace"], "Always 1; names the workspace the account belongs to.");
+pool_metric!(
+    WORKER_HASHRATE,
+    "mining_worker_hashrate_hashes_per_second",
+    Gauge,
+    ["account", "worker"],
+    "Freshest hashrate the pool reports for the worker, in hashes per second."
+);
+pool_metric!(
+    WORKER_HASHRATE_AVERAGE,
+    "mining_worker_hashrate_average_hashes_per_second",
+    Gauge,
+    ["account", "worker", "window"],
+    "Worker hashrate averaged by the pool over `window`, in hashes per second."
+);
+pool_metric!(
+    WORKER_UP,
+    "mining_worker_up",
+    Gauge,
+    ["account", "worker"],
+    "1 if the pool counts the worker as active/online, else 0."
+);
+pool_metric!(
+    WORKER_LAST_SHARE,
+    "mining_worker_last_share_timestamp_seconds",
+    Gauge,
+    ["account", "worker"],
+    "Unix time of the worker's last share."
+);
+pool_metric!(
+    WORKER_EFFICIENCY,
+    "mining_worker_efficiency_ratio",
+    Gauge,
+    ["account", "worker"],
+    "Share efficiency of the worker, 0 to 1."
+);
+pool_metric!(
+    WORKER_REJECTED,
+    "mining_worker_rejected_ratio",
+    Gauge,
+    ["account", "worker"],
+    "Rejected shares as a fraction of all shares, 0 to 1."
+);
+pool_metric!(
+    WORKER_STALE,
+    "mining_worker_stale_ratio",
+    Gauge,
+    ["account", "worker"],
+    "Stale shares as a fraction of all shares, 0 to 1."
+);
+pool_metric!(
+    WORKERS,
+    "mining_workers",
+    Gauge,
+    ["account", "state"],
+    "Number of workers the pool lists, by state (active, inactive)."
+);
+pool_metric!(
+    ACCOUNT_HASHRATE,
+    "mining_account_hashrate_hashes_per_second",
+    Gauge,
+    ["account"],
+    "Freshest hashrate of the account, in hashes per second."
+);
+pool_metric!(
+    ACCOUNT_HASHRATE_AVERAGE,
+    "mining_account_hashrate_average_hashes_per_second",
+    Gauge,
+    ["account", "window"],
+    "Account hashrate averaged by the pool over `window`, in hashes per second."
+);
+pool_metric!(
+    ACCOUNT_HASHRATE_PEAK,
+    "mining_account_hashrate_peak_hashes_per_second",
+    Gauge,
+    ["account", "window"],
+    "Highest account hashrate the pool saw over `window`, in hashes per second."
+);
+pool_metric!(
+    ACCOUNT_BALANCE,
+    "mining_account_balance",
+    Gauge,
+    ["account", "currency"],
+    "Unpaid balance of the account, in coins."
+);
+pool_metric!(
+    ACCOUNT_REWARDS,
+    "mining_account_rewards",
+    Gauge,
+    ["account", "currency", "window"],
+    "Rewards credited over `window`, in coins."
+);
+pool_metric!(
+    ACCOUNT_PAID_TOTAL,
+    "mining_account_paid_total",
+    Counter,
+    ["account", "currency"],
+    "Cumulative payouts of the account, in coins."
+);
+pool_metric!(
+    ACCOUNT_UPTIME,
+    "mining_account_uptime_ratio",
+    Gauge,
+    ["account"],
+    "Uptime of the account as the pool measures it, 0 to 1."
+);
+pool_metric!(
+    ACCOUNT_EFFICIENCY,
+    "mining_account_efficiency_ratio",
+    Gauge,
+    ["account"],
+    "Share efficiency of the account, 0 to 1."
+);
+pool_metric!(
+    ACCOUNT_INFO,
+    "mining_account_info",
+    Gauge,
+    ["account", "workspace"],
+    "Always 1; names the workspace the account belongs to."
+);
 
 /// Self-metric names, in one place so the renderer and the tests agree.
 pub mod exporter {

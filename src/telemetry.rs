@@ -49,7 +49,9 @@ impl Telemetry {
             Box::new(upstream_requests.clone()),
             Box::new(poll_errors.clone()),
         ] {
-            registry.register(collector).expect("each metric registered once");
+            registry
+                .register(collector)
+                .expect("each metric registered once");
         }
         Telemetry {
             registry,

@@ -1,8 +1,8 @@
 //! Lenient field types shared by the pools' serde models. Pools send numbers as JSON numbers
 //! or as numeric strings, and null where a value is missing; both decode here.
 
-use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 use std::fmt;
 
 /// A number that may arrive as a JSON number or a numeric string ("1035827914295214").
@@ -66,7 +66,10 @@ mod tests {
     fn numbers_strings_nulls_and_absence() {
         assert_eq!(parse(r#"{"v":8070}"#).unwrap(), Some(8070.0));
         assert_eq!(parse(r#"{"v":-1.5}"#).unwrap(), Some(-1.5));
-        assert_eq!(parse(r#"{"v":"1035827914295214"}"#).unwrap(), Some(1035827914295214.0));
+        assert_eq!(
+            parse(r#"{"v":"1035827914295214"}"#).unwrap(),
+            Some(1035827914295214.0)
+        );
         assert_eq!(parse(r#"{"v":null}"#).unwrap(), None);
         assert_eq!(parse(r#"{}"#).unwrap(), None);
         assert!(parse(r#"{"v":"fast"}"#).is_err());
@@ -75,8 +78,14 @@ mod tests {
 
     #[test]
     fn timestamps() {
-        assert_eq!(unix_seconds(Some("2025-01-20T12:00:00Z")), Some(1737374400.0));
-        assert_eq!(unix_seconds(Some("2025-01-20T13:00:00+01:00")), Some(1737374400.0));
+        assert_eq!(
+            unix_seconds(Some("2025-01-20T12:00:00Z")),
+            Some(1737374400.0)
+        );
+        assert_eq!(
+            unix_seconds(Some("2025-01-20T13:00:00+01:00")),
+            Some(1737374400.0)
+        );
         assert_eq!(unix_seconds(Some("yesterday")), None);
         assert_eq!(unix_seconds(None), None);
     }

@@ -140,7 +140,11 @@ impl UltimateProxy {
             };
             if last || received == 0 {
                 let series: HashrateSeries = api
-                    .get_json("/v1/workers/hashrate", "/v1/workers/hashrate", &[("timeRange", "1h")])
+                    .get_json(
+                        "/v1/workers/hashrate",
+                        "/v1/workers/hashrate",
+                        &[("timeRange", "1h")],
+                    )
                     .await?;
                 return Ok(to_snapshot(&self.account, &overview, &workers, &series));
             }
@@ -268,7 +272,10 @@ mod tests {
         let s = to_snapshot("acct", &overview, &[], &series);
         assert_eq!(s.get(&ACCOUNT_HASHRATE, &["acct"]), Some(5.0));
         assert_eq!(s.get(&ACCOUNT_HASHRATE_AVERAGE, &["acct", "1h"]), Some(4.5));
-        assert_eq!(s.get(&ACCOUNT_HASHRATE_AVERAGE, &["acct", "24h"]), Some(3.0));
+        assert_eq!(
+            s.get(&ACCOUNT_HASHRATE_AVERAGE, &["acct", "24h"]),
+            Some(3.0)
+        );
         assert_eq!(s.get(&ACCOUNT_HASHRATE_PEAK, &["acct", "1h"]), Some(6.0));
     }
 }

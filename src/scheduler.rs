@@ -1,0 +1,145 @@
+//! One task per source. The wrapper here owns what every source shares: one poll at a time,
+//! jitter, the interval or cron trigger, timing, the outcome in the store, the error counter
+//! and the log line, so a source's failure stays contained to that source.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::Notify;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::client::Upstream;
+use crate::error::POLL_ERROR_KINDS;
+use crate::exposition::Exposition;
+use crate::snapshot::Store;
+use crate::sources::Source;
+
+/// How one poll ended, for callers that drive polls themselves (tests, benchmarks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Success { series: usize },
+    Failure { kind: &'static str },
+}
+
+pub struct Poller {
+    pub index: usize,
+    pub pool: &'static str,
+    pub name: String,
+    source: Box<dyn Source>,
+    upstream: Upstream,
+    store: Arc<Store>,
+    exposition: Arc<Exposition>,
+    in_flight: tokio::sync::Mutex<()>,
+    /// The last failure logged at warn level, so a repeated failure is logged once.
+    last_failure: Mutex<Option<String>>,
+}
+
+impl Poller {
+    pub fn new(
+        index: usize,
+        name: String,
+        source: Box<dyn Source>,
+        upstream: Upstream,
+        store: Arc<Store>,
+        exposition: Arc<Exposition>,
+    ) -> Self {
+        let pool = upstream.pool;
+        // Every kind starts at 0, so rate() and increase() work from the first failure on.
+        for kind in POLL_ERROR_KINDS {
+            upstream
+                .telemetry
+                .poll_errors
+                .with_label_values(&[pool, &name, kind]);
+        }
+        Poller {
+            index,
+            pool,
+            name,
+            source,
+            upstream,
+            store,
+            exposition,
+            in_flight: tokio::sync::Mutex::new(()),
+            last_failure: Mutex::new(None),
+        }
+    }
+
+    /// Runs one poll and records it: the store, the error counter, the log, a new rendering.
+    pub async fn poll_once(&self) -> Outcome {
+        let _one_at_a_time = self.in_flight.lock().await;
+        let started = Instant::now();
+        let result = self.source.poll(&self.upstream).await;
+        let took = started.elapsed();
+        let mut last_failure = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
+        let outcome = match result {
+            Ok(snapshot) => {
+                let series = snapshot.series_count();
+                self.store
+                    .record_success(self.index, snapshot, took, SystemTime::now());
+                if last_failure.take().is_some() {
+                    info!(source = %self.name, pool = self.pool, series, "source recovered");
+                } else {
+                    debug!(source = %self.name, pool = self.pool, series, ?took, "poll succeeded");
+                }
+                Outcome::Success { series }
+            }
+            Err(error) => {
+                let kind = error.kind();
+                self.upstream
+                    .telemetry
+                    .poll_errors
+                    .with_label_values(&[self.pool, &self.name, kind])
+                    .inc();
+                self.store.record_failure(self.index, took);
+                let message = error.to_string();
+                if last_failure.as_deref() == Some(message.as_str()) {
+                    debug!(source = %self.name, pool = self.pool, kind, error = %message, "poll failed again");
+                } else {
+                    warn!(source = %self.name, pool = self.pool, kind, error = %message, "poll failed; keeping the last good data");
+                    *last_failure = Some(message);
+                }
+                Outcome::Failure { kind }
+            }
+        };
+        drop(last_failure);
+        self.exposition.refresh();
+        outcome
+    }
+
+    /// Polls at a fixed pace until shutdown. The first poll comes after a short random delay
+    /// so that sources sharing a budget do not start in lockstep.
+    pub async fn run_every(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
+        let jitter = every
+            .min(Duration::from_secs(10))
+            .mul_f64(fastrand::f64() * 0.1);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + jitter, every);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticks.tick() => {}
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.poll_once() => {}
+            }
+        }
+    }
+
+    /// Polls once at start (so /-/ready does not wait for the first cron time), then on every
+    /// cron tick. Ticks that arrive during a poll collapse into one.
+    pub async fn run_on_ticks(self: Arc<Self>, ticks: Arc<Notify>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.poll_once() => {}
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticks.notified() => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The HTTP face: `/metrics`, `/-/healthy`, `/-/ready` and a landing page.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+
+use crate::exposition::{self, Exposition};
+use crate::snapshot::Store;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub exposition: Arc<Exposition>,
+    pub store: Arc<Store>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .route("/", get(landing))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let rendered = state.exposition.current();
+    if accepts_gzip(&headers) {
+        (
+            [
+                (CONTENT_TYPE, exposition::CONTENT_TYPE),
+                (CONTENT_ENCODING, "gzip"),
+                (VARY, "Accept-Encoding"),
+            ],
+            rendered.gzip.clone(),
+        )
+            .into_response()
+    } else {
+        (
+            [
+                (CONTENT_TYPE, exposition::CONTENT_TYPE),
+                (VARY, "Accept-Encoding"),
+            ],
+            rendered.text.clone(),
+        )
+            .into_response()
+    }
+}
+
+/// True when Accept-Encoding lists gzip (or `*`) without `q=0`.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or("");
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
+}
+
+async fn healthy() -> &'static str {
+    "OK\n"
+}
+
+/// Ready once every source has finished its first poll, successful or not: from then on
+/// /metrics says what there is to say, including which sources are down.
+async fn ready(State(state): State<AppState>) -> (StatusCode, String) {
+    let waiting = state.store.not_yet_polled();
+    if waiting.is_empty() {
+        (StatusCode::OK, "ready\n".to_string())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("waiting for the first poll of: {}\n", waiting.join(", ")),
+        )
+    }
+}
+
+async fn landing(State(state): State<AppState>) -> Html<String> {
+    let rows: String = state
+        .store
+        .read()
+        .iter()
+        .map(|s| {
+            let status = match (s.polled, s.up) {
+                (false, _) => "waiting for first poll",
+                (true, true) => "up",
+                (true, false) => "down (serving last good data)",
+            };
+            // Pool kinds are constants and source names are restricted to [A-Za-z0-9_.-].
+            format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                s.source,
+                s.pool,
+                status,
+                s.snapshot.series_count()
+            )
+        })
+        .collect();
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>mining-exporter</title></head>\
+         <body><h1>mining-exporter {}</h1>\
+         <p><a href=\"/metrics\">/metrics</a> · <a href=\"/-/healthy\">/-/healthy</a> · \
+         <a href=\"/-/ready\">/-/ready</a></p>\
+         <table><tr><th>source</th><th>pool</th><th>status</th><th>series</th></tr>{rows}</table>\
+         </body></html>\n",
+        env!("CARGO_PKG_VERSION")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(ACCEPT_ENCODING, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn gzip_negotiation() {
+        assert!(accepts_gzip(&with("gzip")));
+        assert!(accepts_gzip(&with("deflate, gzip;q=0.8")));
+        assert!(accepts_gzip(&with("*")));
+        assert!(!accepts_gzip(&with("gzip;q=0")));
+        assert!(!accepts_gzip(&with("identity")));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+}
