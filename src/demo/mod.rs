@@ -4,6 +4,7 @@
 pub mod ultimate_proxy;
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -65,16 +66,16 @@ pub async fn run_demo(listen: SocketAddr, shutdown: CancellationToken) -> Result
     let exporter = Exporter::new(demo_config(listen, &simulator))?;
     let listener = bind(listen).await?;
     let address = listener.local_addr().map_err(StartError::Serve)?;
-    println!("mining-exporter demo: no pool account or token needed");
-    println!(
-        "  Ultimate Proxy simulator: {} ({} workers, VIP limit 60 requests/min)",
+    let banner = format!(
+        "mining-exporter demo: no pool account or token needed\n\
+         \x20 Ultimate Proxy simulator: {} ({} workers, VIP limit 60 requests/min)\n\
+         \x20 polling it every {}s; metrics: http://{address}/metrics\n\
+         \x20 landing page: http://{address}/   (Ctrl-C to stop)\n",
         simulator.base_url(),
-        simulator.worker_names().len()
-    );
-    println!(
-        "  polling it every {}s; metrics: http://{address}/metrics",
+        simulator.worker_names().len(),
         DEMO_INTERVAL.as_secs()
     );
-    println!("  landing page: http://{address}/   (Ctrl-C to stop)");
+    // A closed stdout (a pipe whose reader left) must not stop the demo.
+    let _ = std::io::stdout().lock().write_all(banner.as_bytes());
     exporter.serve(listener, shutdown).await
 }

@@ -300,13 +300,36 @@ impl Drop for Simulator {
     }
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+/// An answer in the API's error shape `{"error": "..."}`, with the rate-limit headers when
+/// the request got that far.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    message: &'static str,
+    headers: Option<Box<HeaderMap>>,
+}
+
+fn error(status: StatusCode, message: &'static str) -> ApiError {
+    ApiError {
+        status,
+        message,
+        headers: None,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = (self.status, Json(json!({ "error": self.message })));
+        match self.headers {
+            Some(headers) => (*headers, body).into_response(),
+            None => body.into_response(),
+        }
+    }
 }
 
 /// Auth, the per-user window and injected failures, shared by every route. On success returns
 /// the rate-limit headers the answer carries.
-fn gate(sim: &mut Sim, headers: &HeaderMap) -> Result<HeaderMap, Response> {
+fn gate(sim: &mut Sim, headers: &HeaderMap) -> Result<HeaderMap, ApiError> {
     sim.requests += 1;
     let key = headers
         .get("x-api-key")
@@ -346,17 +369,19 @@ fn gate(sim: &mut Sim, headers: &HeaderMap) -> Result<HeaderMap, Response> {
         sim.rate_limited += 1;
         let wait = reset.saturating_sub(unix_now()).max(1);
         rate.insert("retry-after", header(wait.to_string()));
-        return Err((
-            rate,
-            error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded"),
-        )
-            .into_response());
+        return Err(ApiError {
+            headers: Some(Box::new(rate)),
+            ..error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded")
+        });
     }
     if !sim.fail_next.is_empty() {
         let status = sim.fail_next.remove(0);
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let message = status.canonical_reason().unwrap_or("Internal server error");
-        return Err((rate, error(status, message)).into_response());
+        return Err(ApiError {
+            headers: Some(Box::new(rate)),
+            ..error(status, message)
+        });
     }
     sim.advance();
     Ok(rate)
@@ -365,14 +390,14 @@ fn gate(sim: &mut Sim, headers: &HeaderMap) -> Result<HeaderMap, Response> {
 fn answer(
     sim: &Shared,
     headers: &HeaderMap,
-    body: impl FnOnce(&Sim) -> Result<Value, Response>,
+    body: impl FnOnce(&Sim) -> Result<Value, ApiError>,
 ) -> Response {
     let mut sim = sim.lock().unwrap_or_else(|e| e.into_inner());
     match gate(&mut sim, headers) {
-        Err(response) => response,
+        Err(rejected) => rejected.into_response(),
         Ok(rate) => match body(&sim) {
             Ok(value) => (rate, Json(value)).into_response(),
-            Err(response) => (rate, response).into_response(),
+            Err(e) => (rate, e).into_response(),
         },
     }
 }

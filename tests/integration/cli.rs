@@ -1,0 +1,78 @@
+//! The binary as a user runs it: `demo`, and cron-scheduled polling in `serve`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use httpmock::prelude::*;
+use tokio_util::sync::CancellationToken;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn demo_prints_its_url_and_serves_worker_metrics() {
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let url = lines
+        .by_ref()
+        .find_map(|line| {
+            line.split_whitespace()
+                .find(|w| w.starts_with("http://") && w.ends_with("/metrics"))
+                .map(str::to_string)
+        })
+        .expect("demo printed no /metrics URL");
+    // Keep reading so the demo never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let base = url.trim_end_matches("/metrics").to_string();
+    wait_ready(&base).await;
+    let page = http().get(&url).send().await.unwrap().text().await.unwrap();
+    sigterm(&child);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "demo exited with {status:?}");
+
+    assert_eq!(
+        sample(
+            &page,
+            "mining_exporter_source_up",
+            &["source=\"demo-proxy\""]
+        ),
+        Some(1.0)
+    );
+    let active = sample(&page, "mining_workers", &["state=\"active\""]).unwrap();
+    let inactive = sample(&page, "mining_workers", &["state=\"inactive\""]).unwrap();
+    assert_eq!(active + inactive, 20.0);
+    let rig = sample(
+        &page,
+        "mining_worker_hashrate_hashes_per_second",
+        &["worker=\"rig01\""],
+    )
+    .unwrap();
+    assert!(rig > 1000.0, "rig01 at {rig} H/s");
+    assert!(sample(&page, "mining_account_hashrate_hashes_per_second", &[]).unwrap() > 0.0);
+}
+
+#[tokio::test]
+async fn a_cron_schedule_drives_polls() {
+    let server = MockServer::start_async().await;
+    let mocks = mock_poll(&server, vec![worker("rig1", "online", 1.0)]).await;
+    let (exporter, _dir) = exporter(&server.base_url(), "schedule = \"* * * * * *\"");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shutdown = CancellationToken::new();
+    let serving = tokio::spawn(exporter.serve(listener, shutdown.clone()));
+    // One poll at start, then one a second: at least three within 3.5 s.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), serving)
+        .await
+        .expect("serve stops after shutdown")
+        .unwrap()
+        .unwrap();
+    let polls = mocks[0].calls_async().await;
+    assert!((3..=5).contains(&polls), "{polls} polls in 3.5 s");
+}

@@ -1,0 +1,142 @@
+//! Shared helpers: configs pointing at a mock server, the rendered page, sample lookup.
+
+use std::path::Path;
+
+use httpmock::prelude::*;
+use mining_exporter::Exporter;
+use mining_exporter::config::{Config, SecretMode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub const TOKEN: &str = "up_k_TESTSECRET0123456789abcdef";
+
+/// An exporter with one Ultimate Proxy source at `base_url`. `extra` is appended to the
+/// source block (e.g. `max_retries = 0`). The token sits in a file in the returned dir.
+pub fn exporter(base_url: &str, extra: &str) -> (Exporter, TempDir) {
+    let dir = TempDir::new().unwrap();
+    let config = config(dir.path(), base_url, extra);
+    (Exporter::new(config).expect("valid test config"), dir)
+}
+
+pub fn config(dir: &Path, base_url: &str, extra: &str) -> Config {
+    std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
+    let text = config_text(base_url, extra);
+    Config::parse(&text, "test.toml", dir, SecretMode::Require).expect("valid test config")
+}
+
+pub fn config_text(base_url: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[sources]]
+kind = "ultimate_proxy"
+name = "proxy"
+account = "acct"
+base_url = "{base_url}"
+token_file = "token"
+tier = "vip"
+retry_backoff = "10ms"
+{extra}
+"#
+    )
+}
+
+pub fn text(exporter: &Exporter) -> String {
+    String::from_utf8(exporter.exposition().current().text.to_vec()).unwrap()
+}
+
+/// The value of the first sample of `name` whose label text contains every one of `labels`.
+pub fn sample(page: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    page.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .find(|l| labels.iter().all(|s| l.contains(s)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+pub fn worker(name: &str, status: &str, hashrate: f64) -> Value {
+    json!({"_id": format!("id-{name}"), "name": name, "algorithm": "randomx",
+           "status": status, "hashrate": hashrate})
+}
+
+/// Mocks the three endpoints of one successful poll: overview, one page of workers, series.
+pub async fn mock_poll(server: &MockServer, workers: Vec<Value>) -> Vec<httpmock::Mock<'_>> {
+    let overview = server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path("/v1/overview")
+                .header("x-api-key", TOKEN);
+            then.status(200).json_body(
+                json!({"hashrate": {"current": 1000.0, "avg_1h": 990.0, "avg_24h": 980.0}}),
+            );
+        })
+        .await;
+    let count = workers.len();
+    let page = server
+        .mock_async(move |when, then| {
+            when.method(GET)
+                .path("/v1/workers")
+                .header("x-api-key", TOKEN);
+            then.status(200).json_body(json!({
+                "data": workers,
+                "pagination": {"page": 1, "limit": 100, "total": count, "total_pages": 1}
+            }));
+        })
+        .await;
+    let series = mock_series(server).await;
+    vec![overview, page, series]
+}
+
+pub async fn mock_series(server: &MockServer) -> httpmock::Mock<'_> {
+    server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path("/v1/workers/hashrate")
+                .query_param("timeRange", "1h")
+                .header("x-api-key", TOKEN);
+            then.status(200)
+                .json_body(json!({"hours": 1, "granularity": 60, "data": [],
+                                  "stats": {"avg_hashrate": 995.0, "peak_hashrate": 1100.0}}));
+        })
+        .await
+}
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mining-exporter");
+
+/// A port that was free a moment ago, for child processes that must be told where to listen.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// Waits (at most 15 s) until `base/-/ready` answers 200.
+pub async fn wait_ready(base: &str) {
+    let client = http();
+    for _ in 0..150 {
+        if let Ok(r) = client.get(format!("{base}/-/ready")).send().await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{base} did not become ready within 15 s");
+}
+
+pub fn sigterm(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

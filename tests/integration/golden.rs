@@ -1,0 +1,127 @@
+//! Golden triplets: tests/fixtures/<pool>/<case>/ holds config.toml (with {BASE_URL}), the
+//! upstream JSON for each endpoint, and expected.prom, the pool series the exporter must
+//! produce. Regenerate after an intended change with:
+//!     UPDATE_GOLDEN=1 cargo test --test integration golden
+
+use std::path::{Path, PathBuf};
+
+use httpmock::prelude::*;
+use mining_exporter::Exporter;
+use mining_exporter::config::{Config, SecretMode};
+use mining_exporter::scheduler::Outcome;
+
+use crate::common::*;
+
+/// One fixture file and the request it answers.
+struct Endpoint {
+    path: &'static str,
+    file: &'static str,
+    /// A query parameter the request must carry.
+    query: Option<(&'static str, &'static str)>,
+}
+
+const fn endpoint(
+    path: &'static str,
+    file: &'static str,
+    query: Option<(&'static str, &'static str)>,
+) -> Endpoint {
+    Endpoint { path, file, query }
+}
+
+const ULTIMATE_PROXY: &[Endpoint] = &[
+    endpoint("/v1/overview", "overview.json", None),
+    endpoint("/v1/workers", "workers_page1.json", Some(("page", "1"))),
+    endpoint("/v1/workers", "workers_page2.json", Some(("page", "2"))),
+    endpoint(
+        "/v1/workers/hashrate",
+        "hashrate.json",
+        Some(("timeRange", "1h")),
+    ),
+];
+
+/// Pool series and their HELP/TYPE lines; self-metrics carry times and durations.
+fn pool_lines(page: &str) -> String {
+    page.lines()
+        .filter(|l| {
+            let name = l
+                .trim_start_matches("# HELP ")
+                .trim_start_matches("# TYPE ");
+            name.starts_with("mining_") && !name.starts_with("mining_exporter_")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+async fn run_case(dir: &Path) {
+    let server = MockServer::start_async().await;
+    for Endpoint { path, file, query } in ULTIMATE_PROXY {
+        let fixture = dir.join(file);
+        if !fixture.exists() {
+            continue;
+        }
+        let body = std::fs::read_to_string(&fixture).unwrap();
+        server
+            .mock_async(|when, then| {
+                let when = when.method(GET).path(*path).header("x-api-key", TOKEN);
+                if let Some((k, v)) = query {
+                    when.query_param(*k, *v);
+                }
+                then.status(200)
+                    .header("content-type", "application/json")
+                    .body(body);
+            })
+            .await;
+    }
+    let secrets = tempfile::TempDir::new().unwrap();
+    std::fs::write(secrets.path().join("token"), TOKEN).unwrap();
+    let text = std::fs::read_to_string(dir.join("config.toml"))
+        .unwrap()
+        .replace("{BASE_URL}", &server.base_url());
+    let config = Config::parse(&text, "config.toml", secrets.path(), SecretMode::Require).unwrap();
+    let exporter = Exporter::new(config).unwrap();
+    let outcome = exporter.poll_once("golden").await.unwrap();
+    assert!(
+        matches!(outcome, Outcome::Success { .. }),
+        "{}: {outcome:?}",
+        dir.display()
+    );
+    let actual = pool_lines(std::str::from_utf8(&exporter.exposition().current().text).unwrap());
+
+    let expected_file = dir.join("expected.prom");
+    if std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
+        std::fs::write(&expected_file, &actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&expected_file).unwrap_or_else(|_| {
+        panic!(
+            "{} missing: run with UPDATE_GOLDEN=1",
+            expected_file.display()
+        )
+    });
+    assert_eq!(
+        actual,
+        expected,
+        "{}: exposition differs from expected.prom",
+        dir.display()
+    );
+}
+
+fn cases(pool: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(pool);
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("config.toml").exists())
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty(), "no cases under {}", root.display());
+    cases
+}
+
+#[tokio::test]
+async fn ultimate_proxy_golden_cases() {
+    for case in cases("ultimate_proxy") {
+        run_case(&case).await;
+    }
+}

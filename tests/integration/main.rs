@@ -1,0 +1,13 @@
+//! Integration tests: one binary, so the crate links once. Network tests talk only to
+//! httpmock servers and the embedded simulators on 127.0.0.1.
+
+mod cli;
+mod client_behaviour;
+mod common;
+mod config_errors;
+mod escaping;
+mod golden;
+mod promtool;
+mod secrets;
+mod server;
+mod snapshots;

@@ -1,0 +1,73 @@
+//! `promtool check metrics` on what the exporter serves.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use mining_exporter::Exporter;
+use mining_exporter::demo::{Simulator, SimulatorOptions, demo_config};
+use mining_exporter::scheduler::Outcome;
+
+/// Runs `promtool check metrics` on `page` and returns what it printed (empty: no problem).
+/// None when promtool is not installed, except under CI=true, where that is a failure.
+pub fn promtool_check(page: &str) -> Option<String> {
+    let spawned = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!(
+                    "promtool is required under CI=true but cannot run ({e}); \
+                     install it with: apt-get install -y prometheus"
+                );
+            }
+            eprintln!("skipping the promtool check: promtool not found ({e})");
+            return None;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() || !printed.is_empty(),
+        "promtool failed silently"
+    );
+    Some(printed)
+}
+
+#[tokio::test]
+async fn the_demo_page_passes_promtool() {
+    let simulator = Simulator::start(SimulatorOptions::default()).await.unwrap();
+    let exporter = Exporter::new(demo_config("127.0.0.1:0".parse().unwrap(), &simulator)).unwrap();
+    assert!(matches!(
+        exporter.poll_once("demo-proxy").await.unwrap(),
+        Outcome::Success { .. }
+    ));
+    let page = String::from_utf8(exporter.exposition().current().text.to_vec()).unwrap();
+    // The page is worth checking only if it has the families the demo promises.
+    for family in [
+        "mining_worker_hashrate_hashes_per_second",
+        "mining_worker_up",
+        "mining_account_hashrate_hashes_per_second",
+        "mining_exporter_source_up",
+        "mining_exporter_budget_remaining",
+    ] {
+        assert!(page.contains(&format!("# TYPE {family} ")), "no {family}");
+    }
+    if let Some(problems) = promtool_check(&page) {
+        assert_eq!(problems, "", "promtool check metrics complained");
+    }
+}

@@ -1,0 +1,145 @@
+//! The token never reaches logs, errors, /metrics or `check` output, even when the pool
+//! echoes it back or carries it in the query string.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use httpmock::prelude::*;
+use mining_exporter::budget::Budget;
+use mining_exporter::client::{AuthStyle, Upstream, http_client};
+use mining_exporter::config::{BudgetConfig, Config, HttpSettings, SecretMode};
+use mining_exporter::secret::Secret;
+use mining_exporter::telemetry::Telemetry;
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn run_and_check_never_print_the_token_and_sigterm_exits_0() {
+    let server = MockServer::start_async().await;
+    // A pool that echoes the key back in its error body.
+    server
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(401)
+                .json_body(json!({"error": format!("Invalid API key {TOKEN}")}));
+        })
+        .await;
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    let port = free_port();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n{}",
+            config_text(&server.base_url(), "")
+        ),
+    )
+    .unwrap();
+
+    let check = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let check_out = String::from_utf8_lossy(&check.stdout).to_string()
+        + &String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "{check_out}");
+    assert!(check_out.contains("token from file"), "{check_out}");
+    assert!(
+        !check_out.contains(TOKEN),
+        "check printed the token:\n{check_out}"
+    );
+
+    let child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base).await;
+    let metrics = http()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    sigterm(&child);
+    let out = child.wait_with_output().unwrap();
+    let logs =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?} after SIGTERM:\n{logs}",
+        out.status
+    );
+
+    assert!(
+        metrics.contains("mining_exporter_source_up{pool=\"ultimate_proxy\",source=\"proxy\"} 0"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(TOKEN));
+    // The failure is in the log, with the echoed key scrubbed out of it.
+    assert!(logs.contains("authentication failed"), "{logs}");
+    assert!(logs.contains("Invalid API key [REDACTED]"), "{logs}");
+    assert!(!logs.contains(TOKEN), "the log leaked the token:\n{logs}");
+}
+
+#[tokio::test]
+async fn a_token_in_the_query_string_stays_out_of_errors() {
+    let server = MockServer::start_async().await;
+    let mock = server
+        .mock_async(|when, then| {
+            when.path("/api/v1/x").query_param("token", TOKEN);
+            then.status(403)
+                .json_body(json!({"code": "auth.unexpected_error", "message": format!("permission check failed for /api/v1/x?token={TOKEN}")}));
+        })
+        .await;
+    let upstream = Upstream {
+        http: http_client().unwrap(),
+        base_url: server.base_url(),
+        auth: AuthStyle::QueryToken,
+        token: Secret::new(TOKEN),
+        budget: Arc::new(Budget::new(&BudgetConfig {
+            name: "b".into(),
+            limits: vec!["10/1s".parse().unwrap()],
+            origin: "test".into(),
+        })),
+        settings: HttpSettings::default(),
+        telemetry: Telemetry::new(),
+        pool: "ourpool",
+        source: "op".into(),
+    };
+    let error = upstream
+        .get_json::<serde_json::Value>("/api/v1/x", "/api/v1/x", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(mock.calls_async().await, 1);
+    let shown = format!("{error} {error:?}");
+    assert_eq!(error.kind(), "auth");
+    assert!(shown.contains("permission check failed"), "{shown}");
+    assert!(!shown.contains(TOKEN), "{shown}");
+    assert!(!format!("{upstream:?}").contains(TOKEN));
+}
+
+#[test]
+fn debug_output_of_a_config_hides_the_token() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let config = crate::common::config(dir.path(), "http://127.0.0.1:1", "");
+    assert!(config.sources[0].token.is_some());
+    assert!(!format!("{config:?}").contains(TOKEN));
+    let reloaded = Config::parse(
+        &config_text("http://127.0.0.1:1", ""),
+        "x.toml",
+        dir.path(),
+        SecretMode::Require,
+    )
+    .unwrap();
+    assert_eq!(reloaded.sources[0].token.as_ref().unwrap().expose(), TOKEN);
+}

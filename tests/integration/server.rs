@@ -1,0 +1,96 @@
+//! The router, driven with `oneshot`: content type, gzip, readiness, landing page, and the
+//! promise that a scrape costs no upstream request and no re-rendering.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode};
+use httpmock::prelude::*;
+use tower::ServiceExt;
+
+use crate::common::*;
+
+async fn get(
+    router: axum::Router,
+    path: &str,
+    gzip: bool,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let mut request = Request::get(path);
+    if gzip {
+        request = request.header("accept-encoding", "gzip");
+    }
+    let response = router
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec();
+    (status, headers, body)
+}
+
+#[tokio::test]
+async fn metrics_are_served_plain_and_gzipped_from_one_rendering() {
+    let server = MockServer::start_async().await;
+    let mocks = mock_poll(&server, vec![worker("rig1", "online", 7.0)]).await;
+    let (exporter, _dir) = exporter(&server.base_url(), "");
+    exporter.poll_once("proxy").await.unwrap();
+
+    let (status, headers, plain) = get(exporter.router(), "/metrics", false).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    assert!(headers.get("content-encoding").is_none());
+    assert!(String::from_utf8_lossy(&plain).contains("mining_worker_up{"));
+
+    let (status, headers, zipped) = get(exporter.router(), "/metrics", true).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-encoding"], "gzip");
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&zipped[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, plain);
+
+    // Scrapes reuse the rendering and never reach the pool.
+    let before = exporter.exposition().current();
+    for _ in 0..5 {
+        get(exporter.router(), "/metrics", false).await;
+    }
+    assert!(Arc::ptr_eq(&before, &exporter.exposition().current()));
+    for mock in &mocks {
+        assert_eq!(mock.calls_async().await, 1);
+    }
+}
+
+#[tokio::test]
+async fn ready_only_after_every_source_has_polled_once() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(503).body("maintenance");
+        })
+        .await;
+    let (exporter, _dir) = exporter(&server.base_url(), "max_retries = 0");
+    let (status, _, body) = get(exporter.router(), "/-/ready", false).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(String::from_utf8_lossy(&body).contains("proxy"));
+
+    // A failed first poll still makes the exporter ready: /metrics can say the source is down.
+    exporter.poll_once("proxy").await.unwrap();
+    let (status, _, _) = get(exporter.router(), "/-/ready", false).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = get(exporter.router(), "/-/healthy", false).await;
+    assert_eq!((status, body), (StatusCode::OK, b"OK\n".to_vec()));
+    let (status, _, body) = get(exporter.router(), "/", false).await;
+    let body = String::from_utf8(body).unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("href=\"/metrics\"") && body.contains("proxy") && body.contains("down"));
+}

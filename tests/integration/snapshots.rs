@@ -1,0 +1,159 @@
+//! Snapshot semantics: bad data keeps the last good series; a vanished worker vanishes.
+
+use std::time::Duration;
+
+use httpmock::prelude::*;
+use mining_exporter::Exporter;
+use mining_exporter::demo::{Simulator, SimulatorOptions};
+use mining_exporter::scheduler::Outcome;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn malformed_json_keeps_the_last_good_series() {
+    let server = MockServer::start_async().await;
+    let mocks = mock_poll(&server, vec![worker("rig1", "online", 42.0)]).await;
+    let (exporter, _dir) = exporter(&server.base_url(), "");
+    assert!(matches!(
+        exporter.poll_once("proxy").await.unwrap(),
+        Outcome::Success { .. }
+    ));
+
+    mocks[1].delete_async().await;
+    let truncated = server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v1/workers");
+            then.status(200)
+                .body(r#"{"data": [{"name": "rig1", "hashrate": 4"#);
+        })
+        .await;
+    assert_eq!(
+        exporter.poll_once("proxy").await.unwrap(),
+        Outcome::Failure { kind: "decode" }
+    );
+    let page = text(&exporter);
+    assert_eq!(
+        sample(
+            &page,
+            "mining_worker_hashrate_hashes_per_second",
+            &["worker=\"rig1\""]
+        ),
+        Some(42.0)
+    );
+    assert_eq!(sample(&page, "mining_exporter_source_up", &[]), Some(0.0));
+    assert_eq!(
+        sample(
+            &page,
+            "mining_exporter_poll_errors_total",
+            &["kind=\"decode\""]
+        ),
+        Some(1.0)
+    );
+
+    // Wrong types are bad data too: `data` must be a list.
+    truncated.delete_async().await;
+    let wrong = server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v1/workers");
+            then.status(200).body(r#"{"data": {"rig1": 1}}"#);
+        })
+        .await;
+    assert_eq!(
+        exporter.poll_once("proxy").await.unwrap(),
+        Outcome::Failure { kind: "decode" }
+    );
+    assert_eq!(
+        sample(&text(&exporter), "mining_worker_up", &["worker=\"rig1\""]),
+        Some(1.0)
+    );
+
+    wrong.delete_async().await;
+    mock_poll(&server, vec![worker("rig1", "online", 43.0)]).await;
+    assert!(matches!(
+        exporter.poll_once("proxy").await.unwrap(),
+        Outcome::Success { .. }
+    ));
+    let page = text(&exporter);
+    assert_eq!(
+        sample(
+            &page,
+            "mining_worker_hashrate_hashes_per_second",
+            &["worker=\"rig1\""]
+        ),
+        Some(43.0)
+    );
+    assert_eq!(sample(&page, "mining_exporter_source_up", &[]), Some(1.0));
+}
+
+async fn simulated(workers: usize) -> (Simulator, Exporter, tempfile::TempDir) {
+    let simulator = Simulator::start(SimulatorOptions {
+        workers,
+        token: TOKEN.to_string(),
+        outages: false,
+        ..SimulatorOptions::default()
+    })
+    .await
+    .unwrap();
+    let (exporter, dir) = exporter(&simulator.base_url(), "");
+    (simulator, exporter, dir)
+}
+
+#[tokio::test]
+async fn a_worker_the_pool_no_longer_lists_vanishes_at_once() {
+    let (simulator, exporter, _dir) = simulated(5).await;
+    assert_eq!(
+        exporter.poll_once("proxy").await.unwrap(), // Per worker: up, hashrate, 1h and 24h averages, rejected ratio, last share; then two
+        // worker counts and four account series.
+        Outcome::Success {
+            series: 5 * 6 + 2 + 4
+        }
+    );
+    assert!(text(&exporter).contains("worker=\"rig03\""));
+
+    assert!(simulator.remove_worker("rig03"));
+    assert!(matches!(
+        exporter.poll_once("proxy").await.unwrap(),
+        Outcome::Success { .. }
+    ));
+    let page = text(&exporter);
+    assert!(
+        !page.contains("worker=\"rig03\""),
+        "rig03 still exported:\n{page}"
+    );
+    assert!(page.contains("worker=\"rig02\""));
+    assert_eq!(
+        sample(&page, "mining_workers", &["state=\"active\""]),
+        Some(4.0)
+    );
+}
+
+#[tokio::test]
+async fn an_offline_worker_is_down_not_alive() {
+    let (simulator, exporter, _dir) = simulated(3).await;
+    simulator.take_offline("rig02", Duration::from_secs(600));
+    assert!(matches!(
+        exporter.poll_once("proxy").await.unwrap(),
+        Outcome::Success { .. }
+    ));
+    let page = text(&exporter);
+    assert_eq!(
+        sample(&page, "mining_worker_up", &["worker=\"rig02\""]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "mining_worker_hashrate_hashes_per_second",
+            &["worker=\"rig02\""]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&page, "mining_worker_up", &["worker=\"rig01\""]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&page, "mining_workers", &["state=\"inactive\""]),
+        Some(1.0)
+    );
+}
