@@ -72,8 +72,26 @@ impl Poller {
         let started = Instant::now();
         let result = self.source.poll(&self.upstream).await;
         let took = started.elapsed();
+        let outcome = self.record(result, took);
+        // Rendering 10,000 workers takes tens of milliseconds (see benches/): keep it off the
+        // threads that answer scrapes.
+        let exposition = self.exposition.clone();
+        if tokio::task::spawn_blocking(move || exposition.refresh())
+            .await
+            .is_err()
+        {
+            warn!(source = %self.name, "rendering /metrics panicked; serving the previous page");
+        }
+        outcome
+    }
+
+    fn record(
+        &self,
+        result: Result<crate::snapshot::Snapshot, crate::error::PollError>,
+        took: Duration,
+    ) -> Outcome {
         let mut last_failure = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
-        let outcome = match result {
+        match result {
             Ok(snapshot) => {
                 let series = snapshot.series_count();
                 self.store
@@ -102,10 +120,7 @@ impl Poller {
                 }
                 Outcome::Failure { kind }
             }
-        };
-        drop(last_failure);
-        self.exposition.refresh();
-        outcome
+        }
     }
 
     /// Polls at a fixed pace until shutdown. The first poll comes after a short random delay

@@ -1,0 +1,139 @@
+//! What a large farm costs: rendering the page once per poll, serving one scrape, and one full
+//! poll of the simulator (every page), at 1,000 and 10,000 workers.
+//!
+//!     cargo bench --bench exposition
+//!
+//! Numbers are printed, not asserted: they belong in the README, not in a timed test.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::{Body, to_bytes};
+use axum::http::Request;
+use mining_exporter::Exporter;
+use mining_exporter::budget::Budgets;
+use mining_exporter::config::RateWindow;
+use mining_exporter::demo::{Simulator, SimulatorOptions, demo_config};
+use mining_exporter::exposition::Exposition;
+use mining_exporter::metrics::*;
+use mining_exporter::scheduler::Outcome;
+use mining_exporter::snapshot::{Snapshot, Store};
+use mining_exporter::telemetry::Telemetry;
+use tower::ServiceExt;
+
+fn synthetic(workers: usize) -> Snapshot {
+    let mut s = Snapshot::new();
+    for i in 0..workers {
+        let name = format!("rig{i:05}");
+        let labels = ["farm", name.as_str()];
+        s.set(&WORKER_UP, &labels, 1.0);
+        s.set(&WORKER_HASHRATE, &labels, 8000.0 + i as f64);
+        s.set(&WORKER_HASHRATE_AVERAGE, &["farm", &name, "1h"], 7990.0);
+        s.set(&WORKER_HASHRATE_AVERAGE, &["farm", &name, "24h"], 7980.0);
+        s.set(&WORKER_REJECTED, &labels, 0.001);
+        s.set(&WORKER_LAST_SHARE, &labels, 1.7e9 + i as f64);
+    }
+    s
+}
+
+fn mean(total: Duration, n: u32) -> String {
+    let each = total / n;
+    if each >= Duration::from_millis(1) {
+        format!("{:.2} ms", each.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.1} µs", each.as_secs_f64() * 1e6)
+    }
+}
+
+fn rss_mib() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+        })
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or("n/a".into(), |kib| format!("{:.1} MiB", kib / 1024.0))
+}
+
+async fn bench(workers: usize) {
+    println!("{workers} workers");
+
+    let store = Arc::new(Store::new([("ultimate_proxy", "bench")]));
+    store.record_success(0, synthetic(workers), Duration::ZERO, SystemTime::now());
+    let exposition = Arc::new(Exposition::new(
+        store.clone(),
+        Budgets::new(),
+        Telemetry::new(),
+    ));
+    let renders = 20;
+    let started = Instant::now();
+    for _ in 0..renders {
+        exposition.refresh();
+    }
+    let rendered = exposition.current();
+    println!(
+        "  render + gzip once per poll: {} ({} KiB text, {} KiB gzip)",
+        mean(started.elapsed(), renders),
+        rendered.text.len() / 1024,
+        rendered.gzip.len() / 1024
+    );
+
+    let router = mining_exporter::server::router(mining_exporter::server::AppState {
+        exposition: exposition.clone(),
+        store,
+    });
+    let scrapes = 2000;
+    let started = Instant::now();
+    for _ in 0..scrapes {
+        let request = Request::get("/metrics")
+            .header("accept-encoding", "gzip")
+            .body(Body::empty())
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    }
+    println!(
+        "  one gzip scrape (router, no network): {}",
+        mean(started.elapsed(), scrapes)
+    );
+
+    let simulator = Simulator::start(SimulatorOptions {
+        workers,
+        limit_per_minute: u32::MAX,
+        outages: false,
+        ..SimulatorOptions::default()
+    })
+    .await
+    .unwrap();
+    let mut config = demo_config("127.0.0.1:0".parse().unwrap(), &simulator);
+    for budget in config.budgets.values_mut() {
+        budget.limits = vec![RateWindow::new(1_000_000, Duration::from_secs(1))];
+    }
+    let exporter = Exporter::new(config).unwrap();
+    let polls = 3;
+    let (before, _) = simulator.requests();
+    let started = Instant::now();
+    for _ in 0..polls {
+        let outcome = exporter.poll_once("demo-proxy").await.unwrap();
+        assert!(matches!(outcome, Outcome::Success { .. }), "{outcome:?}");
+    }
+    let took = started.elapsed();
+    let (after, _) = simulator.requests();
+    println!(
+        "  full poll over loopback (decode, snapshot, render): {} with {} requests a poll",
+        mean(took, polls),
+        (after - before) / u64::from(polls)
+    );
+    println!("  process RSS after: {}", rss_mib());
+}
+
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        for workers in [1_000, 10_000] {
+            bench(workers).await;
+        }
+    });
+}
