@@ -85,6 +85,7 @@ impl Poller {
         outcome
     }
 
+    /// Puts the outcome in the store, the error counter and the log (once per distinct failure).
     fn record(
         &self,
         result: Result<crate::snapshot::Snapshot, crate::error::PollError>,
