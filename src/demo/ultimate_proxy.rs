@@ -144,7 +144,7 @@ impl Sim {
         if self.options.outages
             && !any_offline
             && !self.workers.is_empty()
-            && self.rng.f64() < 1.0 / 120.0
+            && self.rng.f64() < 1.0 / 60.0
         {
             let i = self.rng.usize(..self.workers.len());
             self.workers[i].offline_until =

@@ -55,6 +55,12 @@ async fn demo_prints_its_url_and_serves_worker_metrics() {
     .unwrap();
     assert!(rig > 1000.0, "rig01 at {rig} H/s");
     assert!(sample(&page, "mining_account_hashrate_hashes_per_second", &[]).unwrap() > 0.0);
+    if let Some(problems) = crate::promtool::promtool_check(&page) {
+        assert_eq!(
+            problems, "",
+            "promtool check metrics complained about the demo's /metrics"
+        );
+    }
 }
 
 #[tokio::test]

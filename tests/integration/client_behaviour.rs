@@ -53,8 +53,7 @@ async fn sends_the_api_key_and_fetches_every_page() {
     mock_series(&server).await;
 
     let (exporter, _dir) = exporter(&server.base_url(), "");
-    let outcome = exporter.poll_once("proxy").await.unwrap();
-    assert!(matches!(outcome, Outcome::Success { .. }), "{outcome:?}");
+    poll_ok(&exporter).await;
     for page in &pages {
         assert_eq!(page.calls_async().await, 1);
     }
@@ -97,8 +96,7 @@ async fn a_429_with_retry_after_is_waited_out_and_the_poll_succeeds() {
 
     let (exporter, _dir) = exporter(&server.base_url(), "");
     let started = Instant::now();
-    let outcome = exporter.poll_once("proxy").await.unwrap();
-    assert!(matches!(outcome, Outcome::Success { .. }), "{outcome:?}");
+    poll_ok(&exporter).await;
     // The backoff is 10 ms here: only Retry-After explains a wait of a second.
     assert!(
         started.elapsed() >= Duration::from_secs(1),
@@ -134,8 +132,7 @@ async fn a_500_is_retried() {
         .await;
     mock_poll(&server, vec![worker("rig1", "online", 10.0)]).await;
     let (exporter, _dir) = exporter(&server.base_url(), "");
-    let outcome = exporter.poll_once("proxy").await.unwrap();
-    assert!(matches!(outcome, Outcome::Success { .. }), "{outcome:?}");
+    poll_ok(&exporter).await;
     assert_eq!(failing.calls_async().await, 2);
     let page = text(&exporter);
     assert_eq!(
@@ -217,10 +214,7 @@ async fn an_oversized_body_or_a_200_error_body_is_a_decode_failure() {
         })
         .await;
     let (exporter, _dir) = exporter(&server.base_url(), "max_response_bytes = 1024");
-    assert_eq!(
-        exporter.poll_once("proxy").await.unwrap(),
-        Outcome::Failure { kind: "decode" }
-    );
+    poll_fails(&exporter, "decode").await;
     assert_eq!(huge.calls_async().await, 1);
     huge.delete_async().await;
 
@@ -231,10 +225,7 @@ async fn an_oversized_body_or_a_200_error_body_is_a_decode_failure() {
                 .json_body(json!({"error": "Rate limit exceeded"}));
         })
         .await;
-    assert_eq!(
-        exporter.poll_once("proxy").await.unwrap(),
-        Outcome::Failure { kind: "decode" }
-    );
+    poll_fails(&exporter, "decode").await;
     let page = text(&exporter);
     assert_eq!(
         sample(
@@ -268,8 +259,7 @@ async fn every_page_waits_for_the_budget() {
     let extra = "budget = \"tight\"\n[budgets.tight]\nlimits = [\"3/1s\"]";
     let (exporter, _dir) = exporter(&server.base_url(), extra);
     let started = Instant::now();
-    let outcome = exporter.poll_once("proxy").await.unwrap();
-    assert!(matches!(outcome, Outcome::Success { .. }), "{outcome:?}");
+    poll_ok(&exporter).await;
     // 7 requests (overview, 5 pages, series) at 3 per second: the 7th leaves after 2 s.
     assert!(
         started.elapsed() >= Duration::from_secs(2),
@@ -314,8 +304,7 @@ async fn rate_limit_headers_hold_the_next_request_until_the_reset() {
     mock_series(&server).await;
     let (exporter, _dir) = exporter(&server.base_url(), "");
     let started = Instant::now();
-    let outcome = exporter.poll_once("proxy").await.unwrap();
-    assert!(matches!(outcome, Outcome::Success { .. }), "{outcome:?}");
+    poll_ok(&exporter).await;
     assert!(
         started.elapsed() >= Duration::from_millis(900),
         "{:?}",

@@ -5,6 +5,7 @@ use std::path::Path;
 use httpmock::prelude::*;
 use mining_exporter::Exporter;
 use mining_exporter::config::{Config, SecretMode};
+use mining_exporter::scheduler::Outcome;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -38,6 +39,30 @@ retry_backoff = "10ms"
 {extra}
 "#
     )
+}
+
+/// Polls the test source once and fails the test unless the poll succeeded.
+pub async fn poll_ok(exporter: &Exporter) {
+    let outcome = exporter.poll_once("proxy").await.unwrap();
+    assert!(matches!(outcome, Outcome::Success { .. }), "{outcome:?}");
+}
+
+/// Polls the test source once and fails the test unless the poll failed with `kind`.
+pub async fn poll_fails(exporter: &Exporter, kind: &str) {
+    let outcome = exporter.poll_once("proxy").await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Failure {
+            kind: static_kind(kind)
+        }
+    );
+}
+
+fn static_kind(kind: &str) -> &'static str {
+    mining_exporter::error::POLL_ERROR_KINDS
+        .iter()
+        .find(|k| **k == kind)
+        .unwrap_or_else(|| panic!("{kind} is not a poll error kind"))
 }
 
 pub fn text(exporter: &Exporter) -> String {

@@ -14,10 +14,7 @@ async fn malformed_json_keeps_the_last_good_series() {
     let server = MockServer::start_async().await;
     let mocks = mock_poll(&server, vec![worker("rig1", "online", 42.0)]).await;
     let (exporter, _dir) = exporter(&server.base_url(), "");
-    assert!(matches!(
-        exporter.poll_once("proxy").await.unwrap(),
-        Outcome::Success { .. }
-    ));
+    poll_ok(&exporter).await;
 
     mocks[1].delete_async().await;
     let truncated = server
@@ -27,10 +24,7 @@ async fn malformed_json_keeps_the_last_good_series() {
                 .body(r#"{"data": [{"name": "rig1", "hashrate": 4"#);
         })
         .await;
-    assert_eq!(
-        exporter.poll_once("proxy").await.unwrap(),
-        Outcome::Failure { kind: "decode" }
-    );
+    poll_fails(&exporter, "decode").await;
     let page = text(&exporter);
     assert_eq!(
         sample(
@@ -58,10 +52,7 @@ async fn malformed_json_keeps_the_last_good_series() {
             then.status(200).body(r#"{"data": {"rig1": 1}}"#);
         })
         .await;
-    assert_eq!(
-        exporter.poll_once("proxy").await.unwrap(),
-        Outcome::Failure { kind: "decode" }
-    );
+    poll_fails(&exporter, "decode").await;
     assert_eq!(
         sample(&text(&exporter), "mining_worker_up", &["worker=\"rig1\""]),
         Some(1.0)
@@ -69,10 +60,7 @@ async fn malformed_json_keeps_the_last_good_series() {
 
     wrong.delete_async().await;
     mock_poll(&server, vec![worker("rig1", "online", 43.0)]).await;
-    assert!(matches!(
-        exporter.poll_once("proxy").await.unwrap(),
-        Outcome::Success { .. }
-    ));
+    poll_ok(&exporter).await;
     let page = text(&exporter);
     assert_eq!(
         sample(
@@ -111,10 +99,7 @@ async fn a_worker_the_pool_no_longer_lists_vanishes_at_once() {
     assert!(text(&exporter).contains("worker=\"rig03\""));
 
     assert!(simulator.remove_worker("rig03"));
-    assert!(matches!(
-        exporter.poll_once("proxy").await.unwrap(),
-        Outcome::Success { .. }
-    ));
+    poll_ok(&exporter).await;
     let page = text(&exporter);
     assert!(
         !page.contains("worker=\"rig03\""),
@@ -131,10 +116,7 @@ async fn a_worker_the_pool_no_longer_lists_vanishes_at_once() {
 async fn an_offline_worker_is_down_not_alive() {
     let (simulator, exporter, _dir) = simulated(3).await;
     simulator.take_offline("rig02", Duration::from_secs(600));
-    assert!(matches!(
-        exporter.poll_once("proxy").await.unwrap(),
-        Outcome::Success { .. }
-    ));
+    poll_ok(&exporter).await;
     let page = text(&exporter);
     assert_eq!(
         sample(&page, "mining_worker_up", &["worker=\"rig02\""]),
