@@ -47,11 +47,15 @@ pub enum AuthStyle {
     QueryToken,
 }
 
+/// reqwest is built without a default TLS crypto provider; ring is ours. Must run before any
+/// reqwest client is built; later calls find it installed, which is fine.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Builds the shared reqwest client: one connection pool for every source.
 pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
-    // reqwest is built without a default crypto provider; ring is ours. A second call finds
-    // it installed already, which is fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_crypto_provider();
     reqwest::Client::builder()
         // A redirect would carry X-API-Key to wherever it points; pools have no reason to send one.
         .redirect(reqwest::redirect::Policy::none())

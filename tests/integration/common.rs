@@ -138,6 +138,7 @@ pub fn free_port() -> u16 {
 }
 
 pub fn http() -> reqwest::Client {
+    mining_exporter::client::install_crypto_provider();
     reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(5))
         .build()

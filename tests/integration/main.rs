@@ -10,4 +10,5 @@ mod golden;
 mod promtool;
 mod secrets;
 mod server;
+mod simulator;
 mod snapshots;
