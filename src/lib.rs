@@ -19,8 +19,7 @@ pub mod telemetry;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
-use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_cron_scheduler::{JobScheduler, JobSchedulerError};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -30,7 +29,7 @@ use crate::config::{Config, Trigger};
 use crate::error::{ConfigError, StartError};
 use crate::exposition::Exposition;
 use crate::plan::Plan;
-use crate::scheduler::{Outcome, Poller};
+use crate::scheduler::{Outcome, Poller, Ticks};
 use crate::server::AppState;
 use crate::snapshot::Store;
 use crate::telemetry::Telemetry;
@@ -134,6 +133,7 @@ impl Exporter {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> Result<(), StartError> {
+        let scheduler_error = |e: JobSchedulerError| StartError::Scheduler(e.to_string());
         let mut tasks = tokio::task::JoinSet::new();
         let mut cron: Option<JobScheduler> = None;
         for poller in &self.pollers {
@@ -141,40 +141,22 @@ impl Exporter {
                 .plan
                 .source(&poller.name)
                 .expect("every source is planned");
-            match &planned.trigger {
-                Trigger::Every(every) => {
-                    tasks.spawn(poller.clone().run_every(*every, shutdown.clone()));
-                }
+            let ticks = match &planned.trigger {
+                Trigger::Every(every) => Ticks::every(*every),
                 Trigger::Cron(expr) => {
-                    let scheduler = match &cron {
-                        Some(s) => s.clone(),
-                        None => {
-                            let s = JobScheduler::new()
-                                .await
-                                .map_err(|e| StartError::Scheduler(e.to_string()))?;
-                            cron = Some(s.clone());
-                            s
-                        }
-                    };
-                    let ticks = Arc::new(Notify::new());
-                    let notify = ticks.clone();
-                    let job = Job::new_async(expr.as_str(), move |_, _| {
-                        let notify = notify.clone();
-                        Box::pin(async move { notify.notify_one() })
-                    })
-                    .map_err(|e| StartError::Scheduler(e.to_string()))?;
-                    scheduler
-                        .add(job)
+                    if cron.is_none() {
+                        cron = Some(JobScheduler::new().await.map_err(scheduler_error)?);
+                    }
+                    let scheduler = cron.as_ref().expect("created above");
+                    Ticks::cron(scheduler, expr)
                         .await
-                        .map_err(|e| StartError::Scheduler(e.to_string()))?;
-                    tasks.spawn(poller.clone().run_on_ticks(ticks, shutdown.clone()));
+                        .map_err(scheduler_error)?
                 }
-            }
+            };
+            tasks.spawn(poller.clone().run(ticks, shutdown.clone()));
         }
         if let Some(s) = &cron {
-            s.start()
-                .await
-                .map_err(|e| StartError::Scheduler(e.to_string()))?;
+            s.start().await.map_err(scheduler_error)?;
         }
         let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::Notify;
 use tokio::time::MissedTickBehavior;
+use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -124,18 +125,12 @@ impl Poller {
         }
     }
 
-    /// Polls at a fixed pace until shutdown. The first poll comes after a short random delay
-    /// so that sources sharing a budget do not start in lockstep.
-    pub async fn run_every(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
-        let jitter = every
-            .min(Duration::from_secs(10))
-            .mul_f64(fastrand::f64() * 0.1);
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + jitter, every);
-        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    /// Polls on every tick until shutdown, one poll at a time.
+    pub async fn run(self: Arc<Self>, mut ticks: Ticks, shutdown: CancellationToken) {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = ticks.tick() => {}
+                _ = ticks.next() => {}
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -143,19 +138,46 @@ impl Poller {
             }
         }
     }
+}
 
-    /// Polls once at start (so /-/ready does not wait for the first cron time), then on every
-    /// cron tick. Ticks that arrive during a poll collapse into one.
-    pub async fn run_on_ticks(self: Arc<Self>, ticks: Arc<Notify>, shutdown: CancellationToken) {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = self.poll_once() => {}
+/// What wakes a poller: a fixed interval, or the firings of a cron job.
+pub enum Ticks {
+    Every(tokio::time::Interval),
+    Cron(Arc<Notify>),
+}
+
+impl Ticks {
+    /// The first tick comes after a short random delay so that sources sharing a budget do not
+    /// start in lockstep; a poll that overruns delays the next tick instead of bunching them.
+    pub fn every(every: Duration) -> Self {
+        let jitter = every
+            .min(Duration::from_secs(10))
+            .mul_f64(fastrand::f64() * 0.1);
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + jitter, every);
+        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Ticks::Every(interval)
+    }
+
+    /// A first tick at once (so /-/ready does not wait for the first cron time), then one per
+    /// firing of `expr` on `scheduler`. Firings that arrive during a poll collapse into one.
+    pub async fn cron(scheduler: &JobScheduler, expr: &str) -> Result<Self, JobSchedulerError> {
+        let ticks = Arc::new(Notify::new());
+        ticks.notify_one();
+        let notify = ticks.clone();
+        let job = Job::new_async(expr, move |_, _| {
+            let notify = notify.clone();
+            Box::pin(async move { notify.notify_one() })
+        })?;
+        scheduler.add(job).await?;
+        Ok(Ticks::Cron(ticks))
+    }
+
+    async fn next(&mut self) {
+        match self {
+            Ticks::Every(interval) => {
+                interval.tick().await;
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = ticks.notified() => {}
-            }
+            Ticks::Cron(notify) => notify.notified().await,
         }
     }
 }
