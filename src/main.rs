@@ -52,16 +52,10 @@ fn main() -> ExitCode {
 
     match cli.command {
         Command::Check { config } => check(&config),
-        Command::Run { config } => {
-            let config = match Config::load(&config, SecretMode::Require) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(EXIT_CONFIG);
-                }
-            };
-            serve(|shutdown| mining_exporter::run(config, shutdown))
-        }
+        Command::Run { config } => match Config::load(&config, SecretMode::Require) {
+            Ok(config) => serve(|shutdown| mining_exporter::run(config, shutdown)),
+            Err(e) => exit_code(Err(e.into())),
+        },
         Command::Demo { listen } => {
             serve(move |shutdown| mining_exporter::demo::run_demo(listen, shutdown))
         }
@@ -73,16 +67,11 @@ fn check(path: &std::path::Path) -> ExitCode {
         let plan = mining_exporter::plan::plan(&config)?;
         Ok(mining_exporter::plan::report(&config, &plan))
     });
-    match result {
-        Ok(report) => {
-            print!("{report}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_CONFIG)
-        }
-    }
+    exit_code(
+        result
+            .map(|report| print!("{report}"))
+            .map_err(StartError::from),
+    )
 }
 
 fn serve<F, Fut>(start: F) -> ExitCode
@@ -100,18 +89,24 @@ where
             })
         });
     match outcome {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(StartError::Config(e))) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_CONFIG)
-        }
-        Ok(Err(e)) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+        Ok(result) => exit_code(result),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints the error once and maps it: 2 for a refused configuration, 1 for anything else.
+fn exit_code(result: Result<(), StartError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                StartError::Config(_) => ExitCode::from(EXIT_CONFIG),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
