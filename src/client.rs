@@ -413,6 +413,17 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// `segment` percent-encoded for use as one path segment, so that an account name holding
+/// '/', '?' or '#' cannot change which endpoint is asked.
+pub fn escape_path_segment(segment: &str) -> String {
+    let mut url = reqwest::Url::parse("http://localhost/").expect("a valid constant URL");
+    url.path_segments_mut()
+        .expect("an http URL has path segments")
+        .pop_if_empty()
+        .push(segment);
+    url.path()[1..].to_string()
+}
+
 /// The URL with the values of credential-like query parameters replaced.
 pub fn redact_url(url: &reqwest::Url) -> String {
     let mut shown = url.clone();
@@ -448,6 +459,12 @@ mod tests {
         let shown = redact_url(&url);
         assert!(!shown.contains("abc123"), "{shown}");
         assert!(shown.contains("limit=5"));
+    }
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(escape_path_segment("farm-1"), "farm-1");
+        assert_eq!(escape_path_segment("a/b?c#d e"), "a%2Fb%3Fc%23d%20e");
     }
 
     #[test]

@@ -21,6 +21,9 @@ const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// The coins Luxor's summary and workers endpoints take (upstream-apis.md §1.4).
+pub const CURRENCIES: &[&str] = &["BTC", "LTC_DOGE", "SC", "ZEC", "ZEN"];
+pub const DEFAULT_CURRENCY: &str = "BTC";
 /// Keys that would hold a secret inline; refused before anything else so no message echoes them.
 const INLINE_SECRET_KEYS: &[&str] = &["token", "api_key", "apikey", "key", "secret", "password"];
 
@@ -59,6 +62,12 @@ pub struct SourceConfig {
     pub tier: Tier,
     pub budget: String,
     pub http: HttpSettings,
+    /// Luxor: the coin whose summary and workers are polled (`BTC` by default).
+    pub currency: String,
+    /// Luxor: the subaccounts to watch; empty with no `site_id` means every one listed.
+    pub subaccounts: Vec<String>,
+    /// Luxor: watch the subaccounts of this site instead of naming them.
+    pub site_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +195,22 @@ struct RawSource {
     max_retries: Option<usize>,
     retry_backoff: Option<String>,
     max_response_bytes: Option<usize>,
+    currency: Option<String>,
+    subaccounts: Option<Vec<String>>,
+    site_id: Option<String>,
+}
+
+impl RawSource {
+    /// The keys that only some kinds take, and whether this block sets them.
+    fn kind_specific_keys(&self) -> [(&'static str, bool); 5] {
+        [
+            ("account", self.account.is_some()),
+            ("tier", self.tier.is_some()),
+            ("currency", self.currency.is_some()),
+            ("subaccounts", self.subaccounts.is_some()),
+            ("site_id", self.site_id.is_some()),
+        ]
+    }
 }
 
 #[derive(Deserialize)]
@@ -290,6 +315,20 @@ fn key_on_line(line: &str) -> String {
         Some((key, _)) => format!("`{}`", key.trim()),
         None => "(this line)".to_string(),
     }
+}
+
+fn describe_keys(keys: &[&str]) -> String {
+    if keys.is_empty() {
+        "none".to_string()
+    } else {
+        keys.join(", ")
+    }
+}
+
+/// A UUID's shape: 32 hex digits, dashes allowed.
+fn valid_site_id(id: &str) -> bool {
+    id.chars().filter(|c| c.is_ascii_hexdigit()).count() == 32
+        && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
 
 fn valid_name(name: &str) -> bool {
@@ -439,6 +478,31 @@ impl Validator<'_> {
         }
         let at = |key: &str| format!("sources[{i}].{key} (source {:?})", raw.name);
         let kind = raw.kind;
+        let defaults = kind.defaults();
+        for (key, set) in raw.kind_specific_keys() {
+            if set && !defaults.keys.contains(&key) {
+                return Err(self.err(
+                    at(key),
+                    format!("`{key}` does not apply to {} sources", defaults.pool),
+                    &format!(
+                        "remove it; the keys only some kinds take are, for {}: {}",
+                        defaults.pool,
+                        describe_keys(defaults.keys)
+                    ),
+                ));
+            }
+        }
+        for key in defaults.required {
+            if !raw.kind_specific_keys().contains(&(key, true)) {
+                return Err(self.err(
+                    at(key),
+                    format!("{} sources need `{key}`", defaults.pool),
+                    "add it; config.example.toml shows a block for every pool",
+                ));
+            }
+        }
+        let currency = self.currency(&at, raw.currency.as_deref())?;
+        let subaccounts = self.subaccounts(&at, &raw)?;
 
         let base_url = raw
             .base_url
@@ -526,6 +590,13 @@ impl Validator<'_> {
             }
         }
         let account = raw.account.clone().unwrap_or_else(|| raw.name.clone());
+        if account.trim().is_empty() || account.chars().any(char::is_control) {
+            return Err(self.err(
+                at("account"),
+                "the account is empty or holds control characters",
+                "write the account name as the pool shows it",
+            ));
+        }
 
         Ok(SourceConfig {
             kind,
@@ -539,7 +610,76 @@ impl Validator<'_> {
             // Filled in by assign_default_budgets when not configured.
             budget: raw.budget.unwrap_or_default(),
             http,
+            currency,
+            subaccounts,
+            site_id: raw.site_id,
         })
+    }
+
+    fn currency(
+        &self,
+        at: &dyn Fn(&str) -> String,
+        currency: Option<&str>,
+    ) -> Result<String, ConfigError> {
+        let Some(currency) = currency else {
+            return Ok(DEFAULT_CURRENCY.to_string());
+        };
+        if !CURRENCIES.contains(&currency) {
+            return Err(self.err(
+                at("currency"),
+                format!("{currency:?} is not a currency the pool's summary and workers take"),
+                &format!("use one of {}", CURRENCIES.join(", ")),
+            ));
+        }
+        Ok(currency.to_string())
+    }
+
+    /// `subaccounts` and `site_id` select what a Luxor source watches: one or the other.
+    fn subaccounts(
+        &self,
+        at: &dyn Fn(&str) -> String,
+        raw: &RawSource,
+    ) -> Result<Vec<String>, ConfigError> {
+        if raw.subaccounts.is_some() && raw.site_id.is_some() {
+            return Err(self.err(
+                at("site_id"),
+                "both subaccounts and site_id are set",
+                "keep one: subaccounts names them, site_id watches every subaccount of a site",
+            ));
+        }
+        if raw.site_id.as_deref().is_some_and(|s| !valid_site_id(s)) {
+            return Err(self.err(
+                at("site_id"),
+                "not a site id",
+                "copy the site's UUID from the pool's UI, e.g. \"b0a5fad8-4f1c-4e6a-9a8e-0c1d2e3f4a5b\"",
+            ));
+        }
+        let names = raw.subaccounts.clone().unwrap_or_default();
+        if raw.subaccounts.is_some() && names.is_empty() {
+            return Err(self.err(
+                at("subaccounts"),
+                "the list is empty",
+                "name at least one subaccount, or remove the key to watch every subaccount the workspace lists",
+            ));
+        }
+        for (n, name) in names.iter().enumerate() {
+            // The API takes the names comma-joined in one query parameter.
+            if name.trim().is_empty() || name.contains(',') || name.chars().any(char::is_control) {
+                return Err(self.err(
+                    at(&format!("subaccounts[{n}]")),
+                    format!("{name:?} is not a subaccount name"),
+                    "write each name as the pool shows it, without commas",
+                ));
+            }
+            if names[..n].contains(name) {
+                return Err(self.err(
+                    at(&format!("subaccounts[{n}]")),
+                    format!("{name:?} is listed twice"),
+                    "list each subaccount once",
+                ));
+            }
+        }
+        Ok(names)
     }
 
     fn token(

@@ -44,7 +44,7 @@ pub struct Exporter {
 impl Exporter {
     /// Builds every part; nothing runs and nothing is requested until `serve`.
     pub fn new(config: Config) -> Result<Exporter, StartError> {
-        let plan = plan::plan(&config)?;
+        let plan = plan::plan(&config);
         let telemetry = Telemetry::new();
         let http = client::http_client().map_err(|e| StartError::HttpClient(e.to_string()))?;
         let budgets: Budgets = config

@@ -147,6 +147,14 @@ pool_metric!(
     "Always 1; names the workspace the account belongs to."
 );
 
+pool_metric!(
+    HASHPRICE,
+    "mining_hashprice",
+    Gauge,
+    ["currency"],
+    "Real-time hashprice the pool reports: expected mining revenue per unit of hashrate, in coins of `currency` per PH/s per day (Luxor does not state the unit; this is the one its values fit)."
+);
+
 /// Self-metric names, in one place so the renderer and the tests agree.
 pub mod exporter {
     pub const BUILD_INFO: &str = "mining_exporter_build_info";

@@ -5,7 +5,6 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use crate::config::{Config, RateWindow, Trigger};
-use crate::error::ConfigError;
 
 #[derive(Debug, Clone)]
 pub struct PlannedSource {
@@ -42,8 +41,9 @@ impl Plan {
 }
 
 /// Stretches intervals so that, at the least cost of a poll, the sources of a budget fit
-/// every window. Pagination can still cost more at run time; the budget then paces requests.
-pub fn plan(config: &Config) -> Result<Plan, ConfigError> {
+/// every window. Pagination can still cost more at run time; the budget then paces requests,
+/// and a poll that costs more than a short window allows simply spans several windows.
+pub fn plan(config: &Config) -> Plan {
     let mut sources: Vec<PlannedSource> = config
         .sources
         .iter()
@@ -52,7 +52,7 @@ pub fn plan(config: &Config) -> Result<Plan, ConfigError> {
             budget: s.budget.clone(),
             asked: s.trigger.clone(),
             trigger: s.trigger.clone(),
-            min_requests_per_poll: s.kind.defaults().min_requests_per_poll,
+            min_requests_per_poll: (s.kind.defaults().min_requests_per_poll)(s),
         })
         .collect();
     let mut budgets = Vec::new();
@@ -60,23 +60,6 @@ pub fn plan(config: &Config) -> Result<Plan, ConfigError> {
         let members: Vec<usize> = (0..sources.len())
             .filter(|&i| sources[i].budget == budget.name)
             .collect();
-        for &i in &members {
-            if let Some(w) = budget
-                .limits
-                .iter()
-                .find(|w| sources[i].min_requests_per_poll > w.count)
-            {
-                return Err(ConfigError::new(
-                    &config.file,
-                    format!("budgets.{}.limits", budget.name),
-                    format!(
-                        "one poll of source {:?} needs at least {} requests, more than the window {w} allows",
-                        sources[i].name, sources[i].min_requests_per_poll
-                    ),
-                    "raise the limit if the pool allows it, or give the source a token of its own",
-                ));
-            }
-        }
         let demand = |w: &RateWindow, sources: &[PlannedSource]| -> f64 {
             members
                 .iter()
@@ -111,7 +94,7 @@ pub fn plan(config: &Config) -> Result<Plan, ConfigError> {
             load: budget.limits.iter().map(|w| demand(w, &sources)).collect(),
         });
     }
-    Ok(Plan { sources, budgets })
+    Plan { sources, budgets }
 }
 
 fn describe(trigger: &Trigger) -> String {

@@ -7,6 +7,9 @@
 //! config.example.toml; a fixture and a test.
 
 pub mod fields;
+pub mod luxor;
+pub mod optional;
+pub mod ourpool;
 pub mod ultimate_proxy;
 
 use std::future::Future;
@@ -32,6 +35,8 @@ pub trait Source: Send + Sync {
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
     UltimateProxy,
+    Ourpool,
+    Luxor,
 }
 
 /// What a pool's file declares about its API, used by config, plan and client.
@@ -42,8 +47,12 @@ pub struct KindDefaults {
     pub base_url: &'static str,
     pub interval: Duration,
     pub auth: AuthStyle,
-    /// Requests one poll costs at the least (one page of each list).
-    pub min_requests_per_poll: u32,
+    /// The keys of those only some kinds take (account, tier, currency, subaccounts,
+    /// site_id) that this kind accepts, and those it needs.
+    pub keys: &'static [&'static str],
+    pub required: &'static [&'static str],
+    /// Requests one poll of this source costs at the least (one page of each list).
+    pub min_requests_per_poll: fn(&SourceConfig) -> u32,
     /// What one poll requests, for `check` and the README.
     pub requests: &'static str,
     /// The vendor's published limits for a token, by tier where the pool has tiers.
@@ -54,6 +63,8 @@ impl SourceKind {
     pub fn defaults(self) -> &'static KindDefaults {
         match self {
             SourceKind::UltimateProxy => &ultimate_proxy::DEFAULTS,
+            SourceKind::Ourpool => &ourpool::DEFAULTS,
+            SourceKind::Luxor => &luxor::DEFAULTS,
         }
     }
 
@@ -81,5 +92,7 @@ impl SourceKind {
 pub fn build(config: &SourceConfig) -> Box<dyn Source> {
     match config.kind {
         SourceKind::UltimateProxy => Box::new(ultimate_proxy::UltimateProxy::new(config)),
+        SourceKind::Ourpool => Box::new(ourpool::OurPool::new(config)),
+        SourceKind::Luxor => Box::new(luxor::Luxor::new(config)),
     }
 }

@@ -19,7 +19,9 @@ pub const DEFAULTS: KindDefaults = KindDefaults {
     base_url: "https://api.ultimate-proxy.com",
     interval: Duration::from_secs(60),
     auth: AuthStyle::XApiKey,
-    min_requests_per_poll: 3,
+    keys: &["account", "tier"],
+    required: &[],
+    min_requests_per_poll: |_| 3,
     requests: "overview + workers (1 per 100 workers) + hashrate series",
     limits,
 };

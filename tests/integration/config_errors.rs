@@ -234,7 +234,7 @@ fn sources_over_their_budget_are_stretched_in_the_plan() {
         config.sources[0].budget, config.sources[1].budget,
         "same token, same budget"
     );
-    let plan = mining_exporter::plan::plan(&config).unwrap();
+    let plan = mining_exporter::plan::plan(&config);
     for source in &plan.sources {
         assert_eq!(
             source.trigger,

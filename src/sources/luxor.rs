@@ -1,0 +1,621 @@
+//! Luxor (pool): the v2 summary of each watched subaccount and every page of the v2 workers
+//! list, plus, about every ten minutes, the workspace (`/v1/workspace`, or `/v2/workspace`
+//! and `/v2/pool/subaccounts` where v1 is not served), which names the workspace and lists
+//! the subaccounts to watch when the config names none. Raw `authorization: <key>` header.
+//! Hashrates are H/s in strings or numbers; ratios 0-1; amounts in coins.
+//! Reference: upstream-apis.md §1.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::fields::{Num, num, unix_seconds};
+use super::optional::OptionalEndpoints;
+use super::{KindDefaults, PollFuture, Source};
+use crate::client::{AuthStyle, Upstream};
+use crate::config::{RateWindow, SourceConfig, Tier, Trigger};
+use crate::error::PollError;
+use crate::metrics::*;
+use crate::snapshot::Snapshot;
+
+pub const DEFAULTS: KindDefaults = KindDefaults {
+    pool: "luxor",
+    base_url: "https://app.luxor.tech/api",
+    interval: Duration::from_secs(60),
+    auth: AuthStyle::RawAuthorization,
+    keys: &["currency", "subaccounts", "site_id"],
+    required: &[],
+    min_requests_per_poll: |s| s.subaccounts.len().max(1) as u32 + 1,
+    requests: "summary per subaccount + workers (1 per 1000 workers) + workspace every ~10 min",
+    limits,
+};
+
+/// Luxor documents a token bucket per key (and one per workspace) without sizes. 5 in any
+/// 5 s keeps a key at the 1 request/s the vendor's own collector uses, with no burst beyond
+/// the smallest bucket the reference proposes.
+fn limits(_: Tier) -> (Vec<RateWindow>, &'static str) {
+    (
+        vec![RateWindow::new(5, Duration::from_secs(5))],
+        "Luxor, per key: 1 request/s",
+    )
+}
+
+/// No maximum is documented; Luxor's collector uses 100, other clients 1000.
+pub const PAGE_SIZE: u32 = 1000;
+/// 1,000,000 workers; a pagination that claims more is treated as broken data.
+const MAX_PAGES: u32 = 1000;
+/// How often the workspace and its subaccounts are read again.
+const WORKSPACE_EVERY: Duration = Duration::from_secs(600);
+
+const WORKSPACE_V1: &str = "/v1/workspace";
+const WORKSPACE_V2: &str = "/v2/workspace";
+const SUBACCOUNTS: &str = "/v2/pool/subaccounts";
+const SUMMARY: &str = "/v2/pool/summary/{currency}";
+const WORKERS_LIST: &str = "/v2/pool/workers/{currency}";
+
+#[derive(Debug, Deserialize)]
+struct Pagination {
+    #[serde(default)]
+    next_page_url: Option<String>,
+}
+
+/// A paginated answer: its items and where the next page is.
+trait Page: DeserializeOwned {
+    type Item;
+    fn into_parts(self) -> (Vec<Self::Item>, Option<Pagination>);
+}
+
+#[derive(Debug, Deserialize)]
+struct WorkspaceV1 {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    groups: Option<Vec<Group>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Group {
+    #[serde(default)]
+    subaccounts: Option<Vec<Named>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Named {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SubaccountsPage {
+    #[serde(default)]
+    subaccounts: Option<Vec<Named>>,
+    #[serde(default)]
+    pagination: Option<Pagination>,
+}
+
+impl Page for SubaccountsPage {
+    type Item = Named;
+    fn into_parts(self) -> (Vec<Named>, Option<Pagination>) {
+        (self.subaccounts.unwrap_or_default(), self.pagination)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Summary {
+    #[serde(default)]
+    hashrate_5m: Option<Num>,
+    #[serde(default)]
+    hashrate_1h: Option<Num>,
+    #[serde(default)]
+    hashrate_24h: Option<Num>,
+    #[serde(default)]
+    efficiency_5m: Option<Num>,
+    #[serde(default)]
+    uptime_24h: Option<Num>,
+    #[serde(default)]
+    active_miners: Option<Num>,
+    #[serde(default)]
+    revenue_24h: Option<Vec<Revenue>>,
+    #[serde(default)]
+    revenue_all_time: Option<Vec<Revenue>>,
+    #[serde(default)]
+    balance: Option<Vec<Revenue>>,
+    #[serde(default)]
+    hashprice: Option<Vec<Hashprice>>,
+}
+
+/// Revenue entries, and balance entries, which carry their amount in `revenue` too.
+#[derive(Debug, Deserialize)]
+struct Revenue {
+    #[serde(default)]
+    currency_type: Option<String>,
+    #[serde(default)]
+    revenue_type: Option<String>,
+    #[serde(default)]
+    revenue: Option<Num>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Hashprice {
+    #[serde(default)]
+    currency_type: Option<String>,
+    #[serde(default)]
+    value: Option<Num>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WorkersPage {
+    workers: Vec<Worker>,
+    #[serde(default)]
+    pagination: Option<Pagination>,
+}
+
+impl Page for WorkersPage {
+    type Item = Worker;
+    fn into_parts(self) -> (Vec<Worker>, Option<Pagination>) {
+        (self.workers, self.pagination)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Worker {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    subaccount_name: Option<String>,
+    #[serde(default)]
+    hashrate: Option<Num>,
+    #[serde(default)]
+    efficiency: Option<Num>,
+    #[serde(default)]
+    stale_shares: Option<Num>,
+    #[serde(default)]
+    rejected_shares: Option<Num>,
+    #[serde(default)]
+    last_share_time: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// What the source watches, from the config and the workspace.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Watch {
+    /// None where the pool did not say (neither workspace endpoint served).
+    workspace: Option<String>,
+    subaccounts: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct WatchCache {
+    watch: Option<Arc<Watch>>,
+    polls_since_refresh: u32,
+}
+
+pub struct Luxor {
+    currency: String,
+    configured: Vec<String>,
+    site_id: Option<String>,
+    /// Polls between workspace reads: about WORKSPACE_EVERY at the configured interval.
+    refresh_every: u32,
+    optional: OptionalEndpoints,
+    cache: Mutex<WatchCache>,
+}
+
+impl Luxor {
+    pub fn new(config: &SourceConfig) -> Self {
+        let refresh_every = match config.trigger {
+            Trigger::Every(every) if !every.is_zero() => {
+                (WORKSPACE_EVERY.as_secs_f64() / every.as_secs_f64()).ceil() as u32
+            }
+            _ => 10,
+        };
+        Luxor {
+            currency: config.currency.clone(),
+            configured: config.subaccounts.clone(),
+            site_id: config.site_id.clone(),
+            refresh_every: refresh_every.max(1),
+            optional: OptionalEndpoints::new(),
+            cache: Mutex::new(WatchCache::default()),
+        }
+    }
+
+    async fn fetch(&self, api: &Upstream) -> Result<Snapshot, PollError> {
+        let watch = self.watch(api).await?;
+        let currency = self.currency.as_str();
+        let mut summaries = Vec::with_capacity(watch.subaccounts.len());
+        for name in &watch.subaccounts {
+            let summary: Summary = api
+                .get_json(
+                    SUMMARY,
+                    &format!("/v2/pool/summary/{currency}"),
+                    &[("subaccount_names", name)],
+                )
+                .await?;
+            summaries.push((name.as_str(), summary));
+        }
+        let selector = match &self.site_id {
+            Some(site) => Some(("site_id", site.clone())),
+            // v2 answers 400 without a selection; with nothing to watch there is nothing to ask.
+            None if watch.subaccounts.is_empty() => None,
+            None => Some(("subaccount_names", watch.subaccounts.join(","))),
+        };
+        let workers = match selector {
+            Some((key, value)) => {
+                every_page::<WorkersPage>(
+                    api,
+                    WORKERS_LIST,
+                    &format!("/v2/pool/workers/{currency}"),
+                    &[(key, &value)],
+                )
+                .await?
+            }
+            None => Vec::new(),
+        };
+        Ok(to_snapshot(currency, &watch, &summaries, &workers))
+    }
+
+    /// The cached watch list, re-read from the workspace every `refresh_every` polls. A failed
+    /// read fails the poll and is tried again on the next one.
+    async fn watch(&self, api: &Upstream) -> Result<Arc<Watch>, PollError> {
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(watch) = cache.watch.clone() {
+                if cache.polls_since_refresh < self.refresh_every {
+                    cache.polls_since_refresh += 1;
+                    return Ok(watch);
+                }
+            }
+        }
+        let watch = Arc::new(self.read_workspace(api).await?);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.watch = Some(watch.clone());
+        cache.polls_since_refresh = 1;
+        Ok(watch)
+    }
+
+    async fn read_workspace(&self, api: &Upstream) -> Result<Watch, PollError> {
+        let v1: Option<WorkspaceV1> = self
+            .optional
+            .get_json(api, WORKSPACE_V1, "/v1/workspace", &[])
+            .await?;
+        let workspace = match &v1 {
+            Some(w) => w.name.clone(),
+            None => {
+                #[derive(Deserialize)]
+                struct WorkspaceV2 {
+                    #[serde(default)]
+                    name: Option<String>,
+                }
+                self.optional
+                    .get_json::<WorkspaceV2>(api, WORKSPACE_V2, "/v2/workspace", &[])
+                    .await?
+                    .and_then(|w| w.name)
+            }
+        };
+        let listed = |named: Vec<Named>| -> Vec<String> {
+            let mut names: Vec<String> = named
+                .into_iter()
+                .filter_map(|n| n.name)
+                .filter(|n| !n.trim().is_empty())
+                .collect();
+            names.sort();
+            names.dedup();
+            names
+        };
+        let subaccounts = if !self.configured.is_empty() {
+            self.configured.clone()
+        } else if let (None, Some(v1)) = (&self.site_id, v1) {
+            listed(
+                v1.groups
+                    .unwrap_or_default()
+                    .into_iter()
+                    .flat_map(|g| g.subaccounts.unwrap_or_default())
+                    .collect(),
+            )
+        } else {
+            let site: Vec<(&str, &str)> = self
+                .site_id
+                .as_deref()
+                .map(|site| ("site_id", site))
+                .into_iter()
+                .collect();
+            listed(
+                every_page::<SubaccountsPage>(api, SUBACCOUNTS, "/v2/pool/subaccounts", &site)
+                    .await?,
+            )
+        };
+        Ok(Watch {
+            workspace,
+            subaccounts,
+        })
+    }
+}
+
+impl Source for Luxor {
+    fn poll<'a>(&'a self, api: &'a Upstream) -> PollFuture<'a> {
+        Box::pin(self.fetch(api))
+    }
+}
+
+/// Every item of a paginated list, following `next_page_url` until it is null. Only the page
+/// number is taken from that URL: the request itself is built here, so a URL that points
+/// elsewhere can never receive the key.
+async fn every_page<P: Page>(
+    api: &Upstream,
+    endpoint: &'static str,
+    path: &str,
+    query: &[(&str, &str)],
+) -> Result<Vec<P::Item>, PollError> {
+    let mut items = Vec::new();
+    let page_size = PAGE_SIZE.to_string();
+    let mut page = 1;
+    loop {
+        let number = page.to_string();
+        let mut q: Vec<(&str, &str)> = query.to_vec();
+        q.extend([("page_number", number.as_str()), ("page_size", &page_size)]);
+        let (batch, pagination) = api.get_json::<P>(endpoint, path, &q).await?.into_parts();
+        let received = batch.len();
+        items.extend(batch);
+        match next_page(pagination.as_ref(), page).map_err(|e| PollError::decode(endpoint, e))? {
+            Some(next) if received > 0 => {
+                if next > MAX_PAGES {
+                    return Err(PollError::decode(
+                        endpoint,
+                        format!("pagination claims more than {MAX_PAGES} pages"),
+                    ));
+                }
+                page = next;
+            }
+            _ => return Ok(items),
+        }
+    }
+}
+
+/// The page `next_page_url` points at; None when it is null, missing or empty.
+fn next_page(pagination: Option<&Pagination>, current: u32) -> Result<Option<u32>, String> {
+    let Some(url) = pagination
+        .and_then(|p| p.next_page_url.as_deref())
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+    else {
+        return Ok(None);
+    };
+    let base = reqwest::Url::parse("http://localhost/").expect("a valid constant URL");
+    let next = base
+        .join(url)
+        .ok()
+        .and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "page_number")
+                .and_then(|(_, v)| v.parse::<u32>().ok())
+        })
+        .unwrap_or(current + 1);
+    if next <= current {
+        return Err(format!(
+            "next_page_url goes back to page {next} from page {current}"
+        ));
+    }
+    Ok(Some(next))
+}
+
+/// The entry for `currency`, preferring mining revenue where entries say their type.
+fn amount(entries: Option<&Vec<Revenue>>, currency: &str) -> Option<f64> {
+    let matching = |e: &&Revenue| {
+        e.currency_type
+            .as_deref()
+            .is_none_or(|c| c.eq_ignore_ascii_case(currency))
+    };
+    let entries = entries?;
+    entries
+        .iter()
+        .filter(matching)
+        .find(|e| {
+            e.revenue_type
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("MINING"))
+        })
+        .or_else(|| entries.iter().find(matching))
+        .and_then(|e| num(e.revenue))
+}
+
+fn to_snapshot(
+    currency: &str,
+    watch: &Watch,
+    summaries: &[(&str, Summary)],
+    workers: &[Worker],
+) -> Snapshot {
+    let mut snap = Snapshot::new();
+    let workspace = watch.workspace.as_deref().unwrap_or("");
+    // Per account: (active, inactive) from the list; every watched account gets a count.
+    let mut counts: std::collections::BTreeMap<&str, (u32, u32)> = watch
+        .subaccounts
+        .iter()
+        .map(|s| (s.as_str(), (0, 0)))
+        .collect();
+    for account in &watch.subaccounts {
+        snap.set(&ACCOUNT_INFO, &[account, workspace], 1.0);
+    }
+
+    let only_account = match watch.subaccounts.as_slice() {
+        [one] => one.as_str(),
+        _ => "unknown",
+    };
+    for w in workers {
+        let Some(name) = [&w.name, &w.id]
+            .into_iter()
+            .flatten()
+            .find(|n| !n.is_empty())
+        else {
+            continue;
+        };
+        let account = w
+            .subaccount_name
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .unwrap_or(only_account);
+        let labels = [account, name.as_str()];
+        // ACTIVE means shares in the last 3 complete minutes; anything else is not alive.
+        let active = w
+            .status
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("ACTIVE"));
+        let count = counts.entry(account).or_default();
+        if active {
+            count.0 += 1;
+        } else {
+            count.1 += 1;
+        }
+        snap.set(&WORKER_UP, &labels, if active { 1.0 } else { 0.0 });
+        if let Some(h) = num(w.hashrate) {
+            snap.set(&WORKER_HASHRATE, &labels, h);
+        }
+        if let Some(e) = num(w.efficiency) {
+            snap.set(&WORKER_EFFICIENCY, &labels, e);
+        }
+        if let Some(r) = num(w.rejected_shares) {
+            snap.set(&WORKER_REJECTED, &labels, r);
+        }
+        if let Some(s) = num(w.stale_shares) {
+            snap.set(&WORKER_STALE, &labels, s);
+        }
+        if let Some(t) = unix_seconds(w.last_share_time.as_deref()) {
+            snap.set(&WORKER_LAST_SHARE, &labels, t);
+        }
+    }
+
+    for (account, s) in summaries {
+        let account = *account;
+        if let Some(h) = num(s.hashrate_5m) {
+            snap.set(&ACCOUNT_HASHRATE, &[account], h);
+        }
+        for (window, value) in [("1h", s.hashrate_1h), ("24h", s.hashrate_24h)] {
+            if let Some(h) = num(value) {
+                snap.set(&ACCOUNT_HASHRATE_AVERAGE, &[account, window], h);
+            }
+        }
+        if let Some(e) = num(s.efficiency_5m) {
+            snap.set(&ACCOUNT_EFFICIENCY, &[account], e);
+        }
+        if let Some(u) = num(s.uptime_24h) {
+            snap.set(&ACCOUNT_UPTIME, &[account], u);
+        }
+        if let Some(b) = amount(s.balance.as_ref(), currency) {
+            snap.set(&ACCOUNT_BALANCE, &[account, currency], b);
+        }
+        for (window, entries) in [("24h", &s.revenue_24h), ("all_time", &s.revenue_all_time)] {
+            if let Some(r) = amount(entries.as_ref(), currency) {
+                snap.set(&ACCOUNT_REWARDS, &[account, currency, window], r);
+            }
+        }
+        // The pool's hashprice is the same for every subaccount: one series per currency.
+        if let Some(price) = s.hashprice.as_ref().and_then(|entries| {
+            entries
+                .iter()
+                .find(|e| {
+                    e.currency_type
+                        .as_deref()
+                        .is_none_or(|c| c.eq_ignore_ascii_case(currency))
+                })
+                .and_then(|e| num(e.value))
+        }) {
+            snap.set(&HASHPRICE, &[currency], price);
+        }
+    }
+    for (account, (active, inactive)) in counts {
+        // The pool's own count of active miners (last complete 5 minutes) wins over the list's.
+        let pool_count = summaries
+            .iter()
+            .find(|(a, _)| *a == account)
+            .and_then(|(_, s)| num(s.active_miners));
+        snap.set(
+            &WORKERS,
+            &[account, "active"],
+            pool_count.unwrap_or(active.into()),
+        );
+        snap.set(&WORKERS, &[account, "inactive"], inactive.into());
+    }
+    snap
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse<T: DeserializeOwned>(json: &str) -> T {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn watch(subaccounts: &[&str]) -> Watch {
+        Watch {
+            workspace: Some("ws".into()),
+            subaccounts: subaccounts.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn one_worker_name_in_two_subaccounts_stays_two_workers() {
+        let page: WorkersPage = parse(
+            r#"{"workers":[
+              {"name":"rig01","subaccount_name":"a","hashrate":"100","status":"ACTIVE"},
+              {"name":"rig01","subaccount_name":"b","hashrate":200.5,"status":"INACTIVE"},
+              {"name":"rig01","subaccount_name":"b","hashrate":201,"status":"INACTIVE"},
+              {"name":"rig02","subaccount_name":"b","hashrate":null,"status":"UNSPECIFIED"}]}"#,
+        );
+        let s = to_snapshot("BTC", &watch(&["a", "b"]), &[], &page.workers);
+        assert_eq!(s.get(&WORKER_UP, &["a", "rig01"]), Some(1.0));
+        assert_eq!(s.get(&WORKER_UP, &["b", "rig01"]), Some(0.0));
+        assert_eq!(s.get(&WORKER_HASHRATE, &["a", "rig01"]), Some(100.0));
+        assert_eq!(s.get(&WORKER_HASHRATE, &["b", "rig01"]), Some(201.0));
+        assert_eq!(s.get(&WORKER_UP, &["b", "rig02"]), Some(0.0));
+        assert_eq!(s.get(&WORKERS, &["a", "active"]), Some(1.0));
+        assert_eq!(s.get(&WORKERS, &["b", "inactive"]), Some(3.0));
+        assert_eq!(s.get(&ACCOUNT_INFO, &["b", "ws"]), Some(1.0));
+    }
+
+    #[test]
+    fn summary_picks_the_currency_and_mining_entries() {
+        let summary: Summary = parse(
+            r#"{"hashrate_5m":"800","hashrate_24h":780,"efficiency_5m":0.99,"uptime_24h":null,
+                "active_miners":8,
+                "revenue_24h":[{"currency_type":"LTC","revenue_type":"MINING","revenue":9},
+                               {"currency_type":"BTC","revenue_type":"FEE","revenue":7},
+                               {"currency_type":"BTC","revenue_type":"MINING","revenue":0.01}],
+                "balance":[{"currency_type":"BTC","revenue":"0.5"}],
+                "hashprice":[{"currency_type":"BTC","value":0.00059}]}"#,
+        );
+        let s = to_snapshot("BTC", &watch(&["a"]), &[("a", summary)], &[]);
+        assert_eq!(s.get(&ACCOUNT_HASHRATE, &["a"]), Some(800.0));
+        assert_eq!(s.get(&ACCOUNT_HASHRATE_AVERAGE, &["a", "24h"]), Some(780.0));
+        assert_eq!(s.get(&ACCOUNT_UPTIME, &["a"]), None);
+        assert_eq!(s.get(&ACCOUNT_REWARDS, &["a", "BTC", "24h"]), Some(0.01));
+        assert_eq!(s.get(&ACCOUNT_BALANCE, &["a", "BTC"]), Some(0.5));
+        assert_eq!(s.get(&HASHPRICE, &["BTC"]), Some(0.00059));
+        assert_eq!(s.get(&WORKERS, &["a", "active"]), Some(8.0));
+        assert_eq!(s.get(&WORKERS, &["a", "inactive"]), Some(0.0));
+    }
+
+    #[test]
+    fn next_page_url_is_followed_by_its_page_number_only() {
+        let p = |url: Option<&str>| Pagination {
+            next_page_url: url.map(str::to_string),
+        };
+        let at = |url: Option<&str>, current| next_page(Some(&p(url)), current);
+        assert_eq!(at(None, 1), Ok(None));
+        assert_eq!(at(Some(""), 1), Ok(None));
+        assert_eq!(
+            at(Some("/v2/pool/workers/BTC?page_number=2&page_size=10"), 1),
+            Ok(Some(2))
+        );
+        assert_eq!(
+            at(Some("https://elsewhere.example/x?page_number=3"), 2),
+            Ok(Some(3))
+        );
+        assert_eq!(at(Some("string"), 4), Ok(Some(5)));
+        assert!(at(Some("/v2/pool/workers/BTC?page_number=1"), 1).is_err());
+        assert_eq!(next_page(None, 1), Ok(None));
+    }
+}

@@ -1,0 +1,285 @@
+//! OurPool (ourpool.io, BTC): the documented `rewards-stats`, plus the account's miner
+//! workers and miner stats, which the reference only proposes: a 404 from either switches it
+//! off for the source and the rest keeps working. The watcher token travels as `?token=`.
+//! Hashrates are H/s, amounts BTC; both arrive as numbers or numeric strings.
+//! Reference: upstream-apis.md §3.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use super::fields::{Num, num, unix_seconds};
+use super::optional::OptionalEndpoints;
+use super::{KindDefaults, PollFuture, Source};
+use crate::client::{AuthStyle, Upstream, escape_path_segment};
+use crate::config::{RateWindow, SourceConfig, Tier};
+use crate::error::PollError;
+use crate::metrics::*;
+use crate::snapshot::Snapshot;
+
+pub const DEFAULTS: KindDefaults = KindDefaults {
+    pool: "ourpool",
+    base_url: "https://ourpool.io",
+    // 3 requests a poll every 60 s is 180 an hour, well inside the 1000/h that binds first.
+    interval: Duration::from_secs(60),
+    auth: AuthStyle::QueryToken,
+    keys: &["account"],
+    required: &["account"],
+    min_requests_per_poll: |_| 3,
+    requests: "rewards-stats + miner workers + miner stats",
+    limits,
+};
+
+/// The documented limits, per watcher token; whichever window fills first binds.
+fn limits(_: Tier) -> (Vec<RateWindow>, &'static str) {
+    (
+        vec![
+            RateWindow::new(100, Duration::from_secs(60)),
+            RateWindow::new(1000, Duration::from_secs(3600)),
+        ],
+        "OurPool, per token",
+    )
+}
+
+/// OurPool is a BTC pool; its paths say `btc`.
+const CURRENCY: &str = "BTC";
+
+const REWARDS_STATS: &str = "/api/v1/accounts/{account}/btc/rewards-stats";
+const MINER_WORKERS: &str = "/api/v1/accounts/{account}/btc/miner/workers";
+const MINER_STATS: &str = "/api/v1/accounts/{account}/btc/miner/stats";
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RewardsStats {
+    #[serde(default)]
+    total_paid: Option<Num>,
+    #[serde(default)]
+    balance: Option<Num>,
+    #[serde(default)]
+    rewards24h: Option<Num>,
+    #[serde(default)]
+    rewards7d: Option<Num>,
+    #[serde(default)]
+    rewards30d: Option<Num>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MinerWorkers {
+    /// Keyed by worker name. Required: a body without it is not a worker list, and reading
+    /// it as "no workers" would hide a broken answer.
+    #[serde(deserialize_with = "map_or_null")]
+    workers: BTreeMap<String, Worker>,
+}
+
+fn map_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Worker>, D::Error> {
+    Ok(Option::deserialize(d)?.unwrap_or_default())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Worker {
+    #[serde(default)]
+    hashrate10m: Option<Num>,
+    #[serde(default)]
+    hashrate1h: Option<Num>,
+    #[serde(default)]
+    hashrate24h: Option<Num>,
+    #[serde(default)]
+    last_share_at: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MinerStats {
+    #[serde(default)]
+    hashrate10m: Option<Num>,
+    #[serde(default)]
+    hashrate1h: Option<Num>,
+    #[serde(default)]
+    hashrate24h: Option<Num>,
+    #[serde(default)]
+    workers_online: Option<Num>,
+    #[serde(default)]
+    workers_offline: Option<Num>,
+}
+
+pub struct OurPool {
+    account: String,
+    /// `/api/v1/accounts/<escaped account>/btc`
+    prefix: String,
+    optional: OptionalEndpoints,
+}
+
+impl OurPool {
+    pub fn new(config: &SourceConfig) -> Self {
+        OurPool {
+            account: config.account.clone(),
+            prefix: format!(
+                "/api/v1/accounts/{}/btc",
+                escape_path_segment(&config.account)
+            ),
+            optional: OptionalEndpoints::new(),
+        }
+    }
+
+    async fn fetch(&self, api: &Upstream) -> Result<Snapshot, PollError> {
+        let path = |tail: &str| format!("{}{tail}", self.prefix);
+        let rewards: RewardsStats = api
+            .get_json(REWARDS_STATS, &path("/rewards-stats"), &[])
+            .await?;
+        let workers: Option<MinerWorkers> = self
+            .optional
+            .get_json(api, MINER_WORKERS, &path("/miner/workers"), &[])
+            .await?;
+        let stats: Option<MinerStats> = self
+            .optional
+            .get_json(api, MINER_STATS, &path("/miner/stats"), &[])
+            .await?;
+        Ok(to_snapshot(
+            &self.account,
+            &rewards,
+            workers.as_ref(),
+            stats.as_ref(),
+        ))
+    }
+}
+
+impl Source for OurPool {
+    fn poll<'a>(&'a self, api: &'a Upstream) -> PollFuture<'a> {
+        Box::pin(self.fetch(api))
+    }
+}
+
+fn to_snapshot(
+    account: &str,
+    rewards: &RewardsStats,
+    workers: Option<&MinerWorkers>,
+    stats: Option<&MinerStats>,
+) -> Snapshot {
+    let mut snap = Snapshot::new();
+    let money = [account, CURRENCY];
+    if let Some(balance) = num(rewards.balance) {
+        snap.set(&ACCOUNT_BALANCE, &money, balance);
+    }
+    if let Some(paid) = num(rewards.total_paid) {
+        snap.set(&ACCOUNT_PAID_TOTAL, &money, paid);
+    }
+    for (window, value) in [
+        ("24h", rewards.rewards24h),
+        ("7d", rewards.rewards7d),
+        ("30d", rewards.rewards30d),
+    ] {
+        if let Some(v) = num(value) {
+            snap.set(&ACCOUNT_REWARDS, &[account, CURRENCY, window], v);
+        }
+    }
+
+    if let Some(list) = workers {
+        let (mut active, mut inactive) = (0u32, 0u32);
+        for (name, w) in &list.workers {
+            let labels = [account, name.as_str()];
+            // Only an explicit "online" counts: an unknown status must never look alive.
+            let online = w
+                .status
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case("online"));
+            if online {
+                active += 1;
+            } else {
+                inactive += 1;
+            }
+            snap.set(&WORKER_UP, &labels, if online { 1.0 } else { 0.0 });
+            // The freshest figure OurPool offers per worker: 10 minutes if sent, else 1 hour.
+            if let Some(h) = num(w.hashrate10m).or(num(w.hashrate1h)) {
+                snap.set(&WORKER_HASHRATE, &labels, h);
+            }
+            for (window, value) in [("1h", w.hashrate1h), ("24h", w.hashrate24h)] {
+                if let Some(h) = num(value) {
+                    snap.set(&WORKER_HASHRATE_AVERAGE, &[account, name, window], h);
+                }
+            }
+            if let Some(t) = unix_seconds(w.last_share_at.as_deref()) {
+                snap.set(&WORKER_LAST_SHARE, &labels, t);
+            }
+        }
+        snap.set(&WORKERS, &[account, "active"], active.into());
+        snap.set(&WORKERS, &[account, "inactive"], inactive.into());
+    }
+
+    if let Some(stats) = stats {
+        if let Some(h) = num(stats.hashrate10m) {
+            snap.set(&ACCOUNT_HASHRATE, &[account], h);
+        }
+        for (window, value) in [("1h", stats.hashrate1h), ("24h", stats.hashrate24h)] {
+            if let Some(h) = num(value) {
+                snap.set(&ACCOUNT_HASHRATE_AVERAGE, &[account, window], h);
+            }
+        }
+        // The worker list is the finer source; the stats' counts stand in when it is off.
+        if workers.is_none() {
+            for (state, value) in [
+                ("active", stats.workers_online),
+                ("inactive", stats.workers_offline),
+            ] {
+                if let Some(n) = num(value) {
+                    snap.set(&WORKERS, &[account, state], n);
+                }
+            }
+        }
+    }
+    snap
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse<T: serde::de::DeserializeOwned>(json: &str) -> T {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn workers_keyed_by_name_with_unknown_status_down() {
+        let rewards: RewardsStats = parse(r#"{"totalPaid":"0.5","balance":0.001,"extra":1}"#);
+        let workers: MinerWorkers = parse(
+            r#"{"workers":{
+                "rig01":{"hashrate1h":"110","hashrate24h":100,"status":"online"},
+                "rig02":{"hashrate10m":null,"hashrate1h":null,"status":"sleeping"},
+                "rig03":{}}}"#,
+        );
+        let s = to_snapshot("acct", &rewards, Some(&workers), None);
+        assert_eq!(s.get(&ACCOUNT_PAID_TOTAL, &["acct", "BTC"]), Some(0.5));
+        assert_eq!(s.get(&ACCOUNT_BALANCE, &["acct", "BTC"]), Some(0.001));
+        assert_eq!(s.get(&ACCOUNT_REWARDS, &["acct", "BTC", "24h"]), None);
+        assert_eq!(s.get(&WORKER_UP, &["acct", "rig01"]), Some(1.0));
+        assert_eq!(s.get(&WORKER_HASHRATE, &["acct", "rig01"]), Some(110.0));
+        assert_eq!(s.get(&WORKER_UP, &["acct", "rig02"]), Some(0.0));
+        assert_eq!(s.get(&WORKER_HASHRATE, &["acct", "rig02"]), None);
+        assert_eq!(s.get(&WORKER_UP, &["acct", "rig03"]), Some(0.0));
+        assert_eq!(s.get(&WORKERS, &["acct", "active"]), Some(1.0));
+        assert_eq!(s.get(&WORKERS, &["acct", "inactive"]), Some(2.0));
+    }
+
+    #[test]
+    fn stats_counts_stand_in_only_without_a_worker_list() {
+        let rewards: RewardsStats = parse("{}");
+        let stats: MinerStats =
+            parse(r#"{"hashrate10m":"5","workersOnline":3,"workersOffline":"1"}"#);
+        let s = to_snapshot("acct", &rewards, None, Some(&stats));
+        assert_eq!(s.get(&ACCOUNT_HASHRATE, &["acct"]), Some(5.0));
+        assert_eq!(s.get(&WORKERS, &["acct", "active"]), Some(3.0));
+        assert_eq!(s.get(&WORKERS, &["acct", "inactive"]), Some(1.0));
+        let empty: MinerWorkers = parse(r#"{"workers":null}"#);
+        let s = to_snapshot("acct", &rewards, Some(&empty), Some(&stats));
+        assert_eq!(s.get(&WORKERS, &["acct", "active"]), Some(0.0));
+    }
+
+    #[test]
+    fn a_body_without_workers_is_not_an_empty_list() {
+        assert!(serde_json::from_str::<MinerWorkers>("{}").is_err());
+        assert!(serde_json::from_str::<MinerWorkers>(r#"{"workers":[1]}"#).is_err());
+    }
+}
