@@ -1,6 +1,8 @@
 //! `mining-exporter demo`: embedded pool simulators plus the exporter polling them, so the
 //! whole thing can be seen working without a pool account or a token.
 
+pub mod farm;
+pub mod harness;
 pub mod ultimate_proxy;
 
 use std::collections::BTreeMap;

@@ -9,6 +9,10 @@ use crate::common::*;
 const SOURCE: &str =
     "[[sources]]\nkind = \"ultimate_proxy\"\nname = \"p\"\ntoken_file = \"token\"\n";
 
+const OURPOOL: &str =
+    "[[sources]]\nkind = \"ourpool\"\nname = \"o\"\naccount = \"farm\"\ntoken_file = \"token\"\n";
+const LUXOR: &str = "[[sources]]\nkind = \"luxor\"\nname = \"l\"\ntoken_file = \"token\"\n";
+
 /// Runs `check` on `toml` (in a folder that holds a readable `token` file).
 fn check(toml: &str) -> (i32, String, String) {
     let dir = tempfile::TempDir::new().unwrap();
@@ -97,10 +101,54 @@ fn every_bad_config_names_file_key_and_fix() {
             "COUNT/DURATION",
         ),
         (
-            "budget too small",
-            format!("{SOURCE}budget = \"b\"\n[budgets.b]\nlimits = [\"2/1m\"]\n"),
-            "budgets.b.limits",
-            "at least 3 requests",
+            "a key of another kind",
+            format!("{OURPOOL}tier = \"vip\"\n"),
+            "sources[0].tier",
+            "does not apply to ourpool",
+        ),
+        (
+            "ourpool without account",
+            OURPOOL.replace("account = \"farm\"\n", ""),
+            "sources[0].account",
+            "need `account`",
+        ),
+        (
+            "luxor with an account",
+            format!("{LUXOR}account = \"x\"\n"),
+            "sources[0].account",
+            "does not apply to luxor",
+        ),
+        (
+            "unknown currency",
+            format!("{LUXOR}currency = \"ETH\"\n"),
+            "sources[0].currency",
+            "not a currency",
+        ),
+        (
+            "subaccounts and site",
+            format!(
+                "{LUXOR}subaccounts = [\"a\"]\nsite_id = \"b0a5fad8-4f1c-4e6a-9a8e-0c1d2e3f4a5b\"\n"
+            ),
+            "sources[0].site_id",
+            "both",
+        ),
+        (
+            "bad site id",
+            format!("{LUXOR}site_id = \"main site\"\n"),
+            "sources[0].site_id",
+            "not a site id",
+        ),
+        (
+            "subaccount twice",
+            format!("{LUXOR}subaccounts = [\"a\", \"b\", \"a\"]\n"),
+            "sources[0].subaccounts[2]",
+            "twice",
+        ),
+        (
+            "comma in a subaccount",
+            format!("{LUXOR}subaccounts = [\"a,b\"]\n"),
+            "sources[0].subaccounts[0]",
+            "not a subaccount name",
         ),
         (
             "no sources",
