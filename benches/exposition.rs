@@ -1,5 +1,6 @@
-//! What a large farm costs: rendering the page once per poll, serving one scrape, and one full
-//! poll of the simulator (every page), at 1,000 and 10,000 workers.
+//! What a large farm costs: rendering the page once per poll and serving one scrape at 1,000
+//! and 10,000 workers; and, for each pool, the requests and time of one full poll of its
+//! simulator (every page) at 1, 100 and 10,000 workers.
 //!
 //!     cargo bench --bench exposition
 //!
@@ -13,11 +14,15 @@ use axum::http::Request;
 use mining_exporter::Exporter;
 use mining_exporter::budget::Budgets;
 use mining_exporter::config::RateWindow;
-use mining_exporter::demo::{Simulator, SimulatorOptions, demo_config};
+use mining_exporter::demo::{
+    DEMO_INTERVAL, LuxorOptions, LuxorSimulator, OurPoolOptions, OurPoolSimulator, Simulator,
+    SimulatorOptions, config_of, demo_source,
+};
 use mining_exporter::exposition::Exposition;
 use mining_exporter::metrics::*;
 use mining_exporter::scheduler::Outcome;
 use mining_exporter::snapshot::{Snapshot, Store};
+use mining_exporter::sources::SourceKind;
 use mining_exporter::telemetry::Telemetry;
 use tower::ServiceExt;
 
@@ -99,34 +104,91 @@ async fn bench(workers: usize) {
         mean(started.elapsed(), scrapes)
     );
 
-    let simulator = Simulator::start(SimulatorOptions {
-        workers,
-        limit_per_minute: u32::MAX,
-        outages: false,
-        ..SimulatorOptions::default()
-    })
-    .await
-    .unwrap();
-    let mut config = demo_config("127.0.0.1:0".parse().unwrap(), &simulator);
-    for budget in config.budgets.values_mut() {
-        budget.limits = vec![RateWindow::new(1_000_000, Duration::from_secs(1))];
-    }
-    let exporter = Exporter::new(config).unwrap();
-    let polls = 3;
-    let (before, _) = simulator.requests();
-    let started = Instant::now();
-    for _ in 0..polls {
-        let outcome = exporter.poll_once("demo-proxy").await.unwrap();
-        assert!(matches!(outcome, Outcome::Success { .. }), "{outcome:?}");
-    }
-    let took = started.elapsed();
-    let (after, _) = simulator.requests();
-    println!(
-        "  full poll over loopback (decode, snapshot, render): {} with {} requests a poll",
-        mean(took, polls),
-        (after - before) / u64::from(polls)
-    );
     println!("  process RSS after: {}", rss_mib());
+}
+
+/// One pool's simulator with `workers` workers and no rate limit, and a source polling it.
+async fn pool_under_test(pool: SourceKind, workers: usize) -> (Exporter, Box<dyn Fn() -> u64>) {
+    let unlimited = vec![RateWindow::new(1_000_000, Duration::from_secs(1))];
+    let (mut source, mut budget, requests): (_, _, Box<dyn Fn() -> u64>) = match pool {
+        SourceKind::UltimateProxy => {
+            let sim = Simulator::start(SimulatorOptions {
+                workers,
+                limit_per_minute: u32::MAX,
+                outages: false,
+                ..SimulatorOptions::default()
+            })
+            .await
+            .unwrap();
+            let (source, budget) =
+                demo_source(pool, "bench", sim.base_url(), &sim.token, DEMO_INTERVAL);
+            (source, budget, Box::new(move || sim.requests().0))
+        }
+        SourceKind::Ourpool => {
+            let sim = OurPoolSimulator::start(OurPoolOptions {
+                workers,
+                per_minute: u32::MAX,
+                per_hour: u32::MAX,
+                lively: false,
+                ..OurPoolOptions::default()
+            })
+            .await
+            .unwrap();
+            let (mut source, budget) =
+                demo_source(pool, "bench", sim.base_url(), &sim.token, DEMO_INTERVAL);
+            source.account = sim.account();
+            (source, budget, Box::new(move || sim.requests().0))
+        }
+        SourceKind::Luxor => {
+            let sim = LuxorSimulator::start(LuxorOptions {
+                subaccounts: vec![("main".to_string(), workers)],
+                key_bucket: (1_000_000, 1e6),
+                lively: false,
+                ..LuxorOptions::default()
+            })
+            .await
+            .unwrap();
+            let (source, budget) =
+                demo_source(pool, "bench", sim.base_url(), &sim.token, DEMO_INTERVAL);
+            (source, budget, Box::new(move || sim.requests().0))
+        }
+    };
+    budget.limits = unlimited;
+    source.budget = budget.name.clone();
+    let config = config_of("127.0.0.1:0".parse().unwrap(), vec![(source, budget)]);
+    (Exporter::new(config).unwrap(), requests)
+}
+
+/// Requests and time one poll of each pool costs, over loopback against its simulator.
+async fn poll_costs() {
+    println!("full poll over loopback (requests, decode, snapshot, render)");
+    for pool in [
+        SourceKind::UltimateProxy,
+        SourceKind::Ourpool,
+        SourceKind::Luxor,
+    ] {
+        for workers in [1, 100, 10_000] {
+            let (exporter, requests) = pool_under_test(pool, workers).await;
+            // The first poll also reads what is polled slowly (Luxor's workspace).
+            let outcome = exporter.poll_once("bench").await.unwrap();
+            assert!(matches!(outcome, Outcome::Success { .. }), "{outcome:?}");
+            let first = requests();
+            let polls = 3;
+            let started = Instant::now();
+            for _ in 0..polls {
+                let outcome = exporter.poll_once("bench").await.unwrap();
+                assert!(matches!(outcome, Outcome::Success { .. }), "{outcome:?}");
+            }
+            let took = started.elapsed();
+            println!(
+                "  {:<15} {workers:>6} workers: {} requests a poll (first poll {first}), {} a poll, RSS {}",
+                pool.as_str(),
+                (requests() - first) / u64::from(polls),
+                mean(took, polls),
+                rss_mib()
+            );
+        }
+    }
 }
 
 fn main() {
@@ -135,5 +197,6 @@ fn main() {
         for workers in [1_000, 10_000] {
             bench(workers).await;
         }
+        poll_costs().await;
     });
 }

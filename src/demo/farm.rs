@@ -130,11 +130,12 @@ impl Farm {
     fn step(&mut self, now: Instant, wall: SystemTime) {
         self.steps += 1;
         if self.lively && !self.workers.is_empty() {
-            // About once a minute a worker drops out for 30-90 s; one at a time.
-            if !self.workers.iter().any(|w| !w.online()) && self.rng.f64() < 1.0 / 60.0 {
+            // Now and then a worker drops out for 1-6 minutes, one at a time: long enough for
+            // pools that call a worker inactive only after minutes without shares.
+            if !self.workers.iter().any(|w| !w.online()) && self.rng.f64() < 1.0 / 120.0 {
                 let i = self.rng.usize(..self.workers.len());
                 self.workers[i].offline_until =
-                    Some(now + Duration::from_secs(30 + self.rng.u64(..60)));
+                    Some(now + Duration::from_secs(60 + self.rng.u64(..300)));
             }
             // About every five minutes one leaves for good and, on average, one joins.
             if self.workers.len() > 1 && self.rng.f64() < 1.0 / 300.0 {

@@ -14,6 +14,9 @@ use super::farm::unix_now;
 
 pub type Shared<S> = Arc<Mutex<S>>;
 
+/// A refused request's answer; boxed so that results carrying it stay small.
+pub type Refused = Box<axum::response::Response>;
+
 pub fn lock<S>(state: &Shared<S>) -> std::sync::MutexGuard<'_, S> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -155,9 +158,99 @@ impl FixedWindow {
     }
 }
 
+/// A token bucket, as Luxor describes its limiter: `capacity` requests at once, refilled at
+/// `per_second`.
+#[derive(Debug)]
+pub struct TokenBucket {
+    capacity: f64,
+    per_second: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub fn new(capacity: u32, per_second: f64) -> Self {
+        TokenBucket {
+            capacity: f64::from(capacity),
+            per_second,
+            tokens: f64::from(capacity),
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes a token, or Err(whole seconds until one is back).
+    pub fn take(&mut self) -> Result<(), u64> {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.capacity);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - self.tokens) / self.per_second).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+/// A mining account's money: earned from hashrate at a hashprice, paid out past a threshold.
+#[derive(Debug)]
+pub struct Wallet {
+    pub balance: f64,
+    pub paid: f64,
+    pub earned_total: f64,
+    /// Coins per PH/s per day.
+    pub hashprice: f64,
+    last: Instant,
+}
+
+/// Payouts happen once the balance reaches this many coins.
+const PAYOUT_THRESHOLD: f64 = 0.005;
+
+impl Wallet {
+    pub fn new(rng: &mut fastrand::Rng) -> Self {
+        let paid = 0.2 + rng.f64();
+        let balance = rng.f64() * PAYOUT_THRESHOLD;
+        Wallet {
+            balance,
+            paid,
+            earned_total: paid + balance,
+            hashprice: 0.00055 + rng.f64() * 0.0001,
+            last: Instant::now(),
+        }
+    }
+
+    /// Coins a day at `hashrate` H/s.
+    pub fn per_day(&self, hashrate: f64) -> f64 {
+        hashrate / 1e15 * self.hashprice
+    }
+
+    /// Credits what `hashrate` earned since the last call; pays out past the threshold.
+    pub fn accrue(&mut self, hashrate: f64) {
+        let now = Instant::now();
+        let days = now.duration_since(self.last).as_secs_f64() / 86_400.0;
+        self.last = now;
+        let earned = self.per_day(hashrate) * days;
+        self.balance += earned;
+        self.earned_total += earned;
+        if self.balance >= PAYOUT_THRESHOLD {
+            self.paid += self.balance;
+            self.balance = 0.0;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_bucket_allows_its_burst_then_waits() {
+        let mut b = TokenBucket::new(2, 1.0);
+        assert_eq!(b.take(), Ok(()));
+        assert_eq!(b.take(), Ok(()));
+        assert_eq!(b.take(), Err(1));
+    }
 
     #[test]
     fn a_fixed_window_refuses_past_its_limit() {

@@ -1,8 +1,10 @@
-//! `mining-exporter demo`: embedded pool simulators plus the exporter polling them, so the
-//! whole thing can be seen working without a pool account or a token.
+//! `mining-exporter demo`: embedded simulators of the three pool APIs plus the exporter
+//! polling them, so the whole thing can be seen working without a pool account or a token.
 
 pub mod farm;
 pub mod harness;
+pub mod luxor;
+pub mod ourpool;
 pub mod ultimate_proxy;
 
 use std::collections::BTreeMap;
@@ -12,73 +14,158 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BudgetConfig, Config, HttpSettings, SourceConfig, Tier, Trigger};
+use crate::config::{
+    BudgetConfig, Config, DEFAULT_CURRENCY, HttpSettings, SourceConfig, Tier, Trigger,
+};
 use crate::error::StartError;
 use crate::secret::Secret;
 use crate::sources::SourceKind;
 use crate::{Exporter, bind};
 
+pub use luxor::{LuxorOptions, LuxorSimulator};
+pub use ourpool::{OurPoolOptions, OurPoolSimulator};
 pub use ultimate_proxy::{Simulator, SimulatorOptions};
 
-/// How often the demo polls: fast enough to watch, well inside the simulator's VIP limit
-/// (3 requests every 5 s is 36 a minute, of 60).
+/// How often the demo polls Ultimate Proxy and Luxor: fast enough to watch, inside their
+/// limits (3 requests every 5 s is 36 a minute of the proxy's 60, and 0.6/s of Luxor's 1/s).
 pub const DEMO_INTERVAL: Duration = Duration::from_secs(5);
+/// OurPool's 1000 requests an hour allow 3 requests every 10.8 s at the most.
+pub const DEMO_OURPOOL_INTERVAL: Duration = Duration::from_secs(15);
 
-/// The config the demo runs: one Ultimate Proxy source pointed at `simulator`.
-pub fn demo_config(listen: SocketAddr, simulator: &Simulator) -> Config {
-    let kind = SourceKind::UltimateProxy;
-    let budget = "auto:demo-proxy".to_string();
-    let mut budgets = BTreeMap::new();
-    budgets.insert(
-        budget.clone(),
-        BudgetConfig {
-            name: budget.clone(),
-            limits: kind.default_limits(Tier::Vip),
-            origin: kind.default_limits_origin(Tier::Vip),
+/// The three simulators the demo runs: one Ultimate Proxy account, one OurPool account and a
+/// Luxor workspace with two subaccounts.
+pub struct DemoPools {
+    pub ultimate_proxy: Simulator,
+    pub ourpool: OurPoolSimulator,
+    pub luxor: LuxorSimulator,
+}
+
+impl DemoPools {
+    pub async fn start() -> std::io::Result<DemoPools> {
+        Ok(DemoPools {
+            ultimate_proxy: Simulator::start(SimulatorOptions::default()).await?,
+            ourpool: OurPoolSimulator::start(OurPoolOptions::default()).await?,
+            luxor: LuxorSimulator::start(LuxorOptions::default()).await?,
+        })
+    }
+}
+
+/// One source pointed at a simulator, with the pool's default budget for its token.
+pub fn demo_source(
+    kind: SourceKind,
+    name: &str,
+    base_url: String,
+    token: &str,
+    interval: Duration,
+) -> (SourceConfig, BudgetConfig) {
+    let tier = Tier::Vip;
+    let budget = BudgetConfig {
+        name: format!("auto:{name}"),
+        limits: kind.default_limits(tier),
+        origin: kind.default_limits_origin(tier),
+    };
+    let source = SourceConfig {
+        kind,
+        name: name.to_string(),
+        account: "demo".to_string(),
+        base_url,
+        token: Some(Secret::new(token)),
+        token_origin: "the demo simulator".to_string(),
+        trigger: Trigger::Every(interval),
+        tier: if kind == SourceKind::UltimateProxy {
+            tier
+        } else {
+            Tier::NonVip
         },
-    );
+        budget: budget.name.clone(),
+        http: HttpSettings::default(),
+        currency: DEFAULT_CURRENCY.to_string(),
+        subaccounts: Vec::new(),
+        site_id: None,
+    };
+    (source, budget)
+}
+
+/// A config of `sources`, as if read from a file.
+pub fn config_of(listen: SocketAddr, sources: Vec<(SourceConfig, BudgetConfig)>) -> Config {
+    let mut budgets = BTreeMap::new();
+    let sources = sources
+        .into_iter()
+        .map(|(source, budget)| {
+            budgets.insert(budget.name.clone(), budget);
+            source
+        })
+        .collect();
     Config {
         file: "(demo)".to_string(),
         listen,
-        sources: vec![SourceConfig {
-            kind,
-            name: "demo-proxy".to_string(),
-            account: "demo".to_string(),
-            base_url: simulator.base_url(),
-            token: Some(Secret::new(simulator.token.clone())),
-            token_origin: "the demo simulator".to_string(),
-            trigger: Trigger::Every(DEMO_INTERVAL),
-            tier: Tier::Vip,
-            budget,
-            http: HttpSettings::default(),
-            currency: "BTC".into(),
-            subaccounts: Vec::new(),
-            site_id: None,
-        }],
+        sources,
         budgets,
         warnings: Vec::new(),
     }
 }
 
-/// Starts the simulator and the exporter, prints where to look, serves until `shutdown`.
+/// The config the demo runs: a source per simulator. The Luxor source names no subaccount,
+/// so it watches every one the workspace lists.
+pub fn demo_config(listen: SocketAddr, pools: &DemoPools) -> Config {
+    let (mut ourpool, ourpool_budget) = demo_source(
+        SourceKind::Ourpool,
+        "demo-ourpool",
+        pools.ourpool.base_url(),
+        &pools.ourpool.token,
+        DEMO_OURPOOL_INTERVAL,
+    );
+    ourpool.account = pools.ourpool.account();
+    config_of(
+        listen,
+        vec![
+            demo_source(
+                SourceKind::UltimateProxy,
+                "demo-proxy",
+                pools.ultimate_proxy.base_url(),
+                &pools.ultimate_proxy.token,
+                DEMO_INTERVAL,
+            ),
+            (ourpool, ourpool_budget),
+            demo_source(
+                SourceKind::Luxor,
+                "demo-luxor",
+                pools.luxor.base_url(),
+                &pools.luxor.token,
+                DEMO_INTERVAL,
+            ),
+        ],
+    )
+}
+
+/// Starts the simulators and the exporter, prints where to look, serves until `shutdown`.
 pub async fn run_demo(listen: SocketAddr, shutdown: CancellationToken) -> Result<(), StartError> {
-    let simulator = Simulator::start(SimulatorOptions::default())
+    let pools = DemoPools::start()
         .await
         .map_err(|source| StartError::Bind {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             source,
         })?;
-    let exporter = Exporter::new(demo_config(listen, &simulator))?;
+    let exporter = Exporter::new(demo_config(listen, &pools))?;
     let listener = bind(listen).await?;
     let address = listener.local_addr().map_err(StartError::Serve)?;
     let banner = format!(
         "mining-exporter demo: no pool account or token needed\n\
-         \x20 Ultimate Proxy simulator: {} ({} workers, VIP limit 60 requests/min)\n\
-         \x20 polling it every {}s; metrics: http://{address}/metrics\n\
+         \x20 Ultimate Proxy simulator: {} ({} workers, VIP limit 60 requests/min), polled every {}s\n\
+         \x20 OurPool simulator: {} (account {:?}, {} workers, 100/min + 1000/h), polled every {}s\n\
+         \x20 Luxor simulator: {} (workspace with subaccounts hq and annex), polled every {}s\n\
+         \x20 workers drop out, leave and join as the demo runs\n\
+         \x20 metrics: http://{address}/metrics\n\
          \x20 landing page: http://{address}/   (Ctrl-C to stop)\n",
-        simulator.base_url(),
-        simulator.worker_names().len(),
-        DEMO_INTERVAL.as_secs()
+        pools.ultimate_proxy.base_url(),
+        pools.ultimate_proxy.worker_names().len(),
+        DEMO_INTERVAL.as_secs(),
+        pools.ourpool.base_url(),
+        pools.ourpool.account(),
+        pools.ourpool.worker_names().len(),
+        DEMO_OURPOOL_INTERVAL.as_secs(),
+        pools.luxor.base_url(),
+        DEMO_INTERVAL.as_secs(),
     );
     // A closed stdout (a pipe whose reader left) must not stop the demo.
     let _ = std::io::stdout().lock().write_all(banner.as_bytes());
