@@ -48,6 +48,11 @@ impl Snapshot {
         samples.get(&key).copied()
     }
 
+    /// The samples of one family, if it has any.
+    pub fn samples(&self, def: &MetricDef) -> Option<&Samples> {
+        self.families.get(def.name).map(|(_, samples)| samples)
+    }
+
     pub fn series_count(&self) -> usize {
         self.families.values().map(|(_, s)| s.len()).sum()
     }

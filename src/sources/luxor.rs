@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::fields::{Num, num, unix_seconds};
 use super::optional::OptionalEndpoints;
-use super::{KindDefaults, PollFuture, Source};
+use super::{KindDefaults, PollFuture, Source, count_workers};
 use crate::client::{AuthStyle, Upstream};
 use crate::config::{RateWindow, SourceConfig, Tier, Trigger};
 use crate::error::PollError;
@@ -430,12 +430,6 @@ fn to_snapshot(
 ) -> Snapshot {
     let mut snap = Snapshot::new();
     let workspace = watch.workspace.as_deref().unwrap_or("");
-    // Per account: (active, inactive) from the list; every watched account gets a count.
-    let mut counts: std::collections::BTreeMap<&str, (u32, u32)> = watch
-        .subaccounts
-        .iter()
-        .map(|s| (s.as_str(), (0, 0)))
-        .collect();
     for account in &watch.subaccounts {
         snap.set(&ACCOUNT_INFO, &[account, workspace], 1.0);
     }
@@ -463,12 +457,6 @@ fn to_snapshot(
             .status
             .as_deref()
             .is_some_and(|s| s.eq_ignore_ascii_case("ACTIVE"));
-        let count = counts.entry(account).or_default();
-        if active {
-            count.0 += 1;
-        } else {
-            count.1 += 1;
-        }
         snap.set(&WORKER_UP, &labels, if active { 1.0 } else { 0.0 });
         if let Some(h) = num(w.hashrate) {
             snap.set(&WORKER_HASHRATE, &labels, h);
@@ -525,18 +513,12 @@ fn to_snapshot(
             snap.set(&HASHPRICE, &[currency], price);
         }
     }
-    for (account, (active, inactive)) in counts {
-        // The pool's own count of active miners (last complete 5 minutes) wins over the list's.
-        let pool_count = summaries
-            .iter()
-            .find(|(a, _)| *a == account)
-            .and_then(|(_, s)| num(s.active_miners));
-        snap.set(
-            &WORKERS,
-            &[account, "active"],
-            pool_count.unwrap_or(active.into()),
-        );
-        snap.set(&WORKERS, &[account, "inactive"], inactive.into());
+    count_workers(&mut snap, watch.subaccounts.iter().map(String::as_str));
+    // The pool's own count of active miners (last complete 5 minutes) wins over the list's.
+    for (account, s) in summaries {
+        if let Some(n) = num(s.active_miners) {
+            snap.set(&WORKERS, &[account, "active"], n);
+        }
     }
     snap
 }
@@ -572,7 +554,7 @@ mod tests {
         assert_eq!(s.get(&WORKER_HASHRATE, &["b", "rig01"]), Some(201.0));
         assert_eq!(s.get(&WORKER_UP, &["b", "rig02"]), Some(0.0));
         assert_eq!(s.get(&WORKERS, &["a", "active"]), Some(1.0));
-        assert_eq!(s.get(&WORKERS, &["b", "inactive"]), Some(3.0));
+        assert_eq!(s.get(&WORKERS, &["b", "inactive"]), Some(2.0), "rig01 once");
         assert_eq!(s.get(&ACCOUNT_INFO, &["b", "ws"]), Some(1.0));
     }
 

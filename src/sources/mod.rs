@@ -12,6 +12,7 @@ pub mod optional;
 pub mod ourpool;
 pub mod ultimate_proxy;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use serde::Deserialize;
 use crate::client::{AuthStyle, Upstream};
 use crate::config::{RateWindow, SourceConfig, Tier};
 use crate::error::PollError;
+use crate::metrics::{WORKER_UP, WORKERS};
 use crate::snapshot::Snapshot;
 
 pub type PollFuture<'a> = Pin<Box<dyn Future<Output = Result<Snapshot, PollError>> + Send + 'a>>;
@@ -86,6 +88,28 @@ impl SourceKind {
 
     pub fn default_limits_origin(self, tier: Tier) -> String {
         (self.defaults().limits)(tier).1.to_string()
+    }
+}
+
+/// Sets `mining_workers` per account from the `mining_worker_up` series already in `snap`, so
+/// a worker the pool lists twice counts once. Every account in `accounts` gets both states,
+/// at 0 when it has no workers.
+pub(crate) fn count_workers<'a>(snap: &mut Snapshot, accounts: impl IntoIterator<Item = &'a str>) {
+    let mut counts: BTreeMap<String, (u32, u32)> = accounts
+        .into_iter()
+        .map(|a| (a.to_string(), (0, 0)))
+        .collect();
+    for (labels, up) in snap.samples(&WORKER_UP).into_iter().flatten() {
+        let count = counts.entry(labels[0].clone()).or_default();
+        if *up > 0.0 {
+            count.0 += 1;
+        } else {
+            count.1 += 1;
+        }
+    }
+    for (account, (active, inactive)) in counts {
+        snap.set(&WORKERS, &[&account, "active"], active.into());
+        snap.set(&WORKERS, &[&account, "inactive"], inactive.into());
     }
 }
 

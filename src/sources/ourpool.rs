@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::fields::{Num, num, unix_seconds};
 use super::optional::OptionalEndpoints;
-use super::{KindDefaults, PollFuture, Source};
+use super::{KindDefaults, PollFuture, Source, count_workers};
 use crate::client::{AuthStyle, Upstream, escape_path_segment};
 use crate::config::{RateWindow, SourceConfig, Tier};
 use crate::error::PollError;
@@ -178,7 +178,6 @@ fn to_snapshot(
     }
 
     if let Some(list) = workers {
-        let (mut active, mut inactive) = (0u32, 0u32);
         for (name, w) in &list.workers {
             let labels = [account, name.as_str()];
             // Only an explicit "online" counts: an unknown status must never look alive.
@@ -186,11 +185,6 @@ fn to_snapshot(
                 .status
                 .as_deref()
                 .is_some_and(|s| s.eq_ignore_ascii_case("online"));
-            if online {
-                active += 1;
-            } else {
-                inactive += 1;
-            }
             snap.set(&WORKER_UP, &labels, if online { 1.0 } else { 0.0 });
             // The freshest figure OurPool offers per worker: 10 minutes if sent, else 1 hour.
             if let Some(h) = num(w.hashrate10m).or(num(w.hashrate1h)) {
@@ -205,8 +199,7 @@ fn to_snapshot(
                 snap.set(&WORKER_LAST_SHARE, &labels, t);
             }
         }
-        snap.set(&WORKERS, &[account, "active"], active.into());
-        snap.set(&WORKERS, &[account, "inactive"], inactive.into());
+        count_workers(&mut snap, [account]);
     }
 
     if let Some(stats) = stats {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::fields::{Num, num, unix_seconds};
-use super::{KindDefaults, PollFuture, Source};
+use super::{KindDefaults, PollFuture, Source, count_workers};
 use crate::client::{AuthStyle, Upstream};
 use crate::config::{RateWindow, SourceConfig, Tier};
 use crate::error::PollError;
@@ -171,7 +171,6 @@ fn to_snapshot(
     series: &HashrateSeries,
 ) -> Snapshot {
     let mut snap = Snapshot::new();
-    let (mut active, mut inactive) = (0u32, 0u32);
     for w in workers {
         let Some(name) = [&w.name, &w.id]
             .into_iter()
@@ -187,11 +186,6 @@ fn to_snapshot(
             .status
             .as_deref()
             .is_some_and(|s| s.eq_ignore_ascii_case("online"));
-        if online {
-            active += 1;
-        } else {
-            inactive += 1;
-        }
         snap.set(&WORKER_UP, &labels, if online { 1.0 } else { 0.0 });
         if let Some(h) = num(w.hashrate) {
             snap.set(&WORKER_HASHRATE, &labels, h);
@@ -210,8 +204,7 @@ fn to_snapshot(
             snap.set(&WORKER_LAST_SHARE, &labels, t);
         }
     }
-    snap.set(&WORKERS, &[account, "active"], active.into());
-    snap.set(&WORKERS, &[account, "inactive"], inactive.into());
+    count_workers(&mut snap, [account]);
 
     if let Some(h) = &overview.hashrate {
         if let Some(current) = num(h.current) {

@@ -1,6 +1,7 @@
 //! Golden triplets: tests/fixtures/<pool>/<case>/ holds config.toml (with {BASE_URL}), the
-//! upstream JSON for each endpoint, and expected.prom, the pool series the exporter must
-//! produce. Regenerate after an intended change with:
+//! upstream JSON for each endpoint (an endpoint without its file answers 404), and
+//! expected.prom, the pool series the exporter must produce. Regenerate after an intended
+//! change with:
 //!     UPDATE_GOLDEN=1 cargo test --test integration golden
 
 use std::path::{Path, PathBuf};
@@ -12,32 +13,89 @@ use mining_exporter::scheduler::Outcome;
 
 use crate::common::*;
 
-/// One fixture file and the request it answers.
+/// One fixture file and the request it answers. A case without the file gets a 404 there.
 struct Endpoint {
     path: &'static str,
     file: &'static str,
-    /// A query parameter the request must carry.
-    query: Option<(&'static str, &'static str)>,
+    /// Query parameters the request must carry.
+    query: &'static [(&'static str, &'static str)],
 }
 
 const fn endpoint(
     path: &'static str,
     file: &'static str,
-    query: Option<(&'static str, &'static str)>,
+    query: &'static [(&'static str, &'static str)],
 ) -> Endpoint {
     Endpoint { path, file, query }
 }
 
-const ULTIMATE_PROXY: &[Endpoint] = &[
-    endpoint("/v1/overview", "overview.json", None),
-    endpoint("/v1/workers", "workers_page1.json", Some(("page", "1"))),
-    endpoint("/v1/workers", "workers_page2.json", Some(("page", "2"))),
-    endpoint(
-        "/v1/workers/hashrate",
-        "hashrate.json",
-        Some(("timeRange", "1h")),
-    ),
-];
+/// How each pool's requests must carry the token.
+enum Auth {
+    Header(&'static str),
+    Query(&'static str),
+}
+
+const ULTIMATE_PROXY: (Auth, &[Endpoint]) = (
+    Auth::Header("x-api-key"),
+    &[
+        endpoint("/v1/overview", "overview.json", &[]),
+        endpoint("/v1/workers", "workers_page1.json", &[("page", "1")]),
+        endpoint("/v1/workers", "workers_page2.json", &[("page", "2")]),
+        endpoint(
+            "/v1/workers/hashrate",
+            "hashrate.json",
+            &[("timeRange", "1h")],
+        ),
+    ],
+);
+
+/// The OurPool cases watch the account "farm".
+const OURPOOL: (Auth, &[Endpoint]) = (
+    Auth::Query("token"),
+    &[
+        endpoint(
+            "/api/v1/accounts/farm/btc/rewards-stats",
+            "rewards_stats.json",
+            &[],
+        ),
+        endpoint(
+            "/api/v1/accounts/farm/btc/miner/workers",
+            "workers.json",
+            &[],
+        ),
+        endpoint("/api/v1/accounts/farm/btc/miner/stats", "stats.json", &[]),
+    ],
+);
+
+/// The Luxor cases' workspaces list the subaccounts "alpha" and "beta" (or only "alpha").
+const LUXOR: (Auth, &[Endpoint]) = (
+    Auth::Header("authorization"),
+    &[
+        endpoint("/v1/workspace", "workspace.json", &[]),
+        endpoint("/v2/workspace", "workspace_v2.json", &[]),
+        endpoint("/v2/pool/subaccounts", "subaccounts.json", &[]),
+        endpoint(
+            "/v2/pool/summary/BTC",
+            "summary_alpha.json",
+            &[("subaccount_names", "alpha")],
+        ),
+        endpoint(
+            "/v2/pool/summary/BTC",
+            "summary_beta.json",
+            &[("subaccount_names", "beta")],
+        ),
+        endpoint(
+            "/v2/pool/workers/BTC",
+            "workers_page1.json",
+            &[("page_number", "1"), ("page_size", "1000")],
+        ),
+        endpoint(
+            "/v2/pool/workers/BTC",
+            "workers_page2.json",
+            &[("page_number", "2"), ("page_size", "1000")],
+        ),
+    ],
+);
 
 /// Pool series and their HELP/TYPE lines; self-metrics carry times and durations.
 fn pool_lines(page: &str) -> String {
@@ -52,9 +110,9 @@ fn pool_lines(page: &str) -> String {
         .collect()
 }
 
-async fn run_case(dir: &Path) {
+async fn run_case(dir: &Path, (auth, endpoints): &(Auth, &[Endpoint])) {
     let server = MockServer::start_async().await;
-    for Endpoint { path, file, query } in ULTIMATE_PROXY {
+    for Endpoint { path, file, query } in endpoints.iter() {
         let fixture = dir.join(file);
         if !fixture.exists() {
             continue;
@@ -62,9 +120,13 @@ async fn run_case(dir: &Path) {
         let body = std::fs::read_to_string(&fixture).unwrap();
         server
             .mock_async(|when, then| {
-                let when = when.method(GET).path(*path).header("x-api-key", TOKEN);
-                if let Some((k, v)) = query {
-                    when.query_param(*k, *v);
+                let mut when = when.method(GET).path(*path);
+                when = match auth {
+                    Auth::Header(name) => when.header(*name, TOKEN),
+                    Auth::Query(name) => when.query_param(*name, TOKEN),
+                };
+                for (k, v) in query.iter() {
+                    when = when.query_param(*k, *v);
                 }
                 then.status(200)
                     .header("content-type", "application/json")
@@ -122,6 +184,20 @@ fn cases(pool: &str) -> Vec<PathBuf> {
 #[tokio::test]
 async fn ultimate_proxy_golden_cases() {
     for case in cases("ultimate_proxy") {
-        run_case(&case).await;
+        run_case(&case, &ULTIMATE_PROXY).await;
+    }
+}
+
+#[tokio::test]
+async fn ourpool_golden_cases() {
+    for case in cases("ourpool") {
+        run_case(&case, &OURPOOL).await;
+    }
+}
+
+#[tokio::test]
+async fn luxor_golden_cases() {
+    for case in cases("luxor") {
+        run_case(&case, &LUXOR).await;
     }
 }
