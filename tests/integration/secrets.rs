@@ -14,27 +14,23 @@ use serde_json::json;
 
 use crate::common::*;
 
-#[tokio::test]
-async fn run_and_check_never_print_the_token_and_sigterm_exits_0() {
-    let server = MockServer::start_async().await;
-    // A pool that echoes the key back in its error body.
-    server
-        .mock_async(|when, then| {
-            when.any_request();
-            then.status(401)
-                .json_body(json!({"error": format!("Invalid API key {TOKEN}")}));
-        })
-        .await;
+/// What `check` printed, and what `run` logged and served before SIGTERM.
+struct Observed {
+    check: String,
+    logs: String,
+    metrics: String,
+}
+
+/// Runs `check` and then `run` (at trace level) on a config of `sources`, whose token file
+/// `token` holds TOKEN; scrapes /metrics after `settle`; stops with SIGTERM, which must exit 0.
+async fn check_then_run(sources: &str, settle: std::time::Duration) -> Observed {
     let dir = tempfile::TempDir::new().unwrap();
     std::fs::write(dir.path().join("token"), TOKEN).unwrap();
     let port = free_port();
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n{}",
-            config_text(&server.base_url(), "")
-        ),
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n{sources}"),
     )
     .unwrap();
 
@@ -46,11 +42,6 @@ async fn run_and_check_never_print_the_token_and_sigterm_exits_0() {
     let check_out = String::from_utf8_lossy(&check.stdout).to_string()
         + &String::from_utf8_lossy(&check.stderr);
     assert!(check.status.success(), "{check_out}");
-    assert!(check_out.contains("token from file"), "{check_out}");
-    assert!(
-        !check_out.contains(TOKEN),
-        "check printed the token:\n{check_out}"
-    );
 
     let child = Command::new(BIN)
         .args(["run", "--config"])
@@ -62,6 +53,7 @@ async fn run_and_check_never_print_the_token_and_sigterm_exits_0() {
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&base).await;
+    tokio::time::sleep(settle).await;
     let metrics = http()
         .get(format!("{base}/metrics"))
         .send()
@@ -79,16 +71,96 @@ async fn run_and_check_never_print_the_token_and_sigterm_exits_0() {
         "exit {:?} after SIGTERM:\n{logs}",
         out.status
     );
+    Observed {
+        check: check_out,
+        logs,
+        metrics,
+    }
+}
 
+#[tokio::test]
+async fn run_and_check_never_print_the_token_and_sigterm_exits_0() {
+    let server = MockServer::start_async().await;
+    // A pool that echoes the key back in its error body.
+    server
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(401)
+                .json_body(json!({"error": format!("Invalid API key {TOKEN}")}));
+        })
+        .await;
+    let seen = check_then_run(
+        &config_text(&server.base_url(), ""),
+        std::time::Duration::ZERO,
+    )
+    .await;
+    assert!(seen.check.contains("token from file"), "{}", seen.check);
     assert!(
-        metrics.contains("mining_exporter_source_up{pool=\"ultimate_proxy\",source=\"proxy\"} 0"),
-        "{metrics}"
+        !seen.check.contains(TOKEN),
+        "check printed the token:\n{}",
+        seen.check
     );
-    assert!(!metrics.contains(TOKEN));
+    assert!(
+        seen.metrics
+            .contains("mining_exporter_source_up{pool=\"ultimate_proxy\",source=\"proxy\"} 0"),
+        "{}",
+        seen.metrics
+    );
+    assert!(!seen.metrics.contains(TOKEN));
     // The failure is in the log, with the echoed key scrubbed out of it.
+    let logs = &seen.logs;
     assert!(logs.contains("authentication failed"), "{logs}");
     assert!(logs.contains("Invalid API key [REDACTED]"), "{logs}");
     assert!(!logs.contains(TOKEN), "the log leaked the token:\n{logs}");
+}
+
+#[tokio::test]
+async fn ourpool_query_token_stays_out_of_logs_metrics_and_check_and_auth_is_logged_once() {
+    let server = MockServer::start_async().await;
+    // The pool refuses the token and echoes the URL, token and all.
+    let refused = server
+        .mock_async(|when, then| {
+            when.path("/api/v1/accounts/farm/btc/rewards-stats")
+                .query_param("token", TOKEN);
+            then.status(403)
+                .json_body(json!({"code": "auth.unexpected_error",
+                "message": format!("permission check failed for ?token={TOKEN}")}));
+        })
+        .await;
+    let sources = format!(
+        "[[sources]]\nkind = \"ourpool\"\nname = \"op\"\naccount = \"farm\"\nbase_url = \"{}\"\ntoken_file = \"token\"\ninterval = \"1s\"\nbudget = \"test\"\n[budgets.test]\nlimits = [\"100/1s\"]\n",
+        server.base_url()
+    );
+    let seen = check_then_run(&sources, std::time::Duration::from_millis(2500)).await;
+    let polls = refused.calls_async().await;
+    assert!(polls >= 2, "only {polls} polls");
+    assert!(seen.check.contains("op (ourpool)"), "{}", seen.check);
+    for (what, text) in [
+        ("check", &seen.check),
+        ("logs", &seen.logs),
+        ("metrics", &seen.metrics),
+    ] {
+        assert!(!text.contains(TOKEN), "{what} leaked the token:\n{text}");
+    }
+    // Trace logs show each request's URL, with the token redacted.
+    assert!(seen.logs.contains("token=%5BREDACTED%5D"), "{}", seen.logs);
+    let warnings: Vec<&str> = seen
+        .logs
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("authentication failed"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{polls} polls, logged {warnings:#?}");
+    assert!(
+        warnings[0].contains("permission check failed"),
+        "{}",
+        warnings[0]
+    );
+    let counted = sample(
+        &seen.metrics,
+        "mining_exporter_poll_errors_total",
+        &["source=\"op\"", "kind=\"auth\""],
+    );
+    assert!(counted.is_some_and(|n| n >= 2.0), "{}", seen.metrics);
 }
 
 #[tokio::test]

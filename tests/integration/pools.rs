@@ -1,0 +1,343 @@
+//! OurPool and Luxor against httpmock and their simulators: what is asked, how often, and what
+//! happens when an endpoint is missing or the token is refused. Several sources of one kind.
+
+use httpmock::prelude::*;
+use mining_exporter::Exporter;
+use mining_exporter::config::{Config, SecretMode};
+use mining_exporter::demo::{LuxorOptions, LuxorSimulator, OurPoolOptions, OurPoolSimulator};
+use mining_exporter::scheduler::Outcome;
+use serde_json::json;
+use tempfile::TempDir;
+
+use crate::common::*;
+
+/// An exporter of `toml`; every `token_file = "NAME"` it names holds `NAME`'s value from
+/// `tokens`, or TOKEN.
+fn exporter_of(toml: &str, tokens: &[(&str, &str)]) -> (Exporter, TempDir) {
+    let dir = TempDir::new().unwrap();
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    for (file, token) in tokens {
+        std::fs::write(dir.path().join(file), token).unwrap();
+    }
+    let config = Config::parse(toml, "pools.toml", dir.path(), SecretMode::Require).unwrap();
+    (Exporter::new(config).unwrap(), dir)
+}
+
+fn ourpool_toml(base_url: &str) -> String {
+    format!(
+        "[[sources]]\nkind = \"ourpool\"\nname = \"op\"\naccount = \"farm\"\nbase_url = \"{base_url}\"\ntoken_file = \"token\"\nretry_backoff = \"10ms\"\n"
+    )
+}
+
+async fn poll(exporter: &Exporter, source: &str) -> Outcome {
+    exporter.poll_once(source).await.unwrap()
+}
+
+#[tokio::test]
+async fn ourpool_switches_off_an_endpoint_that_answers_404_and_keeps_the_rest() {
+    let server = MockServer::start_async().await;
+    let rewards = server
+        .mock_async(|when, then| {
+            when.path("/api/v1/accounts/farm/btc/rewards-stats")
+                .query_param("token", TOKEN);
+            then.status(200)
+                .json_body(json!({"totalPaid": "0.5", "balance": "0.001"}));
+        })
+        .await;
+    let workers = server
+        .mock_async(|when, then| {
+            when.path("/api/v1/accounts/farm/btc/miner/workers");
+            then.status(404)
+                .json_body(json!({"code": "not_found", "message": "not found"}));
+        })
+        .await;
+    let stats = server
+        .mock_async(|when, then| {
+            when.path("/api/v1/accounts/farm/btc/miner/stats")
+                .query_param("token", TOKEN);
+            then.status(200)
+                .json_body(json!({"hashrate10m": "2e14", "workersOnline": 2, "workersOffline": 1}));
+        })
+        .await;
+    let (exporter, _dir) = exporter_of(&ourpool_toml(&server.base_url()), &[]);
+    for _ in 0..3 {
+        assert!(matches!(
+            poll(&exporter, "op").await,
+            Outcome::Success { .. }
+        ));
+    }
+    assert_eq!(rewards.calls_async().await, 3);
+    assert_eq!(workers.calls_async().await, 1, "asked again after a 404");
+    assert_eq!(stats.calls_async().await, 3);
+    let page = text(&exporter);
+    assert_eq!(
+        sample(
+            &page,
+            "mining_account_paid_total",
+            &["source=\"op\"", "currency=\"BTC\""]
+        ),
+        Some(0.5)
+    );
+    assert_eq!(
+        sample(&page, "mining_workers", &["state=\"active\""]),
+        Some(2.0),
+        "the stats' counts stand in for the missing list"
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "mining_exporter_source_up",
+            &["pool=\"ourpool\"", "source=\"op\""]
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn ourpool_refused_token_is_an_auth_failure_without_retries() {
+    let server = MockServer::start_async().await;
+    let refused = server
+        .mock_async(|when, then| {
+            when.path("/api/v1/accounts/farm/btc/rewards-stats");
+            then.status(401).json_body(
+                json!({"code": "auth.unauthorized", "message": "Unauthorized",
+                "redirect": "/api/oauth/authorize?state=516acf17-a209-4c65-b423-61c30d2294a0"}),
+            );
+        })
+        .await;
+    let (exporter, _dir) = exporter_of(&ourpool_toml(&server.base_url()), &[]);
+    for _ in 0..2 {
+        assert_eq!(
+            poll(&exporter, "op").await,
+            Outcome::Failure { kind: "auth" }
+        );
+    }
+    assert_eq!(
+        refused.calls_async().await,
+        2,
+        "one request a poll, no retry"
+    );
+    let page = text(&exporter);
+    assert_eq!(
+        sample(&page, "mining_exporter_source_up", &["source=\"op\""]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "mining_exporter_poll_errors_total",
+            &["source=\"op\"", "kind=\"auth\""]
+        ),
+        Some(2.0)
+    );
+    assert!(!page.contains(TOKEN));
+}
+
+#[tokio::test]
+async fn luxor_reads_the_workspace_slowly_and_follows_every_page() {
+    let simulator = LuxorSimulator::start(LuxorOptions {
+        subaccounts: vec![("hq".into(), 1500), ("annex".into(), 3)],
+        token: TOKEN.into(),
+        lively: false,
+        key_bucket: (100, 100.0),
+        ..LuxorOptions::default()
+    })
+    .await
+    .unwrap();
+    let toml = format!(
+        "[[sources]]\nkind = \"luxor\"\nname = \"lx\"\nbase_url = \"{}\"\ntoken_file = \"token\"\n",
+        simulator.base_url()
+    );
+    let (exporter, _dir) = exporter_of(&toml, &[]);
+    assert!(matches!(
+        poll(&exporter, "lx").await,
+        Outcome::Success { .. }
+    ));
+    // Workspace, two summaries, two pages of 1000 workers.
+    assert_eq!(simulator.requests(), (5, 0));
+    assert!(matches!(
+        poll(&exporter, "lx").await,
+        Outcome::Success { .. }
+    ));
+    assert_eq!(
+        simulator.requests(),
+        (9, 0),
+        "the workspace is not read again"
+    );
+    let page = text(&exporter);
+    let workers = |account: &str| {
+        page.lines()
+            .filter(|l| l.starts_with("mining_worker_up{") && l.contains(account))
+            .count()
+    };
+    assert_eq!(workers("account=\"hq\""), 1500);
+    assert_eq!(workers("account=\"annex\""), 3);
+    assert_eq!(
+        sample(
+            &page,
+            "mining_account_info",
+            &["account=\"annex\"", "workspace=\"Demo Mining Co\""]
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn luxor_without_v1_lists_subaccounts_through_v2() {
+    let simulator = LuxorSimulator::start(LuxorOptions {
+        token: TOKEN.into(),
+        v1_workspace: false,
+        key_bucket: (100, 100.0),
+        ..LuxorOptions::default()
+    })
+    .await
+    .unwrap();
+    let toml = format!(
+        "[[sources]]\nkind = \"luxor\"\nname = \"lx\"\nbase_url = \"{}\"\ntoken_file = \"token\"\n",
+        simulator.base_url()
+    );
+    let (exporter, _dir) = exporter_of(&toml, &[]);
+    for _ in 0..2 {
+        assert!(matches!(
+            poll(&exporter, "lx").await,
+            Outcome::Success { .. }
+        ));
+    }
+    let page = text(&exporter);
+    for account in ["hq", "annex"] {
+        assert_eq!(
+            sample(
+                &page,
+                "mining_account_info",
+                &[
+                    &format!("account=\"{account}\""),
+                    "workspace=\"Demo Mining Co\""
+                ]
+            ),
+            Some(1.0)
+        );
+    }
+    assert_eq!(
+        sample(
+            &page,
+            "mining_exporter_upstream_requests_total",
+            &["endpoint=\"/v1/workspace\"", "code=\"404\""]
+        ),
+        Some(1.0),
+        "v1 is asked once, then switched off"
+    );
+}
+
+#[tokio::test]
+async fn several_sources_of_one_kind_keep_their_own_labels_health_and_budgets() {
+    let op_a = OurPoolSimulator::start(OurPoolOptions {
+        account: "farm-a".into(),
+        token: "op_token_a".into(),
+        ..OurPoolOptions::default()
+    })
+    .await
+    .unwrap();
+    let op_b = OurPoolSimulator::start(OurPoolOptions {
+        account: "farm-b".into(),
+        token: "op_token_b".into(),
+        ..OurPoolOptions::default()
+    })
+    .await
+    .unwrap();
+    let lx_a = LuxorSimulator::start(LuxorOptions {
+        token: "lx_key_a".into(),
+        ..LuxorOptions::default()
+    })
+    .await
+    .unwrap();
+    let lx_b = LuxorSimulator::start(LuxorOptions {
+        token: "lx_key_b".into(),
+        workspace: "Second Co".into(),
+        ..LuxorOptions::default()
+    })
+    .await
+    .unwrap();
+    let mut toml = String::new();
+    for (name, account, base, file) in [
+        ("op-a", "farm-a", op_a.base_url(), "op_a"),
+        ("op-b", "farm-b", op_b.base_url(), "op_b"),
+    ] {
+        toml += &format!(
+            "[[sources]]\nkind = \"ourpool\"\nname = \"{name}\"\naccount = \"{account}\"\nbase_url = \"{base}\"\ntoken_file = \"{file}\"\n"
+        );
+    }
+    for (name, base, file) in [
+        ("lx-a", lx_a.base_url(), "lx_a"),
+        ("lx-b", lx_b.base_url(), "lx_b"),
+    ] {
+        toml += &format!(
+            "[[sources]]\nkind = \"luxor\"\nname = \"{name}\"\nbase_url = \"{base}\"\ntoken_file = \"{file}\"\nsubaccounts = [\"hq\"]\n"
+        );
+    }
+    let (exporter, _dir) = exporter_of(
+        &toml,
+        &[
+            ("op_a", "op_token_a"),
+            ("op_b", "wrong-token"),
+            ("lx_a", "lx_key_a"),
+            ("lx_b", "lx_key_b"),
+        ],
+    );
+    assert!(matches!(
+        poll(&exporter, "op-a").await,
+        Outcome::Success { .. }
+    ));
+    assert_eq!(
+        poll(&exporter, "op-b").await,
+        Outcome::Failure { kind: "auth" }
+    );
+    assert!(matches!(
+        poll(&exporter, "lx-a").await,
+        Outcome::Success { .. }
+    ));
+    assert!(matches!(
+        poll(&exporter, "lx-b").await,
+        Outcome::Success { .. }
+    ));
+
+    let page = text(&exporter);
+    let up = |source: &str| {
+        sample(
+            &page,
+            "mining_exporter_source_up",
+            &[&format!("source=\"{source}\"")],
+        )
+    };
+    assert_eq!(up("op-a"), Some(1.0));
+    assert_eq!(
+        up("op-b"),
+        Some(0.0),
+        "one refused token fails only its source"
+    );
+    assert_eq!(up("lx-a"), Some(1.0));
+    assert_eq!(up("lx-b"), Some(1.0));
+    for budget in ["auto:op-a", "auto:op-b", "auto:lx-a", "auto:lx-b"] {
+        assert!(
+            page.contains(&format!(
+                "mining_exporter_budget_remaining{{budget=\"{budget}\"}}"
+            )),
+            "no budget {budget}"
+        );
+    }
+    assert_eq!(
+        sample(
+            &page,
+            "mining_account_info",
+            &["source=\"lx-b\"", "workspace=\"Second Co\""]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        sample(
+            &page,
+            "mining_worker_up",
+            &["source=\"lx-a\"", "account=\"hq\""]
+        )
+        .is_some()
+    );
+}
