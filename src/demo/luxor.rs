@@ -260,10 +260,10 @@ impl ListQuery {
 }
 
 /// One page of `items` with Luxor's pagination object.
-fn paginate(items: Vec<Value>, q: &ListQuery, path: &str) -> Result<(Vec<Value>, Value), Refused> {
+fn paginate<T>(items: Vec<T>, q: &ListQuery, path: &str) -> Result<(Vec<T>, Value), Refused> {
     let (number, size) = q.page()?;
     let count = items.len();
-    let page: Vec<Value> = items
+    let page: Vec<T> = items
         .into_iter()
         .skip((number - 1) * size)
         .take(size)
@@ -444,16 +444,24 @@ fn workers(
         let selected = s.select(&q, v2)?;
         let now = std::time::SystemTime::now();
         let mut totals: BTreeMap<bool, usize> = BTreeMap::new();
+        // Only the page's workers are rendered: a big farm is asked for page after page.
         let mut items = Vec::new();
         for account in &selected {
             for w in &account.farm.workers {
                 let active = is_active(w, now);
                 *totals.entry(active).or_default() += 1;
                 let status = if active { "ACTIVE" } else { "INACTIVE" };
-                if q.status.as_deref().is_some_and(|want| want != status) {
-                    continue;
+                if q.status.as_deref().is_none_or(|want| want == status) {
+                    items.push((account, w, status));
                 }
-                items.push(json!({
+            }
+        }
+        let path = format!("/{}/pool/workers/{currency}", if v2 { "v2" } else { "v1" });
+        let (page, pagination) = paginate(items, &q, &path)?;
+        let page: Vec<Value> = page
+            .into_iter()
+            .map(|(account, w, status)| {
+                json!({
                     "id": format!("{currency}-{}-{}", account.name, w.name),
                     "currency_type": currency,
                     "subaccount_name": account.name,
@@ -465,11 +473,9 @@ fn workers(
                     "rejected_shares": w.rejected_ratio(),
                     "last_share_time": iso(w.last_share),
                     "status": status,
-                }));
-            }
-        }
-        let path = format!("/{}/pool/workers/{currency}", if v2 { "v2" } else { "v1" });
-        let (page, pagination) = paginate(items, &q, &path)?;
+                })
+            })
+            .collect();
         Ok(json!({
             "currency_type": currency,
             "subaccounts": selected.iter().map(|a| json!({"id": a.id, "name": a.name})).collect::<Vec<_>>(),

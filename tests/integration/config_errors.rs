@@ -221,7 +221,7 @@ fn a_missing_env_token_is_a_warning_for_check_and_an_error_for_run() {
 fn the_example_config_is_valid_and_documents_every_key() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
     let config = Config::load(path.as_ref(), SecretMode::WarnIfMissing).unwrap();
-    assert_eq!(config.sources.len(), 2);
+    assert_eq!(config.sources.len(), 5);
     assert_eq!(
         config.sources[0].trigger,
         Trigger::Every(std::time::Duration::from_secs(60))
@@ -246,6 +246,9 @@ fn the_example_config_is_valid_and_documents_every_key() {
         "max_retries",
         "retry_backoff",
         "max_response_bytes",
+        "currency",
+        "subaccounts",
+        "site_id",
         "limits",
     ] {
         assert!(
@@ -264,8 +267,22 @@ fn the_example_config_is_valid_and_documents_every_key() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("budget proxy-account [10/1m]"), "{stdout}");
-    assert!(stdout.contains("proxy-main: polls every 1m"), "{stdout}");
+    // A plan per budget: all three pools, the two OurPool accounts on one token together.
+    for line in [
+        "budget proxy-account [10/1m] (configured)",
+        "proxy-main: polls every 1m",
+        "budget auto:ourpool-main [100/1m, 1000/1h] (OurPool, per token)",
+        "ourpool-backup: polls every 1m",
+        "load: 360.0 of 1000 requests per 1h",
+        "budget auto:luxor [5/5s]",
+        "luxor: polls every 1m; at least 3 requests a poll",
+    ] {
+        assert!(stdout.contains(line), "no {line:?} in\n{stdout}");
+    }
+    assert_eq!(
+        config.sources[3].budget, config.sources[2].budget,
+        "same OurPool token, same budget"
+    );
 }
 
 #[test]
