@@ -111,10 +111,8 @@ impl Running<LuxorSim> {
                 .route("/v1/workspace", get(workspace_v1))
                 .route("/v2/workspace", get(workspace_v2))
                 .route("/v2/pool/subaccounts", get(subaccount_list))
-                .route("/v1/pool/summary/{currency}", get(summary_v1))
-                .route("/v2/pool/summary/{currency}", get(summary_v2))
-                .route("/v1/pool/workers/{currency}", get(workers_v1))
-                .route("/v2/pool/workers/{currency}", get(workers_v2))
+                .route("/{version}/pool/summary/{currency}", get(summary_any))
+                .route("/{version}/pool/workers/{currency}", get(workers_any))
                 .fallback(|| async { *not_found() })
                 .with_state(state)
         })
@@ -410,22 +408,18 @@ fn summary(
     })
 }
 
-async fn summary_v1(
+/// `/v1/pool/summary/{currency}` and `/v2/pool/summary/{currency}`.
+async fn summary_any(
     State(sim): State<Shared<LuxorSim>>,
     headers: HeaderMap,
-    Path(currency): Path<String>,
+    Path((version, currency)): Path<(String, String)>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    summary(sim, headers, currency, q, false)
-}
-
-async fn summary_v2(
-    State(sim): State<Shared<LuxorSim>>,
-    headers: HeaderMap,
-    Path(currency): Path<String>,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    summary(sim, headers, currency, q, true)
+    match version.as_str() {
+        "v1" => summary(sim, headers, currency, q, false),
+        "v2" => summary(sim, headers, currency, q, true),
+        _ => *not_found(),
+    }
 }
 
 fn is_active(w: &FarmWorker, now: std::time::SystemTime) -> bool {
@@ -487,20 +481,16 @@ fn workers(
     })
 }
 
-async fn workers_v1(
+/// `/v1/pool/workers/{currency}` and `/v2/pool/workers/{currency}`.
+async fn workers_any(
     State(sim): State<Shared<LuxorSim>>,
     headers: HeaderMap,
-    Path(currency): Path<String>,
+    Path((version, currency)): Path<(String, String)>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    workers(sim, headers, currency, q, false)
-}
-
-async fn workers_v2(
-    State(sim): State<Shared<LuxorSim>>,
-    headers: HeaderMap,
-    Path(currency): Path<String>,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    workers(sim, headers, currency, q, true)
+    match version.as_str() {
+        "v1" => workers(sim, headers, currency, q, false),
+        "v2" => workers(sim, headers, currency, q, true),
+        _ => *not_found(),
+    }
 }

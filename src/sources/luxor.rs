@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::fields::{Num, num, unix_seconds};
 use super::optional::OptionalEndpoints;
-use super::{KindDefaults, PollFuture, Source, count_workers};
+use super::{KindDefaults, PollFuture, Source, count_workers, set_worker, worker_label};
 use crate::client::{AuthStyle, Upstream};
 use crate::config::{RateWindow, SourceConfig, Tier, Trigger};
 use crate::error::PollError;
@@ -439,11 +439,7 @@ fn to_snapshot(
         _ => "unknown",
     };
     for w in workers {
-        let Some(name) = [&w.name, &w.id]
-            .into_iter()
-            .flatten()
-            .find(|n| !n.is_empty())
-        else {
+        let Some(name) = worker_label(&w.name, &w.id) else {
             continue;
         };
         let account = w
@@ -451,16 +447,15 @@ fn to_snapshot(
             .as_deref()
             .filter(|s| !s.is_empty())
             .unwrap_or(only_account);
-        let labels = [account, name.as_str()];
-        // ACTIVE means shares in the last 3 complete minutes; anything else is not alive.
-        let active = w
-            .status
-            .as_deref()
-            .is_some_and(|s| s.eq_ignore_ascii_case("ACTIVE"));
-        snap.set(&WORKER_UP, &labels, if active { 1.0 } else { 0.0 });
-        if let Some(h) = num(w.hashrate) {
-            snap.set(&WORKER_HASHRATE, &labels, h);
-        }
+        let labels = [account, name];
+        // ACTIVE means shares in the last 3 complete minutes.
+        set_worker(
+            &mut snap,
+            labels,
+            w.status.as_deref(),
+            "ACTIVE",
+            num(w.hashrate),
+        );
         if let Some(e) = num(w.efficiency) {
             snap.set(&WORKER_EFFICIENCY, &labels, e);
         }

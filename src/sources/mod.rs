@@ -22,7 +22,7 @@ use serde::Deserialize;
 use crate::client::{AuthStyle, Upstream};
 use crate::config::{RateWindow, SourceConfig, Tier};
 use crate::error::PollError;
-use crate::metrics::{WORKER_UP, WORKERS};
+use crate::metrics::{WORKER_HASHRATE, WORKER_UP, WORKERS};
 use crate::snapshot::Snapshot;
 
 pub type PollFuture<'a> = Pin<Box<dyn Future<Output = Result<Snapshot, PollError>> + Send + 'a>>;
@@ -88,6 +88,35 @@ impl SourceKind {
 
     pub fn default_limits_origin(self, tier: Tier) -> String {
         (self.defaults().limits)(tier).1.to_string()
+    }
+}
+
+/// A worker's label: its name, or its id where the pool sends no usable name.
+pub(crate) fn worker_label<'a>(
+    name: &'a Option<String>,
+    id: &'a Option<String>,
+) -> Option<&'a str> {
+    [name, id]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .find(|n| !n.is_empty())
+}
+
+/// Sets what every pool says of a worker: `mining_worker_up`, which is 1 only when `status`
+/// is the pool's word for alive (any case), so a missing or unknown status never shows a
+/// dead worker as alive; and its freshest hashrate, where there is one.
+pub(crate) fn set_worker(
+    snap: &mut Snapshot,
+    labels: [&str; 2],
+    status: Option<&str>,
+    alive: &str,
+    hashrate: Option<f64>,
+) {
+    let up = status.is_some_and(|s| s.trim().eq_ignore_ascii_case(alive));
+    snap.set(&WORKER_UP, &labels, if up { 1.0 } else { 0.0 });
+    if let Some(h) = hashrate {
+        snap.set(&WORKER_HASHRATE, &labels, h);
     }
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::fields::{Num, num, unix_seconds};
 use super::optional::OptionalEndpoints;
-use super::{KindDefaults, PollFuture, Source, count_workers};
+use super::{KindDefaults, PollFuture, Source, count_workers, set_worker};
 use crate::client::{AuthStyle, Upstream, escape_path_segment};
 use crate::config::{RateWindow, SourceConfig, Tier};
 use crate::error::PollError;
@@ -76,15 +76,22 @@ fn map_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Worke
     Ok(Option::deserialize(d)?.unwrap_or_default())
 }
 
+/// The hashrate averages OurPool sends for a worker and for the account.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Worker {
+struct Hashrates {
     #[serde(default)]
     hashrate10m: Option<Num>,
     #[serde(default)]
     hashrate1h: Option<Num>,
     #[serde(default)]
     hashrate24h: Option<Num>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Worker {
+    #[serde(flatten)]
+    hashrates: Hashrates,
     #[serde(default)]
     last_share_at: Option<String>,
     #[serde(default)]
@@ -94,12 +101,8 @@ struct Worker {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct MinerStats {
-    #[serde(default)]
-    hashrate10m: Option<Num>,
-    #[serde(default)]
-    hashrate1h: Option<Num>,
-    #[serde(default)]
-    hashrate24h: Option<Num>,
+    #[serde(flatten)]
+    hashrates: Hashrates,
     #[serde(default)]
     workers_online: Option<Num>,
     #[serde(default)]
@@ -180,17 +183,13 @@ fn to_snapshot(
     if let Some(list) = workers {
         for (name, w) in &list.workers {
             let labels = [account, name.as_str()];
-            // Only an explicit "online" counts: an unknown status must never look alive.
-            let online = w
-                .status
-                .as_deref()
-                .is_some_and(|s| s.eq_ignore_ascii_case("online"));
-            snap.set(&WORKER_UP, &labels, if online { 1.0 } else { 0.0 });
             // The freshest figure OurPool offers per worker: 10 minutes if sent, else 1 hour.
-            if let Some(h) = num(w.hashrate10m).or(num(w.hashrate1h)) {
-                snap.set(&WORKER_HASHRATE, &labels, h);
-            }
-            for (window, value) in [("1h", w.hashrate1h), ("24h", w.hashrate24h)] {
+            let freshest = num(w.hashrates.hashrate10m).or(num(w.hashrates.hashrate1h));
+            set_worker(&mut snap, labels, w.status.as_deref(), "online", freshest);
+            for (window, value) in [
+                ("1h", w.hashrates.hashrate1h),
+                ("24h", w.hashrates.hashrate24h),
+            ] {
                 if let Some(h) = num(value) {
                     snap.set(&WORKER_HASHRATE_AVERAGE, &[account, name, window], h);
                 }
@@ -203,10 +202,13 @@ fn to_snapshot(
     }
 
     if let Some(stats) = stats {
-        if let Some(h) = num(stats.hashrate10m) {
+        if let Some(h) = num(stats.hashrates.hashrate10m) {
             snap.set(&ACCOUNT_HASHRATE, &[account], h);
         }
-        for (window, value) in [("1h", stats.hashrate1h), ("24h", stats.hashrate24h)] {
+        for (window, value) in [
+            ("1h", stats.hashrates.hashrate1h),
+            ("24h", stats.hashrates.hashrate24h),
+        ] {
             if let Some(h) = num(value) {
                 snap.set(&ACCOUNT_HASHRATE_AVERAGE, &[account, window], h);
             }

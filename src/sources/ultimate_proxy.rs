@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::fields::{Num, num, unix_seconds};
-use super::{KindDefaults, PollFuture, Source, count_workers};
+use super::{KindDefaults, PollFuture, Source, count_workers, set_worker, worker_label};
 use crate::client::{AuthStyle, Upstream};
 use crate::config::{RateWindow, SourceConfig, Tier};
 use crate::error::PollError;
@@ -172,24 +172,17 @@ fn to_snapshot(
 ) -> Snapshot {
     let mut snap = Snapshot::new();
     for w in workers {
-        let Some(name) = [&w.name, &w.id]
-            .into_iter()
-            .flatten()
-            .find(|n| !n.is_empty())
-        else {
+        let Some(name) = worker_label(&w.name, &w.id) else {
             continue;
         };
-        let labels = [account, name.as_str()];
-        // Only an explicit "online" counts: an unknown or missing status must never show a
-        // dead worker as alive.
-        let online = w
-            .status
-            .as_deref()
-            .is_some_and(|s| s.eq_ignore_ascii_case("online"));
-        snap.set(&WORKER_UP, &labels, if online { 1.0 } else { 0.0 });
-        if let Some(h) = num(w.hashrate) {
-            snap.set(&WORKER_HASHRATE, &labels, h);
-        }
+        let labels = [account, name];
+        set_worker(
+            &mut snap,
+            labels,
+            w.status.as_deref(),
+            "online",
+            num(w.hashrate),
+        );
         for (window, value) in [("1h", w.hashrate_1h), ("24h", w.hashrate_24h)] {
             if let Some(h) = num(value) {
                 snap.set(&WORKER_HASHRATE_AVERAGE, &[account, name, window], h);
