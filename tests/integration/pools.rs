@@ -230,33 +230,24 @@ async fn luxor_without_v1_lists_subaccounts_through_v2() {
 
 #[tokio::test]
 async fn several_sources_of_one_kind_keep_their_own_labels_health_and_budgets() {
-    let op_a = OurPoolSimulator::start(OurPoolOptions {
-        account: "farm-a".into(),
-        token: "op_token_a".into(),
-        ..OurPoolOptions::default()
-    })
-    .await
-    .unwrap();
-    let op_b = OurPoolSimulator::start(OurPoolOptions {
-        account: "farm-b".into(),
-        token: "op_token_b".into(),
-        ..OurPoolOptions::default()
-    })
-    .await
-    .unwrap();
-    let lx_a = LuxorSimulator::start(LuxorOptions {
-        token: "lx_key_a".into(),
-        ..LuxorOptions::default()
-    })
-    .await
-    .unwrap();
-    let lx_b = LuxorSimulator::start(LuxorOptions {
-        token: "lx_key_b".into(),
-        workspace: "Second Co".into(),
-        ..LuxorOptions::default()
-    })
-    .await
-    .unwrap();
+    let ourpool = |account: &str, token: &str| {
+        OurPoolSimulator::start(OurPoolOptions {
+            account: account.into(),
+            token: token.into(),
+            ..OurPoolOptions::default()
+        })
+    };
+    let luxor = |workspace: &str, token: &str| {
+        LuxorSimulator::start(LuxorOptions {
+            workspace: workspace.into(),
+            token: token.into(),
+            ..LuxorOptions::default()
+        })
+    };
+    let op_a = ourpool("farm-a", "op_token_a").await.unwrap();
+    let op_b = ourpool("farm-b", "op_token_b").await.unwrap();
+    let lx_a = luxor("Demo Mining Co", "lx_key_a").await.unwrap();
+    let lx_b = luxor("Second Co", "lx_key_b").await.unwrap();
     let mut toml = String::new();
     for (name, account, base, file) in [
         ("op-a", "farm-a", op_a.base_url(), "op_a"),
