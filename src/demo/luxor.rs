@@ -408,6 +408,15 @@ fn summary(
     })
 }
 
+/// Which API version a path's first segment names: Some(false) for v1, Some(true) for v2.
+fn is_v2(version: &str) -> Option<bool> {
+    match version {
+        "v1" => Some(false),
+        "v2" => Some(true),
+        _ => None,
+    }
+}
+
 /// `/v1/pool/summary/{currency}` and `/v2/pool/summary/{currency}`.
 async fn summary_any(
     State(sim): State<Shared<LuxorSim>>,
@@ -415,10 +424,9 @@ async fn summary_any(
     Path((version, currency)): Path<(String, String)>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    match version.as_str() {
-        "v1" => summary(sim, headers, currency, q, false),
-        "v2" => summary(sim, headers, currency, q, true),
-        _ => *not_found(),
+    match is_v2(&version) {
+        Some(v2) => summary(sim, headers, currency, q, v2),
+        None => *not_found(),
     }
 }
 
@@ -488,9 +496,8 @@ async fn workers_any(
     Path((version, currency)): Path<(String, String)>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    match version.as_str() {
-        "v1" => workers(sim, headers, currency, q, false),
-        "v2" => workers(sim, headers, currency, q, true),
-        _ => *not_found(),
+    match is_v2(&version) {
+        Some(v2) => workers(sim, headers, currency, q, v2),
+        None => *not_found(),
     }
 }

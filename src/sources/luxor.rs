@@ -402,13 +402,14 @@ fn next_page(pagination: Option<&Pagination>, current: u32) -> Result<Option<u32
     Ok(Some(next))
 }
 
+/// Whether an entry is in `currency`; an entry that names none is taken as the path's.
+fn is_currency(entry: Option<&str>, currency: &str) -> bool {
+    entry.is_none_or(|c| c.eq_ignore_ascii_case(currency))
+}
+
 /// The entry for `currency`, preferring mining revenue where entries say their type.
 fn amount(entries: Option<&Vec<Revenue>>, currency: &str) -> Option<f64> {
-    let matching = |e: &&Revenue| {
-        e.currency_type
-            .as_deref()
-            .is_none_or(|c| c.eq_ignore_ascii_case(currency))
-    };
+    let matching = |e: &&Revenue| is_currency(e.currency_type.as_deref(), currency);
     let entries = entries?;
     entries
         .iter()
@@ -498,11 +499,7 @@ fn to_snapshot(
         if let Some(price) = s.hashprice.as_ref().and_then(|entries| {
             entries
                 .iter()
-                .find(|e| {
-                    e.currency_type
-                        .as_deref()
-                        .is_none_or(|c| c.eq_ignore_ascii_case(currency))
-                })
+                .find(|e| is_currency(e.currency_type.as_deref(), currency))
                 .and_then(|e| num(e.value))
         }) {
             snap.set(&HASHPRICE, &[currency], price);

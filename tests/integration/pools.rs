@@ -29,6 +29,17 @@ fn ourpool_toml(base_url: &str) -> String {
     )
 }
 
+/// A Luxor simulator with `options` (its token: TOKEN) and a source "lx" watching it.
+async fn luxor_source(options: LuxorOptions) -> (LuxorSimulator, Exporter, TempDir) {
+    let simulator = LuxorSimulator::start(options).await.unwrap();
+    let toml = format!(
+        "[[sources]]\nkind = \"luxor\"\nname = \"lx\"\nbase_url = \"{}\"\ntoken_file = \"token\"\n",
+        simulator.base_url()
+    );
+    let (exporter, dir) = exporter_of(&toml, &[]);
+    (simulator, exporter, dir)
+}
+
 async fn poll(exporter: &Exporter, source: &str) -> Outcome {
     exporter.poll_once(source).await.unwrap()
 }
@@ -135,20 +146,14 @@ async fn ourpool_refused_token_is_an_auth_failure_without_retries() {
 
 #[tokio::test]
 async fn luxor_reads_the_workspace_slowly_and_follows_every_page() {
-    let simulator = LuxorSimulator::start(LuxorOptions {
+    let (simulator, exporter, _dir) = luxor_source(LuxorOptions {
         subaccounts: vec![("hq".into(), 1500), ("annex".into(), 3)],
         token: TOKEN.into(),
         lively: false,
         key_bucket: (100, 100.0),
         ..LuxorOptions::default()
     })
-    .await
-    .unwrap();
-    let toml = format!(
-        "[[sources]]\nkind = \"luxor\"\nname = \"lx\"\nbase_url = \"{}\"\ntoken_file = \"token\"\n",
-        simulator.base_url()
-    );
-    let (exporter, _dir) = exporter_of(&toml, &[]);
+    .await;
     assert!(matches!(
         poll(&exporter, "lx").await,
         Outcome::Success { .. }
@@ -184,19 +189,13 @@ async fn luxor_reads_the_workspace_slowly_and_follows_every_page() {
 
 #[tokio::test]
 async fn luxor_without_v1_lists_subaccounts_through_v2() {
-    let simulator = LuxorSimulator::start(LuxorOptions {
+    let (_simulator, exporter, _dir) = luxor_source(LuxorOptions {
         token: TOKEN.into(),
         v1_workspace: false,
         key_bucket: (100, 100.0),
         ..LuxorOptions::default()
     })
-    .await
-    .unwrap();
-    let toml = format!(
-        "[[sources]]\nkind = \"luxor\"\nname = \"lx\"\nbase_url = \"{}\"\ntoken_file = \"token\"\n",
-        simulator.base_url()
-    );
-    let (exporter, _dir) = exporter_of(&toml, &[]);
+    .await;
     for _ in 0..2 {
         assert!(matches!(
             poll(&exporter, "lx").await,
