@@ -61,6 +61,16 @@ impl Budget {
         &self.windows
     }
 
+    /// The longest window: no wait a pool asks for is taken longer than this.
+    pub fn longest_window(&self) -> Duration {
+        self.windows
+            .iter()
+            .map(|w| w.per)
+            .max()
+            .unwrap_or(MAX_UPSTREAM_PAUSE)
+            .min(MAX_UPSTREAM_PAUSE)
+    }
+
     /// Waits until one more request fits every window, then records it as sent.
     pub async fn acquire(&self) {
         let started = Instant::now();

@@ -5,15 +5,16 @@
 //! No URL reaches an error: errors name the endpoint template. URLs appear only in debug logs,
 //! and only after `redact_url`, because OurPool carries its token in the query string.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, RETRY_AFTER, USER_AGENT};
 use serde::de::DeserializeOwned;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::budget::Budget;
 use crate::config::HttpSettings;
@@ -75,6 +76,23 @@ pub struct Upstream {
     pub telemetry: Telemetry,
     pub pool: &'static str,
     pub source: String,
+    /// Header quirks this source has already warned about.
+    pub warned: WarnedOnce,
+}
+
+/// Names of things already logged at warn level, so a pool that keeps sending the same odd
+/// header is logged once, not on every request.
+#[derive(Debug, Default)]
+pub struct WarnedOnce(Mutex<BTreeSet<&'static str>>);
+
+impl WarnedOnce {
+    /// True the first time `what` is seen.
+    pub fn first(&self, what: &'static str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(what)
+    }
 }
 
 /// One attempt's failure, before retries are decided.
@@ -244,12 +262,16 @@ impl Upstream {
         };
         let mut response = request.send().await.map_err(transport)?;
         let status = response.status();
-        let headers = response.headers();
-        let (remaining, reset_in) = rate_limit_headers(headers);
-        self.budget.observe_upstream(remaining, reset_in);
-        let retry_after = retry_after(headers);
+        let rate = rate_headers(
+            response.headers(),
+            SystemTime::now(),
+            self.budget.longest_window(),
+        );
+        self.warn_once_about(&rate.clamped);
+        self.budget.observe_upstream(rate.remaining, rate.reset_in);
+        let retry_after = rate.retry_after;
         let server_delay = if status == StatusCode::TOO_MANY_REQUESTS {
-            let delay = retry_after.or(reset_in);
+            let delay = retry_after.or(rate.reset_in);
             self.budget.note_rate_limited(delay);
             delay
         } else {
@@ -281,6 +303,20 @@ impl Upstream {
                 },
                 server_delay,
             })
+        }
+    }
+
+    fn warn_once_about(&self, clamped: &[&'static str]) {
+        for header in clamped {
+            if self.warned.first(header) {
+                warn!(
+                    source = %self.source,
+                    pool = self.pool,
+                    header,
+                    cap = ?self.budget.longest_window(),
+                    "the pool sent an unusable wait (not a number or date, negative, or longer than the budget's longest window); waiting that window instead (logged once)"
+                );
+            }
         }
     }
 
@@ -365,41 +401,91 @@ pub fn error_message(body: &[u8]) -> String {
     }
 }
 
-/// `X-RateLimit-Remaining` and the time until `X-RateLimit-Reset`. The reset is a Unix
-/// timestamp per Ultimate Proxy's docs; a small number is read as seconds from now, which
-/// is what other APIs send under the same name.
-fn rate_limit_headers(headers: &HeaderMap) -> (Option<u32>, Option<Duration>) {
-    let number = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|v| v.is_finite() && *v >= 0.0)
-    };
-    let remaining = number("x-ratelimit-remaining").map(|v| v.min(u32::MAX as f64) as u32);
-    let reset_in = number("x-ratelimit-reset").map(|reset| {
-        if reset < 1e9 {
-            Duration::from_secs_f64(reset)
-        } else {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs_f64();
-            Duration::from_secs_f64((reset - now).max(0.0))
-        }
-    });
-    (remaining, reset_in)
+/// What the pool's rate-limit headers say, after checking: every wait is finite and at most
+/// `cap` (the budget's longest window), whatever the pool sent.
+#[derive(Debug, Default, PartialEq)]
+struct RateHeaders {
+    remaining: Option<u32>,
+    /// Time until `X-RateLimit-Reset`.
+    reset_in: Option<Duration>,
+    /// `Retry-After`.
+    retry_after: Option<Duration>,
+    /// Headers whose value was unusable (not a number or date, negative, or too far away)
+    /// and was read as `cap` instead.
+    clamped: Vec<&'static str>,
 }
 
-/// `Retry-After` as delta-seconds or an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+/// Reads `X-RateLimit-Remaining`, `X-RateLimit-Reset` and `Retry-After` with checked
+/// conversions only: a pool's header can never panic the client or pause a budget for longer
+/// than `cap`.
+///
+/// The reset is a Unix timestamp per Ultimate Proxy's docs. A small number is read as seconds
+/// from now (what other APIs send under that name), a very large one as Unix milliseconds.
+fn rate_headers(headers: &HeaderMap, now: SystemTime, cap: Duration) -> RateHeaders {
+    let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("").trim());
+    let mut read = RateHeaders::default();
+    let mut wait = |name: &'static str, value: Result<Duration, ()>| match value {
+        Ok(d) if d <= cap => Some(d),
+        _ => {
+            read.clamped.push(name);
+            Some(cap)
+        }
+    };
+    read.reset_in = text("x-ratelimit-reset").and_then(|v| {
+        let delay = v
+            .parse::<f64>()
+            .map_err(|_| ())
+            .and_then(|reset| until_reset(reset, now));
+        wait("X-RateLimit-Reset", delay)
+    });
+    read.retry_after =
+        text(RETRY_AFTER.as_str()).and_then(|v| wait("Retry-After", retry_after_value(v, now)));
+    read.remaining = text("x-ratelimit-remaining")
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite())
+        // In range after the clamp, so the cast is exact up to the fraction it drops.
+        .map(|v| v.clamp(0.0, f64::from(u32::MAX)) as u32);
+    read
+}
+
+/// Above this a reset is in Unix milliseconds: as seconds it would be past the year 5000.
+const RESET_MILLIS_FROM: f64 = 1e11;
+/// Below this a reset is seconds from now: as a timestamp it would be before 2001.
+const RESET_TIMESTAMP_FROM: f64 = 1e9;
+
+/// The wait until a reset given as delta seconds, Unix seconds or Unix milliseconds.
+fn until_reset(reset: f64, now: SystemTime) -> Result<Duration, ()> {
+    if !reset.is_finite() || reset < 0.0 {
+        return Err(());
     }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let secs = (at.timestamp() - chrono::Utc::now().timestamp()).max(0);
-    Some(Duration::from_secs(secs as u64))
+    if reset < RESET_TIMESTAMP_FROM {
+        return Duration::try_from_secs_f64(reset).map_err(|_| ());
+    }
+    let at = if reset >= RESET_MILLIS_FROM {
+        reset / 1000.0
+    } else {
+        reset
+    };
+    let now = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    // A reset already past means the window is open again.
+    Duration::try_from_secs_f64((at - now).max(0.0)).map_err(|_| ())
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date (one already past means now).
+fn retry_after_value(value: &str, now: SystemTime) -> Result<Duration, ()> {
+    if let Ok(secs) = value.parse::<f64>() {
+        return if secs.is_finite() && secs >= 0.0 {
+            Duration::try_from_secs_f64(secs).map_err(|_| ())
+        } else {
+            Err(())
+        };
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).map_err(|_| ())?;
+    let at = SystemTime::from(at.with_timezone(&chrono::Utc));
+    Ok(at.duration_since(now).unwrap_or_default())
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -500,26 +586,94 @@ mod tests {
         assert!(decode::<Any>(br#"{"x":"#).is_err());
     }
 
-    #[test]
-    fn reset_header_accepts_timestamps_and_deltas() {
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert("x-ratelimit-remaining", "3".parse().unwrap());
-        h.insert("x-ratelimit-reset", "30".parse().unwrap());
+        for (name, value) in pairs {
+            h.insert(*name, value.parse().unwrap());
+        }
+        h
+    }
+
+    const CAP: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn reset_header_accepts_deltas_seconds_and_milliseconds() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let read = |reset: &str| {
+            rate_headers(
+                &headers(&[("x-ratelimit-remaining", "3"), ("x-ratelimit-reset", reset)]),
+                now,
+                CAP,
+            )
+        };
+        let delta = read("30");
+        assert_eq!(delta.remaining, Some(3));
+        assert_eq!(delta.reset_in, Some(Duration::from_secs(30)));
+        assert!(delta.clamped.is_empty());
+        assert_eq!(read("1800000020").reset_in, Some(Duration::from_secs(20)));
         assert_eq!(
-            rate_limit_headers(&h),
-            (Some(3), Some(Duration::from_secs(30)))
+            read("1800000020500").reset_in,
+            Some(Duration::from_millis(20_500))
         );
-        let soon = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 20;
-        h.insert("x-ratelimit-reset", soon.to_string().parse().unwrap());
-        let (_, reset) = rate_limit_headers(&h);
-        let reset = reset.unwrap();
-        assert!(
-            reset <= Duration::from_secs(20) && reset >= Duration::from_secs(18),
-            "{reset:?}"
+        // A reset already past: the window is open.
+        assert_eq!(read("1799999000").reset_in, Some(Duration::ZERO));
+        assert!(read("1799999000").clamped.is_empty());
+    }
+
+    #[test]
+    fn unusable_waits_are_clamped_to_the_longest_window() {
+        let now = SystemTime::now();
+        for bad in [
+            "100000000000000000000",
+            "1e308",
+            "-5",
+            "NaN",
+            "inf",
+            "soon",
+            "3600",
+        ] {
+            let read = rate_headers(
+                &headers(&[("x-ratelimit-reset", bad), ("retry-after", bad)]),
+                now,
+                CAP,
+            );
+            assert_eq!(read.reset_in, Some(CAP), "{bad}");
+            assert_eq!(read.retry_after, Some(CAP), "{bad}");
+            assert_eq!(read.clamped, ["X-RateLimit-Reset", "Retry-After"], "{bad}");
+        }
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_and_http_dates() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let read = |value: &str| rate_headers(&headers(&[("retry-after", value)]), now, CAP);
+        assert_eq!(read("7").retry_after, Some(Duration::from_secs(7)));
+        let in_ten = chrono::DateTime::<chrono::Utc>::from(now + Duration::from_secs(10));
+        assert_eq!(
+            read(&in_ten.to_rfc2822()).retry_after,
+            Some(Duration::from_secs(10))
         );
+        assert_eq!(
+            read("Wed, 21 Oct 2015 07:28:00 GMT").retry_after,
+            Some(Duration::ZERO)
+        );
+        assert_eq!(read("7").reset_in, None);
+    }
+
+    #[test]
+    fn remaining_is_read_with_checked_conversions() {
+        let read = |value: &str| {
+            rate_headers(
+                &headers(&[("x-ratelimit-remaining", value)]),
+                SystemTime::now(),
+                CAP,
+            )
+            .remaining
+        };
+        assert_eq!(read("5"), Some(5));
+        assert_eq!(read("-3"), Some(0));
+        assert_eq!(read("1e30"), Some(u32::MAX));
+        assert_eq!(read("NaN"), None);
+        assert_eq!(read("many"), None);
     }
 }

@@ -68,6 +68,9 @@ pub enum PollError {
         endpoint: &'static str,
         detail: String,
     },
+    /// A bug met input it did not expect; the poll was abandoned, the source goes on.
+    #[error("the poll panicked: {message}")]
+    Panic { message: String },
 }
 
 impl PollError {
@@ -81,6 +84,7 @@ impl PollError {
             PollError::Timeout { .. } => "timeout",
             PollError::Transport { .. } => "transport",
             PollError::Decode { .. } => "decode",
+            PollError::Panic { .. } => "panic",
         }
     }
 
@@ -101,6 +105,7 @@ pub const POLL_ERROR_KINDS: &[&str] = &[
     "timeout",
     "transport",
     "decode",
+    "panic",
 ];
 
 /// Why the exporter could not start or keep serving.

@@ -14,6 +14,7 @@ pub mod secret;
 pub mod server;
 pub mod snapshot;
 pub mod sources;
+pub mod supervision;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -44,6 +45,15 @@ pub struct Exporter {
 impl Exporter {
     /// Builds every part; nothing runs and nothing is requested until `serve`.
     pub fn new(config: Config) -> Result<Exporter, StartError> {
+        Exporter::with_sources(config, sources::build)
+    }
+
+    /// Like `new`, with each source's poller built by `build` (tests use it to plant a
+    /// source that misbehaves on purpose).
+    pub fn with_sources(
+        config: Config,
+        build: impl Fn(&config::SourceConfig) -> Box<dyn sources::Source>,
+    ) -> Result<Exporter, StartError> {
         let plan = plan::plan(&config);
         let telemetry = Telemetry::new();
         let http = client::http_client().map_err(|e| StartError::HttpClient(e.to_string()))?;
@@ -83,11 +93,12 @@ impl Exporter {
                 telemetry: telemetry.clone(),
                 pool: source.kind.as_str(),
                 source: source.name.clone(),
+                warned: Default::default(),
             };
             pollers.push(Arc::new(Poller::new(
                 index,
                 source.name.clone(),
-                sources::build(source),
+                build(source),
                 upstream,
                 store.clone(),
                 exposition.clone(),

@@ -12,10 +12,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::client::Upstream;
-use crate::error::POLL_ERROR_KINDS;
+use crate::error::{POLL_ERROR_KINDS, PollError};
 use crate::exposition::Exposition;
 use crate::snapshot::Store;
 use crate::sources::Source;
+use crate::supervision::catch_panic;
 
 /// How one poll ended, for callers that drive polls themselves (tests, benchmarks).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +72,12 @@ impl Poller {
     pub async fn poll_once(&self) -> Outcome {
         let _one_at_a_time = self.in_flight.lock().await;
         let started = Instant::now();
-        let result = self.source.poll(&self.upstream).await;
+        let result = match catch_panic(self.source.poll(&self.upstream)).await {
+            Ok(result) => result,
+            Err(message) => Err(PollError::Panic {
+                message: self.upstream.token.scrub(&message),
+            }),
+        };
         let took = started.elapsed();
         let outcome = self.record(result, took);
         // Rendering 10,000 workers takes tens of milliseconds (see benches/): keep it off the
@@ -89,7 +95,7 @@ impl Poller {
     /// Puts the outcome in the store, the error counter and the log (once per distinct failure).
     fn record(
         &self,
-        result: Result<crate::snapshot::Snapshot, crate::error::PollError>,
+        result: Result<crate::snapshot::Snapshot, PollError>,
         took: Duration,
     ) -> Outcome {
         let mut last_failure = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());

@@ -39,7 +39,7 @@ impl Telemetry {
         let poll_errors = IntCounterVec::new(
             Opts::new(
                 exporter::POLL_ERRORS,
-                "Failed polls by kind (auth, not_found, http, rate_limited, timeout, transport, decode).",
+                "Failed polls by kind (auth, not_found, http, rate_limited, timeout, transport, decode, panic).",
             ),
             &["pool", "source", "kind"],
         )

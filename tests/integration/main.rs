@@ -7,6 +7,7 @@ mod common;
 mod config_errors;
 mod escaping;
 mod golden;
+mod hostile_input;
 mod pools;
 mod promtool;
 mod secrets;

@@ -187,6 +187,7 @@ async fn a_token_in_the_query_string_stays_out_of_errors() {
         telemetry: Telemetry::new(),
         pool: "ourpool",
         source: "op".into(),
+        warned: Default::default(),
     };
     let error = upstream
         .get_json::<serde_json::Value>("/api/v1/x", "/api/v1/x", &[])
