@@ -167,4 +167,5 @@ pub mod exporter {
     pub const BUDGET_REMAINING: &str = "mining_exporter_budget_remaining";
     pub const BUDGET_WAIT: &str = "mining_exporter_budget_wait_seconds_total";
     pub const RATE_LIMITED: &str = "mining_exporter_rate_limited_total";
+    pub const ENDPOINT_ENABLED: &str = "mining_exporter_endpoint_enabled";
 }

@@ -12,6 +12,8 @@ pub struct Telemetry {
     pub upstream_requests: IntCounterVec,
     /// pool, source, kind
     pub poll_errors: IntCounterVec,
+    /// pool, source, endpoint: optional endpoints, 0 while switched off
+    pub endpoint_enabled: IntGaugeVec,
 }
 
 impl Telemetry {
@@ -44,10 +46,19 @@ impl Telemetry {
             &["pool", "source", "kind"],
         )
         .expect("valid metric definition");
+        let endpoint_enabled = IntGaugeVec::new(
+            Opts::new(
+                exporter::ENDPOINT_ENABLED,
+                "1 if the optional endpoint is polled, 0 while it is switched off because the pool never served it (HTTP 404); asked again every hour.",
+            ),
+            &["pool", "source", "endpoint"],
+        )
+        .expect("valid metric definition");
         for collector in [
             Box::new(build_info) as Box<dyn prometheus::core::Collector>,
             Box::new(upstream_requests.clone()),
             Box::new(poll_errors.clone()),
+            Box::new(endpoint_enabled.clone()),
         ] {
             registry
                 .register(collector)
@@ -57,6 +68,7 @@ impl Telemetry {
             registry,
             upstream_requests,
             poll_errors,
+            endpoint_enabled,
         }
     }
 }

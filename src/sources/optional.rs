@@ -1,20 +1,75 @@
 //! Endpoints a pool may not serve. OurPool documents only rewards-stats; its other account
-//! paths, and Luxor's v1 workspace, are observed or proposed in the reference. The first 404
-//! from such an endpoint switches it off for that source with one warning, and the rest of
-//! the source keeps working. It stays off until the exporter restarts.
+//! paths, and Luxor's v1 workspace, are observed or proposed in the reference.
+//!
+//! Only an endpoint that has never answered 200 since start is switched off by a 404: that is
+//! a pool that does not serve it, and the rest of the source keeps working without it. It is
+//! asked again every hour, so an endpoint the vendor adds later comes back without a restart.
+//! A 404 from an endpoint that has worked is a hiccup, not an answer: it fails that poll
+//! (kind `not_found`) and the last good series stay, instead of a farm vanishing for the life
+//! of the process. `mining_exporter_endpoint_enabled` shows which endpoints are off.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use tracing::warn;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
 
 use crate::client::Upstream;
 use crate::error::PollError;
 
+/// How long a switched-off endpoint stays off before it is asked again.
+pub const RETRY_SWITCHED_OFF_EVERY: Duration = Duration::from_secs(3600);
+
+/// What the source has learned of one optional endpoint.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Learned {
+    /// Answered 200 at least once since start.
+    answered: bool,
+    /// Switched off until then.
+    off_until: Option<Instant>,
+}
+
+/// What a 404 means for an endpoint, given what it did before.
+#[derive(Debug, PartialEq)]
+enum After404 {
+    /// It has worked: fail this poll, keep the endpoint.
+    FailPoll,
+    /// Never answered: switched off now.
+    SwitchedOff,
+    /// Asked again after an hour off, and still not served.
+    StillOff,
+}
+
+impl Learned {
+    fn should_ask(&self, now: Instant) -> bool {
+        self.off_until.is_none_or(|until| now >= until)
+    }
+
+    fn on_404(&mut self, now: Instant) -> After404 {
+        if self.answered {
+            return After404::FailPoll;
+        }
+        let first = self.off_until.is_none();
+        self.off_until = Some(now + RETRY_SWITCHED_OFF_EVERY);
+        if first {
+            After404::SwitchedOff
+        } else {
+            After404::StillOff
+        }
+    }
+
+    /// Returns whether the endpoint was switched off until this answer.
+    fn on_success(&mut self) -> bool {
+        self.answered = true;
+        self.off_until.take().is_some()
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct OptionalEndpoints {
-    off: Mutex<BTreeSet<&'static str>>,
+    learned: Mutex<BTreeMap<&'static str, Learned>>,
 }
 
 impl OptionalEndpoints {
@@ -22,15 +77,14 @@ impl OptionalEndpoints {
         Self::default()
     }
 
-    pub fn is_off(&self, endpoint: &'static str) -> bool {
-        self.off
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(endpoint)
+    fn with<R>(&self, endpoint: &'static str, f: impl FnOnce(&mut Learned) -> R) -> R {
+        let mut learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
+        f(learned.entry(endpoint).or_default())
     }
 
-    /// Like `Upstream::get_json`, but `Ok(None)` when the endpoint is switched off or answers
-    /// 404 (which switches it off). Every other failure fails the poll as usual.
+    /// Like `Upstream::get_json`, but `Ok(None)` when the endpoint is switched off, or answers
+    /// 404 without ever having answered 200 (which switches it off). A 404 after a 200, and
+    /// every other failure, fails the poll as usual.
     pub async fn get_json<T: DeserializeOwned>(
         &self,
         api: &Upstream,
@@ -38,30 +92,78 @@ impl OptionalEndpoints {
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<Option<T>, PollError> {
-        if self.is_off(endpoint) {
+        if !self.with(endpoint, |l| l.should_ask(Instant::now())) {
             return Ok(None);
         }
+        let enabled = |on: bool| {
+            api.telemetry
+                .endpoint_enabled
+                .with_label_values(&[api.pool, &api.source, endpoint])
+                .set(i64::from(on));
+        };
         match api.get_json(endpoint, path, query).await {
-            Ok(value) => Ok(Some(value)),
+            Ok(value) => {
+                if self.with(endpoint, Learned::on_success) {
+                    info!(source = %api.source, pool = api.pool, endpoint, "the pool serves this endpoint again: switched back on");
+                }
+                enabled(true);
+                Ok(Some(value))
+            }
             Err(PollError::Status {
                 status: 404,
                 message,
-                ..
-            }) => {
-                self.off
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(endpoint);
-                warn!(
-                    source = %api.source,
-                    pool = api.pool,
+                endpoint,
+            }) => match self.with(endpoint, |l| l.on_404(Instant::now())) {
+                After404::FailPoll => Err(PollError::Status {
+                    status: 404,
+                    message,
                     endpoint,
-                    reason = %message,
-                    "the pool does not serve this endpoint (HTTP 404): switched off for this source until restart; the rest of the source keeps working"
-                );
-                Ok(None)
-            }
+                }),
+                After404::SwitchedOff => {
+                    enabled(false);
+                    warn!(
+                        source = %api.source,
+                        pool = api.pool,
+                        endpoint,
+                        reason = %message,
+                        retry_in = ?RETRY_SWITCHED_OFF_EVERY,
+                        "the pool does not serve this endpoint (HTTP 404, never answered since start): switched off for this source and asked again every hour; the rest of the source keeps working"
+                    );
+                    Ok(None)
+                }
+                After404::StillOff => {
+                    debug!(source = %api.source, endpoint, "still not served (HTTP 404)");
+                    Ok(None)
+                }
+            },
             Err(e) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_endpoint_that_never_answered_is_switched_off_and_it_is_asked_hourly() {
+        let start = Instant::now();
+        let mut never = Learned::default();
+        assert!(never.should_ask(start));
+        assert_eq!(never.on_404(start), After404::SwitchedOff);
+        assert!(!never.should_ask(start + Duration::from_secs(3599)));
+        let hour = start + RETRY_SWITCHED_OFF_EVERY;
+        assert!(never.should_ask(hour));
+        assert_eq!(never.on_404(hour), After404::StillOff);
+        assert!(!never.should_ask(hour + Duration::from_secs(60)));
+        assert!(never.should_ask(hour + RETRY_SWITCHED_OFF_EVERY));
+        assert!(never.on_success(), "was off");
+        assert!(never.should_ask(hour + Duration::from_secs(1)));
+        assert_eq!(never.on_404(hour), After404::FailPoll, "it has worked now");
+
+        let mut worked = Learned::default();
+        assert!(!worked.on_success());
+        assert_eq!(worked.on_404(start), After404::FailPoll);
+        assert!(worked.should_ask(start));
     }
 }

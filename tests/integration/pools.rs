@@ -97,10 +97,104 @@ async fn ourpool_switches_off_an_endpoint_that_answers_404_and_keeps_the_rest() 
     assert_eq!(
         sample(
             &page,
+            "mining_exporter_endpoint_enabled",
+            &[
+                "source=\"op\"",
+                "endpoint=\"/api/v1/accounts/{account}/btc/miner/workers\""
+            ]
+        ),
+        Some(0.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(
+            &page,
             "mining_exporter_source_up",
             &["pool=\"ourpool\"", "source=\"op\""]
         ),
         Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn a_transient_404_from_an_endpoint_that_worked_fails_one_poll_and_deletes_nothing() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.path("/api/v1/accounts/farm/btc/rewards-stats");
+            then.status(200).json_body(json!({"balance": "0.001"}));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.path("/api/v1/accounts/farm/btc/miner/stats");
+            then.status(200).json_body(json!({"hashrate10m": "2e14"}));
+        })
+        .await;
+    let answers = |status: u16| {
+        let server = &server;
+        async move {
+            server
+                .mock_async(move |when, then| {
+                    when.path("/api/v1/accounts/farm/btc/miner/workers");
+                    if status == 200 {
+                        then.status(200).json_body(json!({"workers": {
+                            "rig01": {"hashrate10m": 1e14, "status": "online"}}}));
+                    } else {
+                        then.status(status)
+                            .json_body(json!({"code": "not_found", "message": "hiccup"}));
+                    }
+                })
+                .await
+        }
+    };
+    let (exporter, _dir) = exporter_of(&ourpool_toml(&server.base_url()), &[]);
+    let mut works = answers(200).await;
+    assert!(matches!(
+        poll(&exporter, "op").await,
+        Outcome::Success { .. }
+    ));
+    works.delete_async().await;
+
+    let mut hiccup = answers(404).await;
+    assert_eq!(
+        poll(&exporter, "op").await,
+        Outcome::Failure { kind: "not_found" }
+    );
+    let page = text(&exporter);
+    assert_eq!(
+        sample(&page, "mining_worker_up", &["worker=\"rig01\""]),
+        Some(1.0),
+        "the last good worker series stay:\n{page}"
+    );
+    assert_eq!(
+        sample(&page, "mining_exporter_source_up", &["source=\"op\""]),
+        Some(0.0)
+    );
+    hiccup.delete_async().await;
+
+    let back = answers(200).await;
+    assert!(matches!(
+        poll(&exporter, "op").await,
+        Outcome::Success { .. }
+    ));
+    assert_eq!(back.calls_async().await, 1, "asked again after the hiccup");
+    let page = text(&exporter);
+    assert_eq!(
+        sample(&page, "mining_worker_up", &["worker=\"rig01\""]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "mining_exporter_endpoint_enabled",
+            &[
+                "source=\"op\"",
+                "endpoint=\"/api/v1/accounts/{account}/btc/miner/workers\""
+            ]
+        ),
+        Some(1.0),
+        "{page}"
     );
 }
 
