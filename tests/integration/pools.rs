@@ -149,14 +149,14 @@ async fn a_transient_404_from_an_endpoint_that_worked_fails_one_poll_and_deletes
         }
     };
     let (exporter, _dir) = exporter_of(&ourpool_toml(&server.base_url()), &[]);
-    let mut works = answers(200).await;
+    let works = answers(200).await;
     assert!(matches!(
         poll(&exporter, "op").await,
         Outcome::Success { .. }
     ));
     works.delete_async().await;
 
-    let mut hiccup = answers(404).await;
+    let hiccup = answers(404).await;
     assert_eq!(
         poll(&exporter, "op").await,
         Outcome::Failure { kind: "not_found" }
