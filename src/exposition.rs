@@ -83,7 +83,7 @@ impl Exposition {
                 .push(metric);
         };
 
-        for status in self.store.read().iter() {
+        for status in &self.store.statuses() {
             let base = [("pool", status.pool), ("source", status.source.as_str())];
             for (def, samples) in status.snapshot.families() {
                 for (values, value) in samples {

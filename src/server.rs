@@ -91,7 +91,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, String) {
 async fn landing(State(state): State<AppState>) -> Html<String> {
     let rows: String = state
         .store
-        .read()
+        .statuses()
         .iter()
         .map(|s| {
             let status = match (s.polled, s.up) {

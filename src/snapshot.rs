@@ -3,7 +3,7 @@
 //! disappears at once; a failed poll leaves the last good snapshot where it is.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use crate::metrics::MetricDef;
@@ -123,13 +123,19 @@ impl Store {
         });
     }
 
-    pub fn read(&self) -> RwLockReadGuard<'_, Vec<SourceStatus>> {
-        self.sources.read().unwrap_or_else(|e| e.into_inner())
+    /// Every source's state as of now. The lock is held only to clone the `Arc`s, so a render
+    /// that runs for tens of milliseconds over the copy never holds back a finishing poll,
+    /// whose write would otherwise wait on an async worker thread.
+    pub fn statuses(&self) -> Vec<SourceStatus> {
+        self.sources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Names of the sources that have not finished a first poll, successful or not.
     pub fn not_yet_polled(&self) -> Vec<String> {
-        self.read()
+        self.statuses()
             .iter()
             .filter(|s| !s.polled)
             .map(|s| s.source.clone())
@@ -161,10 +167,31 @@ mod tests {
         s.set(&WORKER_UP, &["a", "w1"], 1.0);
         store.record_success(0, s, Duration::from_millis(5), SystemTime::now());
         store.record_failure(0, Duration::from_millis(7));
-        let status = &store.read()[0];
+        let status = &store.statuses()[0];
         assert!(!status.up);
         assert_eq!(status.snapshot.series_count(), 1);
         assert_eq!(status.last_duration, Some(Duration::from_millis(7)));
         assert!(store.not_yet_polled().is_empty());
+    }
+
+    #[test]
+    fn a_render_in_progress_never_holds_back_a_finishing_poll() {
+        let store = Arc::new(Store::new([("ultimate_proxy", "p")]));
+        // What a render works from, kept for as long as a render of 10,000 workers runs.
+        let rendering = store.statuses();
+        let (done, finished) = std::sync::mpsc::channel();
+        let writer = store.clone();
+        std::thread::spawn(move || {
+            writer.record_success(0, Snapshot::new(), Duration::ZERO, SystemTime::now());
+            done.send(()).unwrap();
+        });
+        finished
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the finishing poll waited for the render");
+        assert!(
+            !rendering[0].up,
+            "the render keeps the state it started from"
+        );
+        assert!(store.statuses()[0].up);
     }
 }
