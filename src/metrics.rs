@@ -31,14 +31,14 @@ pool_metric!(
     WORKER_HASHRATE,
     "mining_worker_hashrate_hashes_per_second",
     Gauge,
-    ["account", "worker"],
-    "Freshest hashrate the pool reports for the worker, in hashes per second."
+    ["account", "worker", "algorithm"],
+    "Freshest hashrate the pool reports for the worker, in hashes per second of its `algorithm`."
 );
 pool_metric!(
     WORKER_HASHRATE_AVERAGE,
     "mining_worker_hashrate_average_hashes_per_second",
     Gauge,
-    ["account", "worker", "window"],
+    ["account", "worker", "algorithm", "window"],
     "Worker hashrate averaged by the pool over `window`, in hashes per second."
 );
 pool_metric!(
@@ -87,22 +87,22 @@ pool_metric!(
     ACCOUNT_HASHRATE,
     "mining_account_hashrate_hashes_per_second",
     Gauge,
-    ["account"],
-    "Freshest hashrate of the account, in hashes per second."
+    ["account", "algorithm"],
+    "Freshest hashrate of the account's workers of one `algorithm`, in hashes per second; never summed across algorithms."
 );
 pool_metric!(
     ACCOUNT_HASHRATE_AVERAGE,
     "mining_account_hashrate_average_hashes_per_second",
     Gauge,
-    ["account", "window"],
-    "Account hashrate averaged by the pool over `window`, in hashes per second."
+    ["account", "algorithm", "window"],
+    "Account hashrate of one `algorithm` averaged by the pool over `window`, in hashes per second."
 );
 pool_metric!(
     ACCOUNT_HASHRATE_PEAK,
     "mining_account_hashrate_peak_hashes_per_second",
     Gauge,
-    ["account", "window"],
-    "Highest account hashrate the pool saw over `window`, in hashes per second."
+    ["account", "algorithm", "window"],
+    "Highest account hashrate of one `algorithm` the pool saw over `window`, in hashes per second."
 );
 pool_metric!(
     ACCOUNT_BALANCE,

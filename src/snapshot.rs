@@ -151,13 +151,13 @@ mod tests {
     #[test]
     fn duplicates_overwrite_and_non_finite_values_are_dropped() {
         let mut s = Snapshot::new();
-        s.set(&WORKER_HASHRATE, &["a", "w1"], 1.0);
-        s.set(&WORKER_HASHRATE, &["a", "w1"], 2.0);
-        s.set(&WORKER_HASHRATE, &["a", "w2"], f64::NAN);
+        s.set(&WORKER_HASHRATE, &["a", "w1", "sha256"], 1.0);
+        s.set(&WORKER_HASHRATE, &["a", "w1", "sha256"], 2.0);
+        s.set(&WORKER_HASHRATE, &["a", "w2", "sha256"], f64::NAN);
         s.set(&WORKER_UP, &["a", "w1"], 1.0);
         assert_eq!(s.series_count(), 2);
-        assert_eq!(s.get(&WORKER_HASHRATE, &["a", "w1"]), Some(2.0));
-        assert_eq!(s.get(&WORKER_HASHRATE, &["a", "w2"]), None);
+        assert_eq!(s.get(&WORKER_HASHRATE, &["a", "w1", "sha256"]), Some(2.0));
+        assert_eq!(s.get(&WORKER_HASHRATE, &["a", "w2", "sha256"]), None);
     }
 
     #[test]

@@ -2,12 +2,12 @@
 //! around their nominal rate, drop offline now and then, and (when lively) leave and join.
 //! Time moves in simulated seconds, caught up on each request.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// One simulated second per step; a long pause between requests is not replayed in full.
 const MAX_STEPS_PER_CATCH_UP: u64 = 600;
-/// Per-minute account totals kept for hashrate series.
+/// Per-minute totals kept for hashrate series.
 const HISTORY_MINUTES: usize = 60;
 
 #[derive(Debug, Clone)]
@@ -66,8 +66,8 @@ pub struct Farm {
     next_serial: u32,
     last_step: Instant,
     steps: u64,
-    /// (unix seconds, total hashrate) once a simulated minute, newest last.
-    pub history: VecDeque<(u64, f64)>,
+    /// (unix seconds, hashrate by tag) once a simulated minute, newest last.
+    history: VecDeque<(u64, BTreeMap<&'static str, f64>)>,
 }
 
 impl Farm {
@@ -170,8 +170,11 @@ impl Farm {
             w.avg_24h += (w.hashrate - w.avg_24h) / 86_400.0;
         }
         if self.steps % 60 == 0 {
-            let total = self.total_hashrate();
-            self.history.push_back((unix_now(), total));
+            let mut by_tag: BTreeMap<&'static str, f64> = BTreeMap::new();
+            for w in &self.workers {
+                *by_tag.entry(w.tag).or_default() += w.hashrate;
+            }
+            self.history.push_back((unix_now(), by_tag));
             while self.history.len() > HISTORY_MINUTES {
                 self.history.pop_front();
             }
@@ -179,7 +182,31 @@ impl Farm {
     }
 
     pub fn total_hashrate(&self) -> f64 {
-        self.workers.iter().map(|w| w.hashrate).sum()
+        self.hashrate_of(None)
+    }
+
+    /// The hashrate of the workers with `tag`, or of all of them.
+    pub fn hashrate_of(&self, tag: Option<&str>) -> f64 {
+        self.workers
+            .iter()
+            .filter(|w| tag.is_none_or(|t| t == w.tag))
+            .map(|w| w.hashrate)
+            .sum()
+    }
+
+    /// The per-minute history of `hashrate_of(tag)`, oldest first.
+    pub fn history_of(&self, tag: Option<&str>) -> Vec<(u64, f64)> {
+        self.history
+            .iter()
+            .map(|(t, by_tag)| {
+                let h = by_tag
+                    .iter()
+                    .filter(|(k, _)| tag.is_none_or(|t| t == **k))
+                    .map(|(_, h)| h)
+                    .sum();
+                (*t, h)
+            })
+            .collect()
     }
 
     pub fn online_count(&self) -> usize {
@@ -238,6 +265,6 @@ mod tests {
         assert_eq!(quiet.names(), ["rig01", "rig02", "rig03", "rig04", "rig05"]);
         assert_ne!(lively.names(), quiet.names());
         assert!(quiet.workers.iter().all(|w| w.hashrate > 0.5 * w.nominal));
-        assert_eq!(quiet.history.len(), HISTORY_MINUTES);
+        assert_eq!(quiet.history_of(None).len(), HISTORY_MINUTES);
     }
 }

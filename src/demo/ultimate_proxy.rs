@@ -316,6 +316,7 @@ async fn workers(
 struct SeriesQuery {
     #[serde(rename = "timeRange")]
     time_range: Option<String>,
+    algorithm: Option<String>,
 }
 
 async fn hashrate(
@@ -337,15 +338,21 @@ async fn hashrate(
                 ));
             }
         };
-        let history = &s.farm.history;
+        let tag = q.algorithm.as_deref();
+        let history = s.farm.history_of(tag);
         let data: Vec<Value> = history
             .iter()
             .map(|(t, h)| json!({"timestamp": t, "hashrate": h}))
             .collect();
-        let current = s.farm.total_hashrate();
+        let current = s.farm.hashrate_of(tag);
         let (avg, peak) = if history.is_empty() {
             (
-                s.farm.workers.iter().map(|w| w.avg_1h).sum::<f64>(),
+                s.farm
+                    .workers
+                    .iter()
+                    .filter(|w| tag.is_none_or(|t| t == w.tag))
+                    .map(|w| w.avg_1h)
+                    .sum::<f64>(),
                 current,
             )
         } else {

@@ -402,6 +402,18 @@ fn next_page(pagination: Option<&Pagination>, current: u32) -> Result<Option<u32
     Ok(Some(next))
 }
 
+/// The proof of work behind each coin Luxor's summary and workers endpoints take, as the
+/// `algorithm` label: a Luxor source's hashrates are all of its currency's algorithm.
+pub fn algorithm_of(currency: &str) -> &'static str {
+    match currency.to_ascii_uppercase().as_str() {
+        "BTC" => "sha256",
+        "LTC_DOGE" => "scrypt",
+        "SC" => "blake2b",
+        "ZEC" | "ZEN" => "equihash",
+        _ => super::UNKNOWN_ALGORITHM,
+    }
+}
+
 /// Whether an entry is in `currency`; an entry that names none is taken as the path's.
 fn is_currency(entry: Option<&str>, currency: &str) -> bool {
     entry.is_none_or(|c| c.eq_ignore_ascii_case(currency))
@@ -430,6 +442,7 @@ fn to_snapshot(
     workers: &[Worker],
 ) -> Snapshot {
     let mut snap = Snapshot::new();
+    let algorithm = algorithm_of(currency);
     let workspace = watch.workspace.as_deref().unwrap_or("");
     for account in &watch.subaccounts {
         snap.set(&ACCOUNT_INFO, &[account, workspace], 1.0);
@@ -453,6 +466,7 @@ fn to_snapshot(
         set_worker(
             &mut snap,
             labels,
+            algorithm,
             w.status.as_deref(),
             "ACTIVE",
             num(w.hashrate),
@@ -474,11 +488,11 @@ fn to_snapshot(
     for (account, s) in summaries {
         let account = *account;
         if let Some(h) = num(s.hashrate_5m) {
-            snap.set(&ACCOUNT_HASHRATE, &[account], h);
+            snap.set(&ACCOUNT_HASHRATE, &[account, algorithm], h);
         }
         for (window, value) in [("1h", s.hashrate_1h), ("24h", s.hashrate_24h)] {
             if let Some(h) = num(value) {
-                snap.set(&ACCOUNT_HASHRATE_AVERAGE, &[account, window], h);
+                snap.set(&ACCOUNT_HASHRATE_AVERAGE, &[account, algorithm, window], h);
             }
         }
         if let Some(e) = num(s.efficiency_5m) {
@@ -542,8 +556,14 @@ mod tests {
         let s = to_snapshot("BTC", &watch(&["a", "b"]), &[], &page.workers);
         assert_eq!(s.get(&WORKER_UP, &["a", "rig01"]), Some(1.0));
         assert_eq!(s.get(&WORKER_UP, &["b", "rig01"]), Some(0.0));
-        assert_eq!(s.get(&WORKER_HASHRATE, &["a", "rig01"]), Some(100.0));
-        assert_eq!(s.get(&WORKER_HASHRATE, &["b", "rig01"]), Some(201.0));
+        assert_eq!(
+            s.get(&WORKER_HASHRATE, &["a", "rig01", "sha256"]),
+            Some(100.0)
+        );
+        assert_eq!(
+            s.get(&WORKER_HASHRATE, &["b", "rig01", "sha256"]),
+            Some(201.0)
+        );
         assert_eq!(s.get(&WORKER_UP, &["b", "rig02"]), Some(0.0));
         assert_eq!(s.get(&WORKERS, &["a", "active"]), Some(1.0));
         assert_eq!(s.get(&WORKERS, &["b", "inactive"]), Some(2.0), "rig01 once");
@@ -562,14 +582,26 @@ mod tests {
                 "hashprice":[{"currency_type":"BTC","value":0.00059}]}"#,
         );
         let s = to_snapshot("BTC", &watch(&["a"]), &[("a", summary)], &[]);
-        assert_eq!(s.get(&ACCOUNT_HASHRATE, &["a"]), Some(800.0));
-        assert_eq!(s.get(&ACCOUNT_HASHRATE_AVERAGE, &["a", "24h"]), Some(780.0));
+        assert_eq!(s.get(&ACCOUNT_HASHRATE, &["a", "sha256"]), Some(800.0));
+        assert_eq!(
+            s.get(&ACCOUNT_HASHRATE_AVERAGE, &["a", "sha256", "24h"]),
+            Some(780.0)
+        );
         assert_eq!(s.get(&ACCOUNT_UPTIME, &["a"]), None);
         assert_eq!(s.get(&ACCOUNT_REWARDS, &["a", "BTC", "24h"]), Some(0.01));
         assert_eq!(s.get(&ACCOUNT_BALANCE, &["a", "BTC"]), Some(0.5));
         assert_eq!(s.get(&HASHPRICE, &["BTC"]), Some(0.00059));
         assert_eq!(s.get(&WORKERS, &["a", "active"]), Some(8.0));
         assert_eq!(s.get(&WORKERS, &["a", "inactive"]), Some(0.0));
+    }
+
+    #[test]
+    fn hashrates_carry_the_currency_s_algorithm() {
+        let summary: Summary = parse(r#"{"hashrate_5m":"800"}"#);
+        let s = to_snapshot("LTC_DOGE", &watch(&["a"]), &[("a", summary)], &[]);
+        assert_eq!(s.get(&ACCOUNT_HASHRATE, &["a", "scrypt"]), Some(800.0));
+        assert_eq!(algorithm_of("ZEC"), "equihash");
+        assert_eq!(algorithm_of("BTC"), "sha256");
     }
 
     #[test]

@@ -103,20 +103,33 @@ pub(crate) fn worker_label<'a>(
         .find(|n| !n.is_empty())
 }
 
+/// The `algorithm` label where a pool names none.
+pub const UNKNOWN_ALGORITHM: &str = "unknown";
+
+/// An algorithm as the pool names it, lower-case, so `RandomX` and `randomx` are one series;
+/// `unknown` where it sends none.
+pub(crate) fn algorithm_label(name: Option<&str>) -> String {
+    match name.map(str::trim).filter(|n| !n.is_empty()) {
+        Some(n) => n.to_lowercase(),
+        None => UNKNOWN_ALGORITHM.to_string(),
+    }
+}
+
 /// Sets what every pool says of a worker: `mining_worker_up`, which is 1 only when `status`
 /// is the pool's word for alive (any case), so a missing or unknown status never shows a
-/// dead worker as alive; and its freshest hashrate, where there is one.
+/// dead worker as alive; and its freshest hashrate of `algorithm`, where there is one.
 pub(crate) fn set_worker(
     snap: &mut Snapshot,
-    labels: [&str; 2],
+    [account, worker]: [&str; 2],
+    algorithm: &str,
     status: Option<&str>,
     alive: &str,
     hashrate: Option<f64>,
 ) {
     let up = status.is_some_and(|s| s.trim().eq_ignore_ascii_case(alive));
-    snap.set(&WORKER_UP, &labels, if up { 1.0 } else { 0.0 });
+    snap.set(&WORKER_UP, &[account, worker], if up { 1.0 } else { 0.0 });
     if let Some(h) = hashrate {
-        snap.set(&WORKER_HASHRATE, &labels, h);
+        snap.set(&WORKER_HASHRATE, &[account, worker, algorithm], h);
     }
 }
 

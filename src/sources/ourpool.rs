@@ -44,6 +44,8 @@ fn limits(_: Tier) -> (Vec<RateWindow>, &'static str) {
 
 /// OurPool is a BTC pool; its paths say `btc`.
 const CURRENCY: &str = "BTC";
+/// Bitcoin's proof of work: every OurPool hashrate is SHA-256.
+const ALGORITHM: &str = "sha256";
 
 const REWARDS_STATS: &str = "/api/v1/accounts/{account}/btc/rewards-stats";
 const MINER_WORKERS: &str = "/api/v1/accounts/{account}/btc/miner/workers";
@@ -185,13 +187,24 @@ fn to_snapshot(
             let labels = [account, name.as_str()];
             // The freshest figure OurPool offers per worker: 10 minutes if sent, else 1 hour.
             let freshest = num(w.hashrates.hashrate10m).or(num(w.hashrates.hashrate1h));
-            set_worker(&mut snap, labels, w.status.as_deref(), "online", freshest);
+            set_worker(
+                &mut snap,
+                labels,
+                ALGORITHM,
+                w.status.as_deref(),
+                "online",
+                freshest,
+            );
             for (window, value) in [
                 ("1h", w.hashrates.hashrate1h),
                 ("24h", w.hashrates.hashrate24h),
             ] {
                 if let Some(h) = num(value) {
-                    snap.set(&WORKER_HASHRATE_AVERAGE, &[account, name, window], h);
+                    snap.set(
+                        &WORKER_HASHRATE_AVERAGE,
+                        &[account, name, ALGORITHM, window],
+                        h,
+                    );
                 }
             }
             if let Some(t) = unix_seconds(w.last_share_at.as_deref()) {
@@ -203,14 +216,14 @@ fn to_snapshot(
 
     if let Some(stats) = stats {
         if let Some(h) = num(stats.hashrates.hashrate10m) {
-            snap.set(&ACCOUNT_HASHRATE, &[account], h);
+            snap.set(&ACCOUNT_HASHRATE, &[account, ALGORITHM], h);
         }
         for (window, value) in [
             ("1h", stats.hashrates.hashrate1h),
             ("24h", stats.hashrates.hashrate24h),
         ] {
             if let Some(h) = num(value) {
-                snap.set(&ACCOUNT_HASHRATE_AVERAGE, &[account, window], h);
+                snap.set(&ACCOUNT_HASHRATE_AVERAGE, &[account, ALGORITHM, window], h);
             }
         }
         // The worker list is the finer source; the stats' counts stand in when it is off.
@@ -250,9 +263,12 @@ mod tests {
         assert_eq!(s.get(&ACCOUNT_BALANCE, &["acct", "BTC"]), Some(0.001));
         assert_eq!(s.get(&ACCOUNT_REWARDS, &["acct", "BTC", "24h"]), None);
         assert_eq!(s.get(&WORKER_UP, &["acct", "rig01"]), Some(1.0));
-        assert_eq!(s.get(&WORKER_HASHRATE, &["acct", "rig01"]), Some(110.0));
+        assert_eq!(
+            s.get(&WORKER_HASHRATE, &["acct", "rig01", "sha256"]),
+            Some(110.0)
+        );
         assert_eq!(s.get(&WORKER_UP, &["acct", "rig02"]), Some(0.0));
-        assert_eq!(s.get(&WORKER_HASHRATE, &["acct", "rig02"]), None);
+        assert_eq!(s.get(&WORKER_HASHRATE, &["acct", "rig02", "sha256"]), None);
         assert_eq!(s.get(&WORKER_UP, &["acct", "rig03"]), Some(0.0));
         assert_eq!(s.get(&WORKERS, &["acct", "active"]), Some(1.0));
         assert_eq!(s.get(&WORKERS, &["acct", "inactive"]), Some(2.0));
@@ -264,7 +280,7 @@ mod tests {
         let stats: MinerStats =
             parse(r#"{"hashrate10m":"5","workersOnline":3,"workersOffline":"1"}"#);
         let s = to_snapshot("acct", &rewards, None, Some(&stats));
-        assert_eq!(s.get(&ACCOUNT_HASHRATE, &["acct"]), Some(5.0));
+        assert_eq!(s.get(&ACCOUNT_HASHRATE, &["acct", "sha256"]), Some(5.0));
         assert_eq!(s.get(&WORKERS, &["acct", "active"]), Some(3.0));
         assert_eq!(s.get(&WORKERS, &["acct", "inactive"]), Some(1.0));
         let empty: MinerWorkers = parse(r#"{"workers":null}"#);

@@ -1,13 +1,20 @@
 //! Ultimate Proxy (a mining proxy): `/v1/overview`, every page of `/v1/workers`, and the
-//! account's hashrate series `/v1/workers/hashrate?timeRange=1h`. All hashrates are H/s.
+//! account's hashrate series `/v1/workers/hashrate?timeRange=1h`, once per algorithm. All
+//! hashrates are H/s of their algorithm. The proxy serves several algorithms at once (CPUs at
+//! kH/s of RandomX beside GPUs at MH/s of KawPow), so nothing is summed across algorithms: the
+//! overview's totals are used only where the account mines one algorithm.
 //! Reference: upstream-apis.md §2.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::fields::{Num, num, unix_seconds};
-use super::{KindDefaults, PollFuture, Source, count_workers, set_worker, worker_label};
+use super::{
+    KindDefaults, PollFuture, Source, UNKNOWN_ALGORITHM, algorithm_label, count_workers,
+    set_worker, worker_label,
+};
 use crate::client::{AuthStyle, Upstream};
 use crate::config::{RateWindow, SourceConfig, Tier};
 use crate::error::PollError;
@@ -22,7 +29,7 @@ pub const DEFAULTS: KindDefaults = KindDefaults {
     keys: &["account", "tier"],
     required: &[],
     min_requests_per_poll: |_| 3,
-    requests: "overview + workers (1 per 100 workers) + hashrate series",
+    requests: "overview + workers (1 per 100 workers) + hashrate series (1 per algorithm)",
     limits,
 };
 
@@ -42,13 +49,21 @@ fn limits(tier: Tier) -> (Vec<RateWindow>, &'static str) {
 
 /// The API's maximum page size (PROPOSED in the reference; the public client uses 100).
 pub const PAGE_SIZE: u32 = 100;
-/// 100,000 workers; a pagination that claims more is treated as broken data.
-const MAX_PAGES: u32 = 1000;
+/// At most this many pages (100,000 workers) a poll. A farm whose first page claims more is
+/// refused at once, before a thousand requests are spent on a list that cannot be finished.
+pub const MAX_PAGES: u32 = 1000;
+
+const OVERVIEW: &str = "/v1/overview";
+const WORKERS_LIST: &str = "/v1/workers";
+const SERIES: &str = "/v1/workers/hashrate";
 
 #[derive(Debug, Deserialize)]
 struct Overview {
+    /// All algorithms summed: meaningful only for an account that mines one.
     #[serde(default)]
     hashrate: Option<OverviewHashrate>,
+    #[serde(default)]
+    by_algorithm: Option<Vec<AlgorithmHashrate>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +77,14 @@ struct OverviewHashrate {
 }
 
 #[derive(Debug, Deserialize)]
+struct AlgorithmHashrate {
+    #[serde(default)]
+    algorithm: Option<String>,
+    #[serde(default)]
+    hashrate: Option<Num>,
+}
+
+#[derive(Debug, Deserialize)]
 struct WorkersPage {
     data: Vec<Worker>,
     #[serde(default)]
@@ -70,8 +93,11 @@ struct WorkersPage {
 
 #[derive(Debug, Deserialize)]
 struct Pagination {
+    /// Numbers, not integers: a count out of range must be a clear error, not a serde one.
     #[serde(default)]
-    total_pages: Option<u32>,
+    total_pages: Option<Num>,
+    #[serde(default)]
+    total: Option<Num>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,6 +106,8 @@ struct Worker {
     id: Option<String>,
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    algorithm: Option<String>,
     #[serde(default)]
     status: Option<String>,
     #[serde(default)]
@@ -122,38 +150,34 @@ impl UltimateProxy {
     }
 
     async fn fetch(&self, api: &Upstream) -> Result<Snapshot, PollError> {
-        let overview: Overview = api.get_json("/v1/overview", "/v1/overview", &[]).await?;
-        let mut workers = Vec::new();
-        let limit = PAGE_SIZE.to_string();
-        for page in 1..=MAX_PAGES {
-            let page_number = page.to_string();
-            let batch: WorkersPage = api
-                .get_json(
-                    "/v1/workers",
-                    "/v1/workers",
-                    &[("page", &page_number), ("limit", &limit)],
-                )
-                .await?;
-            let received = batch.data.len();
-            workers.extend(batch.data);
-            let last = match batch.pagination.and_then(|p| p.total_pages) {
-                Some(total) => page >= total,
-                None => received < PAGE_SIZE as usize,
-            };
-            if last || received == 0 {
-                let series: HashrateSeries = api
-                    .get_json(
-                        "/v1/workers/hashrate",
-                        "/v1/workers/hashrate",
-                        &[("timeRange", "1h")],
-                    )
-                    .await?;
-                return Ok(to_snapshot(&self.account, &overview, &workers, &series));
-            }
+        let overview: Overview = api.get_json(OVERVIEW, OVERVIEW, &[]).await?;
+        let workers = every_worker(api).await?;
+        let algorithms = algorithms(&overview, &workers);
+        // One series per named algorithm; an account whose algorithm nobody names gets the
+        // unfiltered series, labelled unknown.
+        let named: Vec<&str> = algorithms
+            .iter()
+            .map(String::as_str)
+            .filter(|a| *a != UNKNOWN_ALGORITHM)
+            .collect();
+        let asked: Vec<Option<&str>> = if named.is_empty() {
+            vec![None]
+        } else {
+            named.into_iter().map(Some).collect()
+        };
+        let mut series = Vec::with_capacity(asked.len());
+        for algorithm in asked {
+            let mut query = vec![("timeRange", "1h")];
+            query.extend(algorithm.map(|a| ("algorithm", a)));
+            let answer: HashrateSeries = api.get_json(SERIES, SERIES, &query).await?;
+            series.push((algorithm.unwrap_or(UNKNOWN_ALGORITHM).to_string(), answer));
         }
-        Err(PollError::decode(
-            "/v1/workers",
-            format!("pagination claims more than {MAX_PAGES} pages"),
+        Ok(to_snapshot(
+            &self.account,
+            &overview,
+            &workers,
+            &algorithms,
+            &series,
         ))
     }
 }
@@ -164,11 +188,96 @@ impl Source for UltimateProxy {
     }
 }
 
+/// Every page of the worker list. The number of pages is read from the first page, so a farm
+/// over the cap costs one request, not a thousand.
+async fn every_worker(api: &Upstream) -> Result<Vec<Worker>, PollError> {
+    let limit = PAGE_SIZE.to_string();
+    let mut workers = Vec::new();
+    let mut pages: Option<u32> = None;
+    let mut page: u32 = 1;
+    loop {
+        let page_number = page.to_string();
+        let batch: WorkersPage = api
+            .get_json(
+                WORKERS_LIST,
+                WORKERS_LIST,
+                &[("page", &page_number), ("limit", &limit)],
+            )
+            .await?;
+        let received = batch.data.len();
+        workers.extend(batch.data);
+        if let Some(claimed) = batch.pagination.as_ref().map(page_count).transpose()? {
+            pages = claimed.or(pages);
+        }
+        let last = match pages {
+            Some(total) => page >= total,
+            None => received < PAGE_SIZE as usize,
+        };
+        if last || received == 0 {
+            return Ok(workers);
+        }
+        if page >= MAX_PAGES {
+            return Err(over_the_cap(format!("more than {MAX_PAGES} full pages")));
+        }
+        page += 1;
+    }
+}
+
+/// The number of pages the pagination claims (`total_pages`, else `total` over the page
+/// size); an error when that is over the cap or not a count at all.
+fn page_count(pagination: &Pagination) -> Result<Option<u32>, PollError> {
+    let from_total = num(pagination.total).map(|t| (t / f64::from(PAGE_SIZE)).ceil());
+    let Some(pages) = num(pagination.total_pages).or(from_total) else {
+        return Ok(None);
+    };
+    if !pages.is_finite() || pages < 0.0 {
+        return Err(PollError::decode(
+            WORKERS_LIST,
+            format!("pagination claims {pages} pages"),
+        ));
+    }
+    if pages > f64::from(MAX_PAGES) {
+        let workers = num(pagination.total)
+            .map(|t| format!(" ({t} workers)"))
+            .unwrap_or_default();
+        return Err(over_the_cap(format!("{pages} pages{workers}")));
+    }
+    // In 0..=MAX_PAGES after the checks above, so the cast only rounds a fraction up.
+    Ok(Some(pages.ceil() as u32))
+}
+
+fn over_the_cap(claimed: String) -> PollError {
+    PollError::decode(
+        WORKERS_LIST,
+        format!(
+            "the pool lists {claimed} of workers; one poll reads at most {MAX_PAGES} pages ({} workers), so this poll stops before spending its budget on a list it cannot finish",
+            u64::from(MAX_PAGES) * u64::from(PAGE_SIZE)
+        ),
+    )
+}
+
+/// The account's algorithms: those the overview breaks its hashrate down by and those its
+/// workers name (`unknown` for a worker that names none).
+fn algorithms(overview: &Overview, workers: &[Worker]) -> BTreeSet<String> {
+    let by_overview = overview
+        .by_algorithm
+        .iter()
+        .flatten()
+        .filter(|a| a.algorithm.as_deref().is_some_and(|n| !n.trim().is_empty()))
+        .map(|a| algorithm_label(a.algorithm.as_deref()));
+    let by_workers = workers
+        .iter()
+        .filter(|w| worker_label(&w.name, &w.id).is_some())
+        .map(|w| algorithm_label(w.algorithm.as_deref()));
+    by_overview.chain(by_workers).collect()
+}
+
 fn to_snapshot(
     account: &str,
     overview: &Overview,
     workers: &[Worker],
-    series: &HashrateSeries,
+    algorithms: &BTreeSet<String>,
+    series: &[(String, HashrateSeries)],
 ) -> Snapshot {
     let mut snap = Snapshot::new();
     for w in workers {
@@ -176,16 +285,22 @@ fn to_snapshot(
             continue;
         };
         let labels = [account, name];
+        let algorithm = algorithm_label(w.algorithm.as_deref());
         set_worker(
             &mut snap,
             labels,
+            &algorithm,
             w.status.as_deref(),
             "online",
             num(w.hashrate),
         );
         for (window, value) in [("1h", w.hashrate_1h), ("24h", w.hashrate_24h)] {
             if let Some(h) = num(value) {
-                snap.set(&WORKER_HASHRATE_AVERAGE, &[account, name, window], h);
+                snap.set(
+                    &WORKER_HASHRATE_AVERAGE,
+                    &[account, name, &algorithm, window],
+                    h,
+                );
             }
         }
         if let (Some(acc), Some(rej)) = (num(w.accepted_shares), num(w.rejected_shares)) {
@@ -199,24 +314,49 @@ fn to_snapshot(
     }
     count_workers(&mut snap, [account]);
 
-    if let Some(h) = &overview.hashrate {
-        if let Some(current) = num(h.current) {
-            snap.set(&ACCOUNT_HASHRATE, &[account], current);
+    for entry in overview.by_algorithm.iter().flatten() {
+        if let (Some(name), Some(h)) = (entry.algorithm.as_deref(), num(entry.hashrate)) {
+            if !name.trim().is_empty() {
+                snap.set(
+                    &ACCOUNT_HASHRATE,
+                    &[account, &algorithm_label(Some(name))],
+                    h,
+                );
+            }
         }
-        if let Some(avg) = num(h.avg_24h) {
-            snap.set(&ACCOUNT_HASHRATE_AVERAGE, &[account, "24h"], avg);
+    }
+    // The overview's totals add up every algorithm: a number only where there is one.
+    let only = match algorithms.len() {
+        0 => Some(UNKNOWN_ALGORITHM),
+        1 => algorithms.first().map(String::as_str),
+        _ => None,
+    };
+    if let (Some(algorithm), Some(h)) = (only, &overview.hashrate) {
+        if snap.samples(&ACCOUNT_HASHRATE).is_none() {
+            if let Some(current) = num(h.current) {
+                snap.set(&ACCOUNT_HASHRATE, &[account, algorithm], current);
+            }
         }
-        if let Some(avg) = num(h.avg_1h) {
-            snap.set(&ACCOUNT_HASHRATE_AVERAGE, &[account, "1h"], avg);
+        for (window, value) in [("1h", h.avg_1h), ("24h", h.avg_24h)] {
+            if let Some(avg) = num(value) {
+                snap.set(
+                    &ACCOUNT_HASHRATE_AVERAGE,
+                    &[account, algorithm, window],
+                    avg,
+                );
+            }
         }
     }
     // The hashrate series is the finer measure of the last hour: it wins over the overview.
-    if let Some(stats) = &series.stats {
+    for (algorithm, answer) in series {
+        let Some(stats) = &answer.stats else {
+            continue;
+        };
         if let Some(avg) = num(stats.avg_hashrate) {
-            snap.set(&ACCOUNT_HASHRATE_AVERAGE, &[account, "1h"], avg);
+            snap.set(&ACCOUNT_HASHRATE_AVERAGE, &[account, algorithm, "1h"], avg);
         }
         if let Some(peak) = num(stats.peak_hashrate) {
-            snap.set(&ACCOUNT_HASHRATE_PEAK, &[account, "1h"], peak);
+            snap.set(&ACCOUNT_HASHRATE_PEAK, &[account, algorithm, "1h"], peak);
         }
     }
     snap
@@ -226,44 +366,113 @@ fn to_snapshot(
 mod tests {
     use super::*;
 
-    fn worker(json: &str) -> Worker {
+    fn parse<T: serde::de::DeserializeOwned>(json: &str) -> T {
         serde_json::from_str(json).unwrap()
+    }
+
+    fn snapshot(overview: &str, workers: &str, series: &[(&str, &str)]) -> Snapshot {
+        let overview: Overview = parse(overview);
+        let workers: Vec<Worker> = parse(workers);
+        let algorithms = algorithms(&overview, &workers);
+        let series: Vec<(String, HashrateSeries)> = series
+            .iter()
+            .map(|(a, json)| (a.to_string(), parse(json)))
+            .collect();
+        to_snapshot("acct", &overview, &workers, &algorithms, &series)
     }
 
     #[test]
     fn unknown_status_is_down_and_names_fall_back_to_ids() {
-        let workers = vec![
-            worker(r#"{"_id":"a1","name":"rig01","status":"online","hashrate":8070}"#),
-            worker(r#"{"_id":"a2","name":"rig02","status":"rebooting","hashrate":"10"}"#),
-            worker(r#"{"_id":"a3","name":"","status":"ONLINE","hashrate":null}"#),
-            worker(r#"{"status":"online"}"#),
-        ];
-        let overview: Overview = serde_json::from_str("{}").unwrap();
-        let series: HashrateSeries = serde_json::from_str(r#"{"stats":null}"#).unwrap();
-        let s = to_snapshot("acct", &overview, &workers, &series);
+        let s = snapshot(
+            "{}",
+            r#"[{"_id":"a1","name":"rig01","algorithm":"randomx","status":"online","hashrate":8070},
+                {"_id":"a2","name":"rig02","algorithm":"randomx","status":"rebooting","hashrate":"10"},
+                {"_id":"a3","name":"","algorithm":"randomx","status":"ONLINE","hashrate":null},
+                {"status":"online"}]"#,
+            &[("randomx", r#"{"stats":null}"#)],
+        );
         assert_eq!(s.get(&WORKER_UP, &["acct", "rig01"]), Some(1.0));
         assert_eq!(s.get(&WORKER_UP, &["acct", "rig02"]), Some(0.0));
         assert_eq!(s.get(&WORKER_UP, &["acct", "a3"]), Some(1.0));
-        assert_eq!(s.get(&WORKER_HASHRATE, &["acct", "rig02"]), Some(10.0));
-        assert_eq!(s.get(&WORKER_HASHRATE, &["acct", "a3"]), None);
+        assert_eq!(
+            s.get(&WORKER_HASHRATE, &["acct", "rig02", "randomx"]),
+            Some(10.0)
+        );
+        assert_eq!(s.get(&WORKER_HASHRATE, &["acct", "a3", "randomx"]), None);
         assert_eq!(s.get(&WORKERS, &["acct", "active"]), Some(2.0));
         assert_eq!(s.get(&WORKERS, &["acct", "inactive"]), Some(1.0));
-        assert_eq!(s.get(&ACCOUNT_HASHRATE, &["acct"]), None);
+        assert!(s.samples(&ACCOUNT_HASHRATE).is_none());
     }
 
     #[test]
-    fn series_stats_override_the_overview_average() {
-        let overview: Overview =
-            serde_json::from_str(r#"{"hashrate":{"current":5,"avg_1h":4,"avg_24h":3}}"#).unwrap();
-        let series: HashrateSeries =
-            serde_json::from_str(r#"{"stats":{"avg_hashrate":4.5,"peak_hashrate":6}}"#).unwrap();
-        let s = to_snapshot("acct", &overview, &[], &series);
-        assert_eq!(s.get(&ACCOUNT_HASHRATE, &["acct"]), Some(5.0));
-        assert_eq!(s.get(&ACCOUNT_HASHRATE_AVERAGE, &["acct", "1h"]), Some(4.5));
+    fn one_algorithm_takes_the_overview_and_the_series_wins_the_hour() {
+        let s = snapshot(
+            r#"{"hashrate":{"current":5,"avg_1h":4,"avg_24h":3}}"#,
+            r#"[{"name":"rig01","algorithm":"RandomX","hashrate":5}]"#,
+            &[(
+                "randomx",
+                r#"{"stats":{"avg_hashrate":4.5,"peak_hashrate":6}}"#,
+            )],
+        );
+        assert_eq!(s.get(&ACCOUNT_HASHRATE, &["acct", "randomx"]), Some(5.0));
         assert_eq!(
-            s.get(&ACCOUNT_HASHRATE_AVERAGE, &["acct", "24h"]),
+            s.get(&ACCOUNT_HASHRATE_AVERAGE, &["acct", "randomx", "1h"]),
+            Some(4.5)
+        );
+        assert_eq!(
+            s.get(&ACCOUNT_HASHRATE_AVERAGE, &["acct", "randomx", "24h"]),
             Some(3.0)
         );
-        assert_eq!(s.get(&ACCOUNT_HASHRATE_PEAK, &["acct", "1h"]), Some(6.0));
+        assert_eq!(
+            s.get(&ACCOUNT_HASHRATE_PEAK, &["acct", "randomx", "1h"]),
+            Some(6.0)
+        );
+    }
+
+    #[test]
+    fn hashrates_of_different_algorithms_are_never_added_up() {
+        let s = snapshot(
+            r#"{"hashrate":{"current":30008000,"avg_1h":3e7,"avg_24h":3e7},
+                "by_algorithm":[{"algorithm":"randomx","hashrate":8000},
+                                {"algorithm":"kawpow","hashrate":3e7}]}"#,
+            r#"[{"name":"cpu1","algorithm":"randomx","hashrate":8000,"hashrate_1h":7900},
+                {"name":"gpu1","algorithm":"kawpow","hashrate":3e7}]"#,
+            &[
+                ("kawpow", r#"{"stats":{"avg_hashrate":2.9e7}}"#),
+                ("randomx", r#"{"stats":{"avg_hashrate":7950}}"#),
+            ],
+        );
+        assert_eq!(s.get(&ACCOUNT_HASHRATE, &["acct", "randomx"]), Some(8000.0));
+        assert_eq!(s.get(&ACCOUNT_HASHRATE, &["acct", "kawpow"]), Some(3e7));
+        assert_eq!(s.samples(&ACCOUNT_HASHRATE).unwrap().len(), 2, "no sum");
+        assert_eq!(
+            s.get(&ACCOUNT_HASHRATE_AVERAGE, &["acct", "kawpow", "1h"]),
+            Some(2.9e7)
+        );
+        assert_eq!(
+            s.get(&ACCOUNT_HASHRATE_AVERAGE, &["acct", "randomx", "24h"]),
+            None,
+            "the overview's 24h average mixes both algorithms"
+        );
+        assert_eq!(
+            s.get(&WORKER_HASHRATE_AVERAGE, &["acct", "cpu1", "randomx", "1h"]),
+            Some(7900.0)
+        );
+    }
+
+    #[test]
+    fn the_page_count_is_checked_before_the_pages_are_fetched() {
+        let count = |json: &str| page_count(&parse(json));
+        assert_eq!(count(r#"{"total_pages":3}"#).unwrap(), Some(3));
+        assert_eq!(count(r#"{"total":250}"#).unwrap(), Some(3));
+        assert_eq!(count(r#"{}"#).unwrap(), None);
+        assert_eq!(count(r#"{"total_pages":1000}"#).unwrap(), Some(1000));
+        let over = count(r#"{"total_pages":5000,"total":499950}"#).unwrap_err();
+        assert!(
+            over.to_string().contains("5000 pages (499950 workers)"),
+            "{over}"
+        );
+        assert!(count(r#"{"total_pages":1e300}"#).is_err());
+        assert!(count(r#"{"total_pages":-1}"#).is_err());
     }
 }

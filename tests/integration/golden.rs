@@ -41,6 +41,17 @@ const ULTIMATE_PROXY: (Auth, &[Endpoint]) = (
         endpoint("/v1/overview", "overview.json", &[]),
         endpoint("/v1/workers", "workers_page1.json", &[("page", "1")]),
         endpoint("/v1/workers", "workers_page2.json", &[("page", "2")]),
+        // One series per algorithm; a case with no named algorithm asks without a filter.
+        endpoint(
+            "/v1/workers/hashrate",
+            "hashrate_randomx.json",
+            &[("timeRange", "1h"), ("algorithm", "randomx")],
+        ),
+        endpoint(
+            "/v1/workers/hashrate",
+            "hashrate_kawpow.json",
+            &[("timeRange", "1h"), ("algorithm", "kawpow")],
+        ),
         endpoint(
             "/v1/workers/hashrate",
             "hashrate.json",

@@ -157,3 +157,36 @@ async fn a_panicking_poll_is_counted_logged_once_and_the_source_keeps_polling() 
     assert!(logged[0].contains("index out of bounds"), "{}", logged[0]);
     assert!(logged[0].contains("kind=\"panic\"") || logged[0].contains("kind=panic"));
 }
+
+#[tokio::test]
+async fn a_farm_over_the_page_cap_is_one_clear_error_after_one_page() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v1/overview");
+            then.status(200)
+                .json_body(json!({"hashrate": {"current": 1.0}}));
+        })
+        .await;
+    let pages = server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v1/workers");
+            let data: Vec<_> = (0..100)
+                .map(|i| worker(&format!("rig{i:03}"), "online", 1.0))
+                .collect();
+            then.status(200).json_body(json!({
+                "data": data,
+                "pagination": {"page": 1, "limit": 100, "total": 250_000, "total_pages": 2500}
+            }));
+        })
+        .await;
+    let (exporter, _dir) = exporter(&server.base_url(), "");
+    let outcome = exporter.poll_once("proxy").await.unwrap();
+    assert_eq!(
+        outcome,
+        mining_exporter::scheduler::Outcome::Failure { kind: "decode" }
+    );
+    assert_eq!(pages.calls_async().await, 1, "no page after the first");
+    let status = exporter.store().statuses();
+    assert!(!status[0].up);
+}

@@ -90,10 +90,12 @@ async fn simulated(workers: usize) -> (Simulator, Exporter, tempfile::TempDir) {
 async fn a_worker_the_pool_no_longer_lists_vanishes_at_once() {
     let (simulator, exporter, _dir) = simulated(5).await;
     assert_eq!(
-        exporter.poll_once("proxy").await.unwrap(), // Per worker: up, hashrate, 1h and 24h averages, rejected ratio, last share; then two
-        // worker counts and four account series.
+        exporter.poll_once("proxy").await.unwrap(),
+        // Per worker: up, hashrate, 1h and 24h averages, rejected ratio, last share; then two
+        // worker counts, and for each algorithm (four RandomX CPUs, one KawPow GPU) the
+        // account's hashrate, 1h average and 1h peak.
         Outcome::Success {
-            series: 5 * 6 + 2 + 4
+            series: 5 * 6 + 2 + 2 * 3
         }
     );
     assert!(text(&exporter).contains("worker=\"rig03\""));
