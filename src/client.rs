@@ -12,7 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, RETRY_AFTER, USER_AGENT};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT,
+};
 use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
@@ -205,18 +207,22 @@ impl Upstream {
                 USER_AGENT,
                 concat!("mining-exporter/", env!("CARGO_PKG_VERSION")),
             );
-        request = match self.auth {
-            AuthStyle::XApiKey => request.header("X-API-Key", self.token.expose()),
-            AuthStyle::Bearer => request.bearer_auth(self.token.expose()),
-            AuthStyle::RawAuthorization => request.header(AUTHORIZATION, self.token.expose()),
-            AuthStyle::QueryToken => request,
-        };
+        match auth_header(self.auth, &self.token) {
+            Ok(Some((name, value))) => request = request.header(name, value),
+            Ok(None) => {}
+            Err(problem) => {
+                return Err(AttemptError {
+                    failure: Failure::Transport(problem.to_string()),
+                    server_delay: None,
+                });
+            }
+        }
         debug!(source = %self.source, url = %redact_url(url), "GET");
         let outcome = self.send(request).await.and_then(|(status, body)| {
             decode::<T>(&body)
                 .map(|value| (status, value))
                 .map_err(|detail| AttemptError {
-                    failure: Failure::Decode(detail),
+                    failure: Failure::Decode(self.from_pool(&detail)),
                     server_delay: None,
                 })
         });
@@ -256,7 +262,7 @@ impl Upstream {
             failure: if e.is_timeout() {
                 Failure::Timeout
             } else {
-                Failure::Transport(self.token.scrub(&error_chain(&e.without_url())))
+                Failure::Transport(self.from_pool(&error_chain(&e.without_url())))
             },
             server_delay: None,
         };
@@ -299,11 +305,17 @@ impl Upstream {
             Err(AttemptError {
                 failure: Failure::Status {
                     status,
-                    message: self.token.scrub(&error_message(&body)),
+                    message: self.from_pool(&error_message(&body)),
                 },
                 server_delay,
             })
         }
+    }
+
+    /// Text that came from the pool, made fit for errors and logs: the token scrubbed out in
+    /// every form, then cut to length.
+    fn from_pool(&self, text: &str) -> String {
+        shorten(&self.token.scrub(text))
     }
 
     fn warn_once_about(&self, clamped: &[&'static str]) {
@@ -340,12 +352,31 @@ impl Upstream {
                 timeout: self.settings.timeout,
             },
             Failure::Transport(detail) => PollError::Transport { endpoint, detail },
-            Failure::Decode(detail) => PollError::Decode {
-                endpoint,
-                detail: self.token.scrub(&detail),
-            },
+            Failure::Decode(detail) => PollError::Decode { endpoint, detail },
         }
     }
+}
+
+/// The header that carries the token, marked sensitive so that no debug output of a request
+/// (ours, reqwest's or hyper's) prints it, and HTTP/2 never puts it in a compression table.
+fn auth_header(
+    style: AuthStyle,
+    token: &Secret,
+) -> Result<Option<(HeaderName, HeaderValue)>, &'static str> {
+    let (name, value) = match style {
+        AuthStyle::XApiKey => (
+            HeaderName::from_static("x-api-key"),
+            token.expose().to_string(),
+        ),
+        AuthStyle::Bearer => (AUTHORIZATION, format!("Bearer {}", token.expose())),
+        AuthStyle::RawAuthorization => (AUTHORIZATION, token.expose().to_string()),
+        AuthStyle::QueryToken => return Ok(None),
+    };
+    // The error names no part of the value: it is the token.
+    let mut value = HeaderValue::from_str(&value)
+        .map_err(|_| "the token holds characters an HTTP header cannot carry")?;
+    value.set_sensitive(true);
+    Ok(Some((name, value)))
 }
 
 fn too_large(limit: usize) -> AttemptError {
@@ -392,12 +423,20 @@ pub fn error_message(body: &[u8]) -> String {
     let clean: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_MESSAGE_CHARS)
         .collect();
     if clean.trim().is_empty() {
         "(empty body)".to_string()
     } else {
         clean.trim().to_string()
+    }
+}
+
+/// At most `MAX_MESSAGE_CHARS` of `text`. Cut only after scrubbing: a token echoed across the
+/// cut would otherwise leave its first characters behind.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_string(),
     }
 }
 
@@ -545,6 +584,27 @@ mod tests {
         let shown = redact_url(&url);
         assert!(!shown.contains("abc123"), "{shown}");
         assert!(shown.contains("limit=5"));
+    }
+
+    #[test]
+    fn auth_headers_are_sensitive() {
+        let token = Secret::new("k3y");
+        for (style, name, value) in [
+            (AuthStyle::XApiKey, "x-api-key", "k3y"),
+            (AuthStyle::Bearer, "authorization", "Bearer k3y"),
+            (AuthStyle::RawAuthorization, "authorization", "k3y"),
+        ] {
+            let (n, v) = auth_header(style, &token).unwrap().unwrap();
+            assert_eq!((n.as_str(), v.to_str().unwrap()), (name, value));
+            assert!(v.is_sensitive(), "{style:?}");
+            assert!(!format!("{v:?}").contains("k3y"));
+        }
+        assert!(
+            auth_header(AuthStyle::QueryToken, &token)
+                .unwrap()
+                .is_none()
+        );
+        assert!(auth_header(AuthStyle::XApiKey, &Secret::new("a\nb")).is_err());
     }
 
     #[test]

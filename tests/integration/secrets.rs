@@ -216,3 +216,57 @@ fn debug_output_of_a_config_hides_the_token() {
     .unwrap();
     assert_eq!(reloaded.sources[0].token.as_ref().unwrap().expose(), TOKEN);
 }
+
+fn upstream_with(base_url: String, auth: AuthStyle, token: &str) -> Upstream {
+    Upstream {
+        http: http_client().unwrap(),
+        base_url,
+        auth,
+        token: Secret::new(token),
+        budget: Arc::new(Budget::new(&BudgetConfig {
+            name: "b".into(),
+            limits: vec!["10/1s".parse().unwrap()],
+            origin: "test".into(),
+        })),
+        settings: HttpSettings::default(),
+        telemetry: Telemetry::new(),
+        pool: "test",
+        source: "s".into(),
+        warned: Default::default(),
+    }
+}
+
+#[tokio::test]
+async fn an_echoed_token_is_scrubbed_before_the_message_is_cut_and_in_encoded_form() {
+    let token = "tok+en/with=chars_0123456789";
+    let encoded = "tok%2Ben%2Fwith%3Dchars_0123456789";
+    let server = MockServer::start_async().await;
+    // The echo starts just before the 200-character cut, so a cut made first keeps the
+    // token's first characters.
+    let padding = "x".repeat(190);
+    server
+        .mock_async(|when, then| {
+            when.path("/cut");
+            then.status(500)
+                .json_body(json!({"error": format!("{padding} {token}")}));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.path("/encoded");
+            then.status(403)
+                .json_body(json!({"error": format!("bad key in /encoded?token={encoded}")}));
+        })
+        .await;
+    let mut upstream = upstream_with(server.base_url(), AuthStyle::Bearer, token);
+    upstream.settings.max_retries = 0;
+    for path in ["/cut", "/encoded"] {
+        let error = upstream
+            .get_json::<serde_json::Value>("/x", path, &[])
+            .await
+            .unwrap_err();
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains(&token[..6]), "{path}: {shown}");
+        assert!(!shown.contains(&encoded[..8]), "{path}: {shown}");
+    }
+}
