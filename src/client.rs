@@ -222,7 +222,7 @@ impl Upstream {
             decode::<T>(&body)
                 .map(|value| (status, value))
                 .map_err(|detail| AttemptError {
-                    failure: Failure::Decode(self.from_pool(&detail)),
+                    failure: Failure::Decode(self.pool_text(&detail)),
                     server_delay: None,
                 })
         });
@@ -262,7 +262,7 @@ impl Upstream {
             failure: if e.is_timeout() {
                 Failure::Timeout
             } else {
-                Failure::Transport(self.from_pool(&error_chain(&e.without_url())))
+                Failure::Transport(self.pool_text(&error_chain(&e.without_url())))
             },
             server_delay: None,
         };
@@ -305,7 +305,7 @@ impl Upstream {
             Err(AttemptError {
                 failure: Failure::Status {
                     status,
-                    message: self.from_pool(&error_message(&body)),
+                    message: self.pool_text(&error_message(&body)),
                 },
                 server_delay,
             })
@@ -314,7 +314,7 @@ impl Upstream {
 
     /// Text that came from the pool, made fit for errors and logs: the token scrubbed out in
     /// every form, then cut to length.
-    fn from_pool(&self, text: &str) -> String {
+    fn pool_text(&self, text: &str) -> String {
         shorten(&self.token.scrub(text))
     }
 
