@@ -114,18 +114,19 @@ impl Exposition {
                 MetricKind::Gauge,
                 gauge(status.snapshot.series_count() as f64),
             );
-            if let Some(at) = status.last_success {
-                let secs = at
-                    .duration_since(UNIX_EPOCH)
+            // 0 until the first success, so an alert on the age of this timestamp also fires
+            // for a source that has never worked.
+            let last_success = status.last_success.map_or(0.0, |at| {
+                at.duration_since(UNIX_EPOCH)
                     .unwrap_or_default()
-                    .as_secs_f64();
-                add(
-                    exporter::SOURCE_LAST_SUCCESS,
-                    "Unix time at the end of the last successful poll; alert on its age to tell stale data from zero.",
-                    MetricKind::Gauge,
-                    gauge(secs),
-                );
-            }
+                    .as_secs_f64()
+            });
+            add(
+                exporter::SOURCE_LAST_SUCCESS,
+                "Unix time at the end of the last successful poll, 0 until the first one; alert on its age to tell stale data from zero.",
+                MetricKind::Gauge,
+                gauge(last_success),
+            );
             if let Some(took) = status.last_duration {
                 add(
                     exporter::SOURCE_POLL_DURATION,

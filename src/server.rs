@@ -94,10 +94,11 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
         .statuses()
         .iter()
         .map(|s| {
-            let status = match (s.polled, s.up) {
-                (false, _) => "waiting for first poll",
-                (true, true) => "up",
-                (true, false) => "down (serving last good data)",
+            let status = match (s.polled, s.up, s.last_success.is_some()) {
+                (false, _, _) => "waiting for first poll",
+                (true, true, _) => "up",
+                (true, false, true) => "down (serving last good data)",
+                (true, false, false) => "down (no successful poll yet: no pool data to serve)",
             };
             // Pool kinds are constants and source names are restricted to [A-Za-z0-9_.-].
             format!(

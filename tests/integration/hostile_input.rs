@@ -3,7 +3,6 @@
 //! leave the source polling.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use httpmock::prelude::*;
@@ -91,29 +90,9 @@ impl Source for PanicsEveryOtherPoll {
     }
 }
 
-/// Log lines written while a test runs, for asserting on what the exporter said.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_panicking_poll_is_counted_logged_once_and_the_source_keeps_polling() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _logging = tracing::subscriber::set_default(subscriber);
+    let (logs, _logging) = capture_logs();
 
     let dir = tempfile::TempDir::new().unwrap();
     let config = config(
@@ -149,7 +128,7 @@ async fn a_panicking_poll_is_counted_logged_once_and_the_source_keeps_polling() 
         Some(1.0),
         "the polls between the panics succeeded:\n{page}"
     );
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     let logged: Vec<&str> = logs.lines().filter(|l| l.contains("panicked")).collect();
     // One line per panic: not the panic hook's raw print plus ours.
     assert_eq!(logged.len() as f64, panics, "{logs}");

@@ -94,3 +94,36 @@ async fn ready_only_after_every_source_has_polled_once() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("href=\"/metrics\"") && body.contains("proxy") && body.contains("down"));
 }
+
+#[tokio::test]
+async fn a_source_that_never_worked_says_so_and_its_last_success_is_0() {
+    let (logs, _logging) = capture_logs();
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(401)
+                .json_body(serde_json::json!({"error": "Invalid API key"}));
+        })
+        .await;
+    let (exporter, _dir) = exporter(&server.base_url(), "");
+    poll_fails(&exporter, "auth").await;
+
+    let page = text(&exporter);
+    assert_eq!(
+        sample(
+            &page,
+            "mining_exporter_source_last_success_timestamp_seconds",
+            &["source=\"proxy\""]
+        ),
+        Some(0.0),
+        "{page}"
+    );
+    let (_, _, landing) = get(exporter.router(), "/", false).await;
+    let landing = String::from_utf8(landing).unwrap();
+    assert!(!landing.contains("last good data"), "{landing}");
+    assert!(landing.contains("no successful poll yet"), "{landing}");
+    let logs = logs.text();
+    assert!(!logs.contains("last good data"), "{logs}");
+    assert!(logs.contains("no successful poll yet"), "{logs}");
+}
