@@ -249,6 +249,7 @@ impl Config {
             base_dir,
             mode,
             warnings: Vec::new(),
+            unreadable: Vec::new(),
         }
         .validate(raw)
     }
@@ -343,6 +344,8 @@ struct Validator<'a> {
     base_dir: &'a Path,
     mode: SecretMode,
     warnings: Vec<String>,
+    /// (key, problem) of every token that cannot be read, so `run` names them all at once.
+    unreadable: Vec<(String, String)>,
 }
 
 impl Validator<'_> {
@@ -387,6 +390,7 @@ impl Validator<'_> {
             }
             sources.push(source);
         }
+        self.refuse_unreadable_tokens()?;
         self.assign_default_budgets(&mut sources, &mut budgets)?;
         for name in budgets.keys() {
             if !sources.iter().any(|s| &s.budget == name) {
@@ -731,20 +735,39 @@ impl Validator<'_> {
         });
         match value {
             Ok(v) => Ok((Some(Secret::new(v)), origin)),
-            Err(problem) => match self.mode {
-                SecretMode::Require => Err(self.err(
-                    key,
-                    problem,
-                    "export the variable (or create the file) before starting, or point the key at where the token is",
-                )),
-                SecretMode::WarnIfMissing => {
-                    self.warnings.push(format!(
+            Err(problem) => {
+                match self.mode {
+                    // Refused once every source is read, with every unreadable token named.
+                    SecretMode::Require => self.unreadable.push((key, problem)),
+                    SecretMode::WarnIfMissing => self.warnings.push(format!(
                         "{}: {key}: {problem}; `run` will refuse to start until it is readable",
                         self.file
-                    ));
-                    Ok((None, origin))
+                    )),
                 }
-            },
+                Ok((None, origin))
+            }
+        }
+    }
+
+    /// One error naming every token that cannot be read, so an operator fixes them in one go
+    /// instead of one restart per secret.
+    fn refuse_unreadable_tokens(&self) -> Result<(), ConfigError> {
+        let fix = "export the variable (or create the file) before starting, or point the key at where the token is";
+        match self.unreadable.as_slice() {
+            [] => Ok(()),
+            [(key, problem)] => Err(self.err(key.clone(), problem.clone(), fix)),
+            all => {
+                let keys: Vec<&str> = all.iter().map(|(key, _)| key.as_str()).collect();
+                let problems: String = all
+                    .iter()
+                    .map(|(key, problem)| format!("\n    {key}: {problem}"))
+                    .collect();
+                Err(self.err(
+                    keys.join(", "),
+                    format!("{} tokens cannot be read:{problems}", all.len()),
+                    fix,
+                ))
+            }
         }
     }
 

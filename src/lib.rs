@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod exposition;
+pub mod logging;
 pub mod metrics;
 pub mod plan;
 pub mod scheduler;

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mining_exporter::config::{Config, SecretMode};
 use mining_exporter::error::StartError;
+use mining_exporter::logging::{LogFormat, LogLevel};
 use tokio_util::sync::CancellationToken;
 
 /// Polls mining-pool APIs inside each token's rate budget and serves the results to Prometheus.
@@ -16,6 +17,12 @@ use tokio_util::sync::CancellationToken;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Only log messages of this severity or above (RUST_LOG, when set, wins).
+    #[arg(long = "log.level", global = true, value_enum, default_value_t = LogLevel::Info)]
+    log_level: LogLevel,
+    /// Log line format on stderr.
+    #[arg(long = "log.format", global = true, value_enum, default_value_t = LogFormat::Logfmt)]
+    log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -42,13 +49,7 @@ const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    mining_exporter::logging::init(cli.log_level, cli.log_format);
 
     match cli.command {
         Command::Check { config } => check(&config),

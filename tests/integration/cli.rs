@@ -82,3 +82,79 @@ async fn a_cron_schedule_drives_polls() {
     let polls = mocks[0].calls_async().await;
     assert!((3..=5).contains(&polls), "{polls} polls in 3.5 s");
 }
+
+/// Runs `run` on a source whose pool refuses the token, with `args` and `env`, until the
+/// first poll is done; returns stderr.
+async fn logs_of_run(args: &[&str], env: &[(&str, &str)]) -> String {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(401)
+                .json_body(serde_json::json!({"error": "Invalid API key"}));
+        })
+        .await;
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    let port = free_port();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n{}",
+            config_text(&server.base_url(), "")
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .args(["run", "--config"])
+        .arg(&config)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let child = command.spawn().unwrap();
+    wait_ready(&format!("http://127.0.0.1:{port}")).await;
+    sigterm(&child);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[tokio::test]
+async fn logs_are_logfmt_or_json_at_the_asked_level_and_never_coloured_into_a_pipe() {
+    let logfmt = logs_of_run(&[], &[]).await;
+    assert!(
+        !logfmt.contains('\x1b'),
+        "colour codes in a pipe:\n{logfmt}"
+    );
+    assert!(
+        logfmt
+            .lines()
+            .any(|l| l.contains("level=warn") && l.contains("authentication failed")),
+        "{logfmt}"
+    );
+    assert!(logfmt.lines().all(|l| l.starts_with("ts=")), "{logfmt}");
+    assert!(logfmt.contains("level=info"), "{logfmt}");
+
+    let json = logs_of_run(&["--log.format", "json"], &[]).await;
+    for line in json.lines() {
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(parsed["level"].is_string(), "{line}");
+    }
+    assert!(json.contains("authentication failed"), "{json}");
+
+    let quiet = logs_of_run(&["--log.level", "warn"], &[]).await;
+    assert!(!quiet.contains("level=info"), "{quiet}");
+    assert!(quiet.contains("level=warn"), "{quiet}");
+
+    // RUST_LOG keeps working, and wins over the flag.
+    let debug = logs_of_run(&["--log.level", "warn"], &[("RUST_LOG", "debug")]).await;
+    assert!(debug.contains("level=debug"), "{debug}");
+}

@@ -218,6 +218,45 @@ fn a_missing_env_token_is_a_warning_for_check_and_an_error_for_run() {
 }
 
 #[test]
+fn run_names_every_unreadable_token_at_once() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let file = dir.path().join("run.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "{}{}[[sources]]\nkind = \"luxor\"\nname = \"l\"\ntoken_file = \"missing-token\"\n",
+            "[[sources]]\nkind = \"ultimate_proxy\"\nname = \"a\"\ntoken_env = \"MINING_EXPORTER_TEST_UNSET_A\"\n",
+            "[[sources]]\nkind = \"ourpool\"\nname = \"o\"\naccount = \"x\"\ntoken_env = \"MINING_EXPORTER_TEST_UNSET_B\"\n",
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for named in [
+        "sources[0].token_env",
+        "MINING_EXPORTER_TEST_UNSET_A is not set",
+        "sources[1].token_env",
+        "MINING_EXPORTER_TEST_UNSET_B is not set",
+        "sources[2].token_file",
+        "missing-token",
+        "3 tokens cannot be read",
+        "fix: ",
+    ] {
+        assert!(stderr.contains(named), "{named} missing from:\n{stderr}");
+    }
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{stderr}"
+    );
+}
+
+#[test]
 fn the_example_config_is_valid_and_documents_every_key() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
     let config = Config::load(path.as_ref(), SecretMode::WarnIfMissing).unwrap();

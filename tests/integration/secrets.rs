@@ -147,7 +147,7 @@ async fn ourpool_query_token_stays_out_of_logs_metrics_and_check_and_auth_is_log
     let warnings: Vec<&str> = seen
         .logs
         .lines()
-        .filter(|l| l.contains("WARN") && l.contains("authentication failed"))
+        .filter(|l| l.contains("level=warn") && l.contains("authentication failed"))
         .collect();
     assert_eq!(warnings.len(), 1, "{polls} polls, logged {warnings:#?}");
     assert!(
