@@ -142,7 +142,10 @@ pub(crate) fn count_workers<'a>(snap: &mut Snapshot, accounts: impl IntoIterator
         .map(|a| (a.to_string(), (0, 0)))
         .collect();
     for (labels, up) in snap.samples(&WORKER_UP).into_iter().flatten() {
-        let count = counts.entry(labels[0].clone()).or_default();
+        let Some(account) = labels.first() else {
+            continue;
+        };
+        let count = counts.entry(account.clone()).or_default();
         if *up > 0.0 {
             count.0 += 1;
         } else {
