@@ -87,25 +87,8 @@ async fn a_cron_schedule_drives_polls() {
 /// first poll is done; returns stderr.
 async fn logs_of_run(args: &[&str], env: &[(&str, &str)]) -> String {
     let server = MockServer::start_async().await;
-    server
-        .mock_async(|when, then| {
-            when.any_request();
-            then.status(401)
-                .json_body(serde_json::json!({"error": "Invalid API key"}));
-        })
-        .await;
-    let dir = tempfile::TempDir::new().unwrap();
-    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
-    let port = free_port();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n{}",
-            config_text(&server.base_url(), "")
-        ),
-    )
-    .unwrap();
+    refuse_every_request(&server).await;
+    let (_dir, config, port) = served_config(&config_text(&server.base_url(), ""));
     let mut command = Command::new(BIN);
     command
         .args(["run", "--config"])

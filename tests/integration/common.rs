@@ -198,3 +198,29 @@ pub fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
         .finish();
     (logs, tracing::subscriber::set_default(subscriber))
 }
+
+/// A config file in a new folder that also holds the `token` file (TOKEN), serving on a free
+/// port: the folder (keep it alive), the file and the port.
+pub fn served_config(sources: &str) -> (TempDir, std::path::PathBuf, u16) {
+    let dir = TempDir::new().unwrap();
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    let port = free_port();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n{sources}"),
+    )
+    .unwrap();
+    (dir, config, port)
+}
+
+/// Makes `server` refuse every request as a pool refuses a wrong key.
+pub async fn refuse_every_request(server: &MockServer) {
+    server
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(401)
+                .json_body(json!({"error": "Invalid API key"}));
+        })
+        .await;
+}

@@ -31,6 +31,23 @@ fn check(toml: &str) -> (i32, String, String) {
     )
 }
 
+/// Runs `run` on `toml`, saved as `run.toml` in a folder without a token file; returns the
+/// exit code and stderr. Only for configs `run` refuses: it would serve otherwise.
+fn run(toml: &str) -> (i32, String) {
+    let dir = tempfile::TempDir::new().unwrap();
+    let file = dir.path().join("run.toml");
+    std::fs::write(&file, toml).unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn every_bad_config_names_file_key_and_fix() {
     let cases: &[(&str, String, &str, &str)] = &[
@@ -199,16 +216,8 @@ fn a_missing_env_token_is_a_warning_for_check_and_an_error_for_run() {
         "{stdout}"
     );
 
-    let dir = tempfile::TempDir::new().unwrap();
-    let file = dir.path().join("run.toml");
-    std::fs::write(&file, toml).unwrap();
-    let out = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = run(toml);
+    assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("run.toml")
             && stderr.contains("sources[0].token_env")
@@ -219,24 +228,12 @@ fn a_missing_env_token_is_a_warning_for_check_and_an_error_for_run() {
 
 #[test]
 fn run_names_every_unreadable_token_at_once() {
-    let dir = tempfile::TempDir::new().unwrap();
-    let file = dir.path().join("run.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "{}{}[[sources]]\nkind = \"luxor\"\nname = \"l\"\ntoken_file = \"missing-token\"\n",
-            "[[sources]]\nkind = \"ultimate_proxy\"\nname = \"a\"\ntoken_env = \"MINING_EXPORTER_TEST_UNSET_A\"\n",
-            "[[sources]]\nkind = \"ourpool\"\nname = \"o\"\naccount = \"x\"\ntoken_env = \"MINING_EXPORTER_TEST_UNSET_B\"\n",
-        ),
-    )
-    .unwrap();
-    let out = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = run(&format!(
+        "{}{}[[sources]]\nkind = \"luxor\"\nname = \"l\"\ntoken_file = \"missing-token\"\n",
+        "[[sources]]\nkind = \"ultimate_proxy\"\nname = \"a\"\ntoken_env = \"MINING_EXPORTER_TEST_UNSET_A\"\n",
+        "[[sources]]\nkind = \"ourpool\"\nname = \"o\"\naccount = \"x\"\ntoken_env = \"MINING_EXPORTER_TEST_UNSET_B\"\n",
+    ));
+    assert_eq!(code, 2, "{stderr}");
     for named in [
         "sources[0].token_env",
         "MINING_EXPORTER_TEST_UNSET_A is not set",

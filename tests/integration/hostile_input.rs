@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::common::*;
 
 /// Every endpoint of one poll answers 200 with `headers`, the way a confused pool might.
-async fn mock_poll_with_headers(server: &MockServer, headers: &[(&'static str, &'static str)]) {
+async fn mock_poll_with_headers(server: &MockServer, headers: &[(&str, &str)]) {
     let endpoints = [
         (
             "/v1/overview",
@@ -51,12 +51,12 @@ async fn mock_poll_with_headers(server: &MockServer, headers: &[(&'static str, &
 async fn absurd_rate_limit_resets_are_clamped_not_fatal() {
     for reset in ["100000000000000000000", "-5", "soon", "NaN", "inf", "1e308"] {
         let server = MockServer::start_async().await;
-        let headers: &'static [(&'static str, &'static str)] = Box::leak(Box::new([
+        let headers = [
             ("x-ratelimit-remaining", "7"),
             ("x-ratelimit-reset", reset),
             ("retry-after", reset),
-        ]));
-        mock_poll_with_headers(&server, headers).await;
+        ];
+        mock_poll_with_headers(&server, &headers).await;
         let (exporter, _dir) = exporter(&server.base_url(), "");
         poll_ok(&exporter).await;
         let page = text(&exporter);

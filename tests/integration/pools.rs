@@ -40,6 +40,18 @@ async fn luxor_source(options: LuxorOptions) -> (LuxorSimulator, Exporter, TempD
     (simulator, exporter, dir)
 }
 
+/// `mining_exporter_endpoint_enabled` of OurPool's worker list on source `op`.
+fn workers_endpoint_enabled(page: &str) -> Option<f64> {
+    sample(
+        page,
+        "mining_exporter_endpoint_enabled",
+        &[
+            "source=\"op\"",
+            "endpoint=\"/api/v1/accounts/{account}/btc/miner/workers\"",
+        ],
+    )
+}
+
 async fn poll(exporter: &Exporter, source: &str) -> Outcome {
     exporter.poll_once(source).await.unwrap()
 }
@@ -94,18 +106,7 @@ async fn ourpool_switches_off_an_endpoint_that_answers_404_and_keeps_the_rest() 
         Some(2.0),
         "the stats' counts stand in for the missing list"
     );
-    assert_eq!(
-        sample(
-            &page,
-            "mining_exporter_endpoint_enabled",
-            &[
-                "source=\"op\"",
-                "endpoint=\"/api/v1/accounts/{account}/btc/miner/workers\""
-            ]
-        ),
-        Some(0.0),
-        "{page}"
-    );
+    assert_eq!(workers_endpoint_enabled(&page), Some(0.0), "{page}");
     assert_eq!(
         sample(
             &page,
@@ -184,18 +185,7 @@ async fn a_transient_404_from_an_endpoint_that_worked_fails_one_poll_and_deletes
         sample(&page, "mining_worker_up", &["worker=\"rig01\""]),
         Some(1.0)
     );
-    assert_eq!(
-        sample(
-            &page,
-            "mining_exporter_endpoint_enabled",
-            &[
-                "source=\"op\"",
-                "endpoint=\"/api/v1/accounts/{account}/btc/miner/workers\""
-            ]
-        ),
-        Some(1.0),
-        "{page}"
-    );
+    assert_eq!(workers_endpoint_enabled(&page), Some(1.0), "{page}");
 }
 
 #[tokio::test]

@@ -24,15 +24,7 @@ struct Observed {
 /// Runs `check` and then `run` (at trace level) on a config of `sources`, whose token file
 /// `token` holds TOKEN; scrapes /metrics after `settle`; stops with SIGTERM, which must exit 0.
 async fn check_then_run(sources: &str, settle: std::time::Duration) -> Observed {
-    let dir = tempfile::TempDir::new().unwrap();
-    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
-    let port = free_port();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n{sources}"),
-    )
-    .unwrap();
+    let (_dir, config, port) = served_config(sources);
 
     let check = Command::new(BIN)
         .args(["check", "--config"])
@@ -173,22 +165,7 @@ async fn a_token_in_the_query_string_stays_out_of_errors() {
                 .json_body(json!({"code": "auth.unexpected_error", "message": format!("permission check failed for /api/v1/x?token={TOKEN}")}));
         })
         .await;
-    let upstream = Upstream {
-        http: http_client().unwrap(),
-        base_url: server.base_url(),
-        auth: AuthStyle::QueryToken,
-        token: Secret::new(TOKEN),
-        budget: Arc::new(Budget::new(&BudgetConfig {
-            name: "b".into(),
-            limits: vec!["10/1s".parse().unwrap()],
-            origin: "test".into(),
-        })),
-        settings: HttpSettings::default(),
-        telemetry: Telemetry::new(),
-        pool: "ourpool",
-        source: "op".into(),
-        warned: Default::default(),
-    };
+    let upstream = upstream_with(server.base_url(), AuthStyle::QueryToken, TOKEN);
     let error = upstream
         .get_json::<serde_json::Value>("/api/v1/x", "/api/v1/x", &[])
         .await

@@ -99,13 +99,7 @@ async fn ready_only_after_every_source_has_polled_once() {
 async fn a_source_that_never_worked_says_so_and_its_last_success_is_0() {
     let (logs, _logging) = capture_logs();
     let server = MockServer::start_async().await;
-    server
-        .mock_async(|when, then| {
-            when.any_request();
-            then.status(401)
-                .json_body(serde_json::json!({"error": "Invalid API key"}));
-        })
-        .await;
+    refuse_every_request(&server).await;
     let (exporter, _dir) = exporter(&server.base_url(), "");
     poll_fails(&exporter, "auth").await;
 
