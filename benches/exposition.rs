@@ -32,9 +32,18 @@ fn synthetic(workers: usize) -> Snapshot {
         let name = format!("rig{i:05}");
         let labels = ["farm", name.as_str()];
         s.set(&WORKER_UP, &labels, 1.0);
-        s.set(&WORKER_HASHRATE, &labels, 8000.0 + i as f64);
-        s.set(&WORKER_HASHRATE_AVERAGE, &["farm", &name, "1h"], 7990.0);
-        s.set(&WORKER_HASHRATE_AVERAGE, &["farm", &name, "24h"], 7980.0);
+        s.set(
+            &WORKER_HASHRATE,
+            &["farm", &name, "randomx"],
+            8000.0 + i as f64,
+        );
+        for (window, h) in [("1h", 7990.0), ("24h", 7980.0)] {
+            s.set(
+                &WORKER_HASHRATE_AVERAGE,
+                &["farm", &name, "randomx", window],
+                h,
+            );
+        }
         s.set(&WORKER_REJECTED, &labels, 0.001);
         s.set(&WORKER_LAST_SHARE, &labels, 1.7e9 + i as f64);
     }

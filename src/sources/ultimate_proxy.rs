@@ -256,14 +256,17 @@ fn over_the_cap(claimed: String) -> PollError {
     )
 }
 
-/// The account's algorithms: those the overview breaks its hashrate down by and those its
-/// workers name (`unknown` for a worker that names none).
+/// The account's algorithms: those its workers name (`unknown` for a worker that names
+/// none) and those the overview shows hashing. An algorithm the overview lists at zero with
+/// no worker on it is idle: it costs no series request and does not make the account
+/// multi-algorithm.
 fn algorithms(overview: &Overview, workers: &[Worker]) -> BTreeSet<String> {
     let by_overview = overview
         .by_algorithm
         .iter()
         .flatten()
         .filter(|a| a.algorithm.as_deref().is_some_and(|n| !n.trim().is_empty()))
+        .filter(|a| num(a.hashrate).is_some_and(|h| h > 0.0))
         .map(|a| algorithm_label(a.algorithm.as_deref()));
     let by_workers = workers
         .iter()
@@ -457,6 +460,24 @@ mod tests {
         assert_eq!(
             s.get(&WORKER_HASHRATE_AVERAGE, &["acct", "cpu1", "randomx", "1h"]),
             Some(7900.0)
+        );
+    }
+
+    #[test]
+    fn an_idle_algorithm_of_the_overview_does_not_split_the_account() {
+        let overview: Overview = parse(
+            r#"{"hashrate":{"avg_24h":7000},
+                "by_algorithm":[{"algorithm":"randomx","hashrate":8000},
+                                {"algorithm":"kawpow","hashrate":0}]}"#,
+        );
+        let workers: Vec<Worker> = parse(r#"[{"name":"cpu1","algorithm":"randomx"}]"#);
+        let algorithms = algorithms(&overview, &workers);
+        assert_eq!(algorithms.iter().collect::<Vec<_>>(), ["randomx"]);
+        let s = to_snapshot("acct", &overview, &workers, &algorithms, &[]);
+        assert_eq!(s.get(&ACCOUNT_HASHRATE, &["acct", "kawpow"]), Some(0.0));
+        assert_eq!(
+            s.get(&ACCOUNT_HASHRATE_AVERAGE, &["acct", "randomx", "24h"]),
+            Some(7000.0)
         );
     }
 
