@@ -224,3 +224,43 @@ pub async fn refuse_every_request(server: &MockServer) {
         })
         .await;
 }
+
+/// Starts a command from a Debian package (`package`, for the message). None when it is not
+/// installed, after saying so, except under CI=true, where a missing tool fails the test.
+pub fn spawn_tool(
+    command: &mut std::process::Command,
+    package: &str,
+) -> Option<std::process::Child> {
+    match command.spawn() {
+        Ok(child) => Some(child),
+        Err(e) => {
+            let program = command.get_program().to_string_lossy().into_owned();
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!(
+                    "{program} is required under CI=true but cannot run ({e}); \
+                     install it with: apt-get install -y {package}"
+                );
+            }
+            eprintln!("skipping: {program} not found ({e}); apt-get install -y {package}");
+            None
+        }
+    }
+}
+
+/// Runs a command from a Debian package to the end: its exit status and everything it
+/// printed. None when it is not installed (see `spawn_tool`).
+pub fn run_tool(
+    command: &mut std::process::Command,
+    package: &str,
+) -> Option<(std::process::ExitStatus, String)> {
+    command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let out = spawn_tool(command, package)?.wait_with_output().unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((out.status, printed))
+}

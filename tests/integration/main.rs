@@ -10,6 +10,7 @@ mod golden;
 mod hostile_input;
 mod pools;
 mod promtool;
+mod rules;
 mod secrets;
 mod server;
 mod simulator;

@@ -7,30 +7,18 @@ use mining_exporter::Exporter;
 use mining_exporter::demo::{DemoPools, demo_config};
 use mining_exporter::scheduler::Outcome;
 
-use crate::common::sample;
+use crate::common::{sample, spawn_tool};
 
 /// Runs `promtool check metrics` on `page` and returns what it printed (empty: no problem).
 /// None when promtool is not installed, except under CI=true, where that is a failure.
 pub fn promtool_check(page: &str) -> Option<String> {
-    let spawned = Command::new("promtool")
+    let mut command = Command::new("promtool");
+    command
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(e) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "promtool is required under CI=true but cannot run ({e}); \
-                     install it with: apt-get install -y prometheus"
-                );
-            }
-            eprintln!("skipping the promtool check: promtool not found ({e})");
-            return None;
-        }
-    };
+        .stderr(Stdio::piped());
+    let mut child = spawn_tool(&mut command, "prometheus")?;
     child
         .stdin
         .take()
