@@ -155,6 +155,28 @@ pool_metric!(
     "Real-time hashprice the pool reports: expected mining revenue per unit of hashrate, in coins of `currency` per PH/s per day (Luxor does not state the unit; this is the one its values fit)."
 );
 
+/// Every pool family, for whoever must know the whole contract (the dashboard checks).
+pub static POOL_FAMILIES: &[&MetricDef] = &[
+    &WORKER_HASHRATE,
+    &WORKER_HASHRATE_AVERAGE,
+    &WORKER_UP,
+    &WORKER_LAST_SHARE,
+    &WORKER_EFFICIENCY,
+    &WORKER_REJECTED,
+    &WORKER_STALE,
+    &WORKERS,
+    &ACCOUNT_HASHRATE,
+    &ACCOUNT_HASHRATE_AVERAGE,
+    &ACCOUNT_HASHRATE_PEAK,
+    &ACCOUNT_BALANCE,
+    &ACCOUNT_REWARDS,
+    &ACCOUNT_PAID_TOTAL,
+    &ACCOUNT_UPTIME,
+    &ACCOUNT_EFFICIENCY,
+    &ACCOUNT_INFO,
+    &HASHPRICE,
+];
+
 /// Self-metric names, in one place so the renderer and the tests agree.
 pub mod exporter {
     pub const BUILD_INFO: &str = "mining_exporter_build_info";
@@ -168,4 +190,19 @@ pub mod exporter {
     pub const BUDGET_WAIT: &str = "mining_exporter_budget_wait_seconds_total";
     pub const RATE_LIMITED: &str = "mining_exporter_rate_limited_total";
     pub const ENDPOINT_ENABLED: &str = "mining_exporter_endpoint_enabled";
+
+    /// Every self-metric family.
+    pub const ALL: &[&str] = &[
+        BUILD_INFO,
+        SOURCE_UP,
+        SOURCE_LAST_SUCCESS,
+        SOURCE_POLL_DURATION,
+        SOURCE_SERIES,
+        UPSTREAM_REQUESTS,
+        POLL_ERRORS,
+        BUDGET_REMAINING,
+        BUDGET_WAIT,
+        RATE_LIMITED,
+        ENDPOINT_ENABLED,
+    ];
 }

@@ -5,6 +5,7 @@ mod cli;
 mod client_behaviour;
 mod common;
 mod config_errors;
+mod dashboards;
 mod escaping;
 mod golden;
 mod hostile_input;
