@@ -10,6 +10,7 @@ mod escaping;
 mod golden;
 mod hostile_input;
 mod pools;
+mod prometheus_e2e;
 mod promtool;
 mod rules;
 mod secrets;

@@ -55,3 +55,57 @@ fn every_alert_fires_and_stays_silent_as_its_promtool_tests_say() {
         assert!(cases.contains(&silent), "no case where {name} stays silent");
     }
 }
+
+#[test]
+fn the_example_prometheus_config_loads_both_rule_files() {
+    let Some((status, printed)) = run_tool(
+        Command::new("promtool")
+            .args(["check", "config", "prometheus.yml"])
+            .current_dir(prometheus_dir().join("..")),
+        "prometheus",
+    ) else {
+        return;
+    };
+    assert!(status.success(), "{printed}");
+    assert!(printed.contains("2 rule files found"), "{printed}");
+}
+
+#[test]
+fn the_example_alertmanager_config_passes_amtool() {
+    let file = prometheus_dir().join("../alertmanager/alertmanager.yml");
+    let Some((status, printed)) = run_tool(
+        Command::new("amtool").arg("check-config").arg(&file),
+        "prometheus-alertmanager",
+    ) else {
+        return;
+    };
+    assert!(status.success(), "{printed}");
+    assert!(printed.contains("2 receivers"), "{printed}");
+}
+
+#[test]
+fn the_readme_shows_the_shipped_configs_and_a_runbook_for_every_alert() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for file in [
+        "dashboards/prometheus.yml",
+        "dashboards/alertmanager/alertmanager.yml",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        assert!(
+            readme.contains(&text),
+            "README.md does not show {file} as shipped"
+        );
+    }
+    let alerts = std::fs::read_to_string(prometheus_dir().join("alerts.yml")).unwrap();
+    for line in alerts.lines() {
+        if let Some(name) = line.trim().strip_prefix("- alert: ") {
+            assert!(
+                readme.contains(&format!("\n#### {name}\n")),
+                "README.md has no runbook for {name}"
+            );
+            let anchor = format!("runbook_url: README.md#{}", name.to_lowercase());
+            assert!(alerts.contains(&anchor), "{name}: no {anchor}");
+        }
+    }
+}
