@@ -2,7 +2,6 @@
 //! jitter, the interval or cron trigger, timing, the outcome in the store, the error counter
 //! and the log line, so a source's failure stays contained to that source.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -37,8 +36,6 @@ pub struct Poller {
     in_flight: tokio::sync::Mutex<()>,
     /// The last failure logged at warn level, so a repeated failure is logged once.
     last_failure: Mutex<Option<String>>,
-    /// Whether any poll has succeeded, so a failure's log line says what is being served.
-    succeeded_once: AtomicBool,
 }
 
 impl Poller {
@@ -68,7 +65,6 @@ impl Poller {
             exposition,
             in_flight: tokio::sync::Mutex::new(()),
             last_failure: Mutex::new(None),
-            succeeded_once: AtomicBool::new(false),
         }
     }
 
@@ -106,7 +102,6 @@ impl Poller {
         match result {
             Ok(snapshot) => {
                 let series = snapshot.series_count();
-                self.succeeded_once.store(true, Ordering::Relaxed);
                 self.store
                     .record_success(self.index, snapshot, took, SystemTime::now());
                 if last_failure.take().is_some() {
@@ -128,7 +123,8 @@ impl Poller {
                 if last_failure.as_deref() == Some(message.as_str()) {
                     debug!(source = %self.name, pool = self.pool, kind, error = %message, "poll failed again");
                 } else {
-                    if self.succeeded_once.load(Ordering::Relaxed) {
+                    // Say what is being served: old data, or none at all.
+                    if self.store.has_succeeded(self.index) {
                         warn!(source = %self.name, pool = self.pool, kind, error = %message, "poll failed; keeping the last good data");
                     } else {
                         warn!(source = %self.name, pool = self.pool, kind, error = %message, "poll failed; no successful poll yet, so no pool data is served for this source");

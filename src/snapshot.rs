@@ -133,6 +133,15 @@ impl Store {
             .clone()
     }
 
+    /// Whether the source at `index` has had a successful poll since start.
+    pub fn has_succeeded(&self, index: usize) -> bool {
+        self.sources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(index)
+            .is_some_and(|s| s.last_success.is_some())
+    }
+
     /// Names of the sources that have not finished a first poll, successful or not.
     pub fn not_yet_polled(&self) -> Vec<String> {
         self.statuses()
