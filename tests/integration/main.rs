@@ -6,6 +6,7 @@ mod client_behaviour;
 mod common;
 mod config_errors;
 mod dashboards;
+mod deploy;
 mod escaping;
 mod golden;
 mod hostile_input;

@@ -1,0 +1,26 @@
+# mining-exporter container: build with cargo, run as a non-root user on a slim base.
+#   docker build -t mining-exporter .
+#   docker run -v $PWD/config.toml:/etc/mining-exporter/config.toml:ro \
+#     -v $PWD/up_api_key:/run/secrets/up_api_key:ro -p 9898:9898 mining-exporter
+# The config must listen on 0.0.0.0 to be reachable from outside the container, and names
+# its tokens with token_file (mounted secrets) or token_env.
+
+FROM rust:1-slim-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+# Cargo.toml declares the benchmark target, so its file must be present to build.
+COPY benches ./benches
+RUN cargo build --release --locked --bin mining-exporter
+
+FROM debian:bookworm-slim
+# The pools are reached over HTTPS and verified against the system's CA roots.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin mining-exporter
+COPY --from=build /src/target/release/mining-exporter /usr/local/bin/mining-exporter
+USER 10001:10001
+EXPOSE 9898
+ENTRYPOINT ["/usr/local/bin/mining-exporter"]
+CMD ["run", "--config", "/etc/mining-exporter/config.toml"]
