@@ -736,4 +736,48 @@ mod tests {
         assert_eq!(read("NaN"), None);
         assert_eq!(read("many"), None);
     }
+
+    mod properties {
+        use super::*;
+        use crate::sources::arbitrary::pool_bytes;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any body: decoded or refused, and its readable part scrubbed and cut on a
+            /// character boundary, never a panic.
+            #[test]
+            fn any_body_decodes_or_fails_and_its_message_is_cut_safely(
+                body in pool_bytes(),
+                token in "\\PC{0,16}",
+            ) {
+                let _ = decode::<serde_json::Value>(&body);
+                let secret = Secret::new(token);
+                let shown = shorten(&secret.scrub(&error_message(&body)));
+                prop_assert!(shown.chars().count() <= MAX_MESSAGE_CHARS + 3);
+            }
+
+            /// Any header values: every wait is finite and at most the cap.
+            #[test]
+            fn any_rate_limit_headers_give_bounded_waits(
+                remaining in "\\PC{0,24}",
+                reset in prop_oneof!["\\PC{0,24}", any::<f64>().prop_map(|f| f.to_string())],
+                retry in prop_oneof!["\\PC{0,32}", any::<i64>().prop_map(|n| n.to_string())],
+            ) {
+                let mut h = HeaderMap::new();
+                for (name, value) in [
+                    ("x-ratelimit-remaining", remaining),
+                    ("x-ratelimit-reset", reset),
+                    ("retry-after", retry),
+                ] {
+                    if let Ok(value) = value.parse() {
+                        h.insert(name, value);
+                    }
+                }
+                let read = rate_headers(&h, SystemTime::now(), CAP);
+                for wait in [read.reset_in, read.retry_after].into_iter().flatten() {
+                    prop_assert!(wait <= CAP);
+                }
+            }
+        }
+    }
 }

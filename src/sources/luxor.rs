@@ -624,4 +624,36 @@ mod tests {
         assert!(at(Some("/v2/pool/workers/BTC?page_number=1"), 1).is_err());
         assert_eq!(next_page(None, 1), Ok(None));
     }
+
+    mod properties {
+        use super::*;
+        use crate::sources::arbitrary::{pool_json, pool_object, pool_page};
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_answer_decodes_or_fails_and_maps_without_panicking(
+                workspace in pool_json(),
+                subaccounts in pool_page("subaccounts"),
+                summary in pool_object(),
+                page in pool_page("workers"),
+                current in 1u32..2000,
+            ) {
+                let _ = serde_json::from_value::<WorkspaceV1>(workspace);
+                if let Ok(listed) = serde_json::from_value::<SubaccountsPage>(subaccounts) {
+                    let (_, pagination) = listed.into_parts();
+                    let _ = next_page(pagination.as_ref(), current);
+                }
+                let summary = serde_json::from_value::<Summary>(summary);
+                let page = serde_json::from_value::<WorkersPage>(page);
+                if let (Ok(summary), Ok(page)) = (summary, page) {
+                    let _ = next_page(page.pagination.as_ref(), current);
+                    let snap = to_snapshot("BTC", &watch(&["a", "b"]), &[("a", summary)], &page.workers);
+                    for (_, up) in snap.samples(&WORKER_UP).into_iter().flatten() {
+                        prop_assert!(*up == 0.0 || *up == 1.0);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -6,6 +6,8 @@
 //! variant in `SourceKind`; an arm in `defaults()` and `build()`; a config block in
 //! config.example.toml; a fixture and a test.
 
+#[cfg(test)]
+pub(crate) mod arbitrary;
 pub mod fields;
 pub mod luxor;
 pub mod optional;

@@ -293,4 +293,33 @@ mod tests {
         assert!(serde_json::from_str::<MinerWorkers>("{}").is_err());
         assert!(serde_json::from_str::<MinerWorkers>(r#"{"workers":[1]}"#).is_err());
     }
+
+    mod properties {
+        use super::*;
+        use crate::sources::arbitrary::{pool_json, pool_object};
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_answer_decodes_or_fails_and_maps_without_panicking(
+                rewards in pool_object(),
+                workers in prop_oneof![
+                    4 => proptest::collection::vec(("[a-z0-9 ]{0,6}", pool_object()), 0..6)
+                        .prop_map(|w| serde_json::json!({"workers": w.into_iter().collect::<serde_json::Map<_, _>>()})),
+                    1 => pool_json(),
+                ],
+                stats in pool_object(),
+            ) {
+                let rewards = serde_json::from_value::<RewardsStats>(rewards);
+                let workers = serde_json::from_value::<MinerWorkers>(workers).ok();
+                let stats = serde_json::from_value::<MinerStats>(stats).ok();
+                if let Ok(rewards) = rewards {
+                    let snap = to_snapshot("acct", &rewards, workers.as_ref(), stats.as_ref());
+                    for (_, up) in snap.samples(&WORKER_UP).into_iter().flatten() {
+                        prop_assert!(*up == 0.0 || *up == 1.0);
+                    }
+                }
+            }
+        }
+    }
 }

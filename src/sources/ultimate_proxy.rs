@@ -496,4 +496,42 @@ mod tests {
         assert!(count(r#"{"total_pages":1e300}"#).is_err());
         assert!(count(r#"{"total_pages":-1}"#).is_err());
     }
+
+    mod properties {
+        use super::*;
+        use crate::sources::arbitrary::{pool_json, pool_object, pool_page};
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Whatever the three endpoints answer, decoding fails cleanly or the mapping
+            /// gives a snapshot whose workers are up (1) or not (0), never a panic.
+            #[test]
+            fn any_answer_decodes_or_fails_and_maps_without_panicking(
+                overview in pool_object(),
+                page in pool_page("data"),
+                series in pool_json(),
+            ) {
+                let decoded = (
+                    serde_json::from_value::<Overview>(overview),
+                    serde_json::from_value::<WorkersPage>(page),
+                    serde_json::from_value::<HashrateSeries>(series),
+                );
+                if let (Ok(overview), Ok(page), Ok(series)) = decoded {
+                    if let Some(p) = &page.pagination {
+                        let _ = page_count(p);
+                    }
+                    let algorithms = algorithms(&overview, &page.data);
+                    let series: Vec<(String, HashrateSeries)> = algorithms
+                        .iter()
+                        .map(|a| (a.clone(), HashrateSeries { stats: None }))
+                        .chain([(UNKNOWN_ALGORITHM.to_string(), series)])
+                        .collect();
+                    let snap = to_snapshot("acct", &overview, &page.data, &algorithms, &series);
+                    for (_, up) in snap.samples(&WORKER_UP).into_iter().flatten() {
+                        prop_assert!(*up == 0.0 || *up == 1.0);
+                    }
+                }
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@ mod cli;
 mod client_behaviour;
 mod common;
 mod config_errors;
+mod config_properties;
 mod dashboards;
 mod deploy;
 mod escaping;
