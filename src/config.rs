@@ -722,6 +722,9 @@ impl Validator<'_> {
                 let full = self.base_dir.join(path);
                 let value = std::fs::read_to_string(&full)
                     .map_err(|e| format!("cannot read the token file {}: {e}", full.display()));
+                if value.is_ok() {
+                    self.warn_if_shared(&at("token_file"), &full);
+                }
                 (value, format!("file {}", full.display()), at("token_file"))
             }
         };
@@ -748,6 +751,27 @@ impl Validator<'_> {
             }
         }
     }
+
+    /// A token file that group or others may read is a secret every local user can see.
+    #[cfg(unix)]
+    fn warn_if_shared(&mut self, key: &str, path: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(mode) = std::fs::metadata(path).map(|m| m.permissions().mode()) else {
+            return;
+        };
+        if mode & 0o077 != 0 {
+            self.warnings.push(format!(
+                "{}: {key}: the token file {} is readable by group or others (mode {:o}); make it readable by the exporter's user only: chmod 600 {}",
+                self.file,
+                path.display(),
+                mode & 0o777,
+                path.display()
+            ));
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn warn_if_shared(&mut self, _key: &str, _path: &Path) {}
 
     /// One error naming every token that cannot be read, so an operator fixes them in one go
     /// instead of one restart per secret.

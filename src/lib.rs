@@ -23,7 +23,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_cron_scheduler::{JobScheduler, JobSchedulerError};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::budget::{Budget, Budgets};
 use crate::client::Upstream;
@@ -192,6 +192,9 @@ pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartError>
 
 /// The service: builds the exporter from a validated config and serves until `shutdown`.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
+    for warning in &config.warnings {
+        warn!("{warning}");
+    }
     let listen = config.listen;
     let exporter = Exporter::new(config)?;
     let listener = bind(listen).await?;
