@@ -17,6 +17,7 @@ pub mod snapshot;
 pub mod sources;
 pub mod supervision;
 pub mod telemetry;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -35,6 +36,7 @@ use crate::scheduler::{Outcome, Poller, Ticks};
 use crate::server::AppState;
 use crate::snapshot::Store;
 use crate::telemetry::Telemetry;
+use crate::web::WebConfig;
 
 pub struct Exporter {
     plan: Plan,
@@ -145,6 +147,17 @@ impl Exporter {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> Result<(), StartError> {
+        self.serve_with(listener, &WebConfig::default(), shutdown)
+            .await
+    }
+
+    /// Like `serve`, with TLS and basic auth as `web` says.
+    pub async fn serve_with(
+        self,
+        listener: TcpListener,
+        web: &WebConfig,
+        shutdown: CancellationToken,
+    ) -> Result<(), StartError> {
         let scheduler_error = |e: JobSchedulerError| StartError::Scheduler(e.to_string());
         let mut tasks = tokio::task::JoinSet::new();
         let mut cron: Option<JobScheduler> = None;
@@ -170,9 +183,7 @@ impl Exporter {
         if let Some(s) = &cron {
             s.start().await.map_err(scheduler_error)?;
         }
-        let served = axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await;
+        let served = web::serve(self.router(), listener, web, shutdown.clone()).await;
         // The server can only stop early on an I/O error; make sure polling stops too.
         shutdown.cancel();
         while tasks.join_next().await.is_some() {}
@@ -190,8 +201,13 @@ pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartError>
         .map_err(|source| StartError::Bind { addr, source })
 }
 
-/// The service: builds the exporter from a validated config and serves until `shutdown`.
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), StartError> {
+/// The service: builds the exporter from a validated config and serves until `shutdown`,
+/// with TLS and basic auth as `web` says.
+pub async fn run(
+    config: Config,
+    web: WebConfig,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
     for warning in &config.warnings {
         warn!("{warning}");
     }
@@ -201,7 +217,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Star
     info!(
         address = %listener.local_addr().map_err(StartError::Serve)?,
         sources = exporter.pollers.len(),
+        tls = web.tls(),
+        basic_auth = web.basic_auth(),
         "serving /metrics"
     );
-    exporter.serve(listener, shutdown).await
+    exporter.serve_with(listener, &web, shutdown).await
 }

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use mining_exporter::config::{Config, SecretMode};
 use mining_exporter::error::StartError;
 use mining_exporter::logging::{LogFormat, LogLevel};
+use mining_exporter::web::WebConfig;
 use tokio_util::sync::CancellationToken;
 
 /// Polls mining-pool APIs inside each token's rate budget and serves the results to Prometheus.
@@ -31,6 +32,10 @@ enum Command {
     Run {
         #[arg(long, short)]
         config: PathBuf,
+        /// TLS and basic auth for the HTTP endpoints, in the web configuration format of
+        /// Prometheus' exporters (tls_server_config, basic_auth_users).
+        #[arg(long = "web.config.file")]
+        web_config: Option<PathBuf>,
     },
     /// Validate the config and print its sources, budgets and poll plan.
     Check {
@@ -53,10 +58,16 @@ fn main() -> ExitCode {
 
     match cli.command {
         Command::Check { config } => check(&config),
-        Command::Run { config } => match Config::load(&config, SecretMode::Require) {
-            Ok(config) => serve(|shutdown| mining_exporter::run(config, shutdown)),
-            Err(e) => exit_code(Err(e.into())),
-        },
+        Command::Run { config, web_config } => {
+            let web = match web_config {
+                Some(path) => WebConfig::load(&path),
+                None => Ok(WebConfig::default()),
+            };
+            match web.and_then(|web| Ok((Config::load(&config, SecretMode::Require)?, web))) {
+                Ok((config, web)) => serve(|shutdown| mining_exporter::run(config, web, shutdown)),
+                Err(e) => exit_code(Err(e.into())),
+            }
+        }
         Command::Demo { listen } => {
             serve(move |shutdown| mining_exporter::demo::run_demo(listen, shutdown))
         }

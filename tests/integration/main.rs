@@ -19,3 +19,4 @@ mod secrets;
 mod server;
 mod simulator;
 mod snapshots;
+mod web;
