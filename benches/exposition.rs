@@ -75,7 +75,12 @@ async fn bench(workers: usize) {
     println!("{workers} workers");
 
     let store = Arc::new(Store::new([("ultimate_proxy", "bench")]));
-    store.record_success(0, synthetic(workers), Duration::ZERO, SystemTime::now());
+    store.record_success(
+        "bench",
+        synthetic(workers),
+        Duration::ZERO,
+        SystemTime::now(),
+    );
     let exposition = Arc::new(Exposition::new(
         store.clone(),
         Budgets::new(),
@@ -97,6 +102,7 @@ async fn bench(workers: usize) {
     let router = mining_exporter::server::router(mining_exporter::server::AppState {
         exposition: exposition.clone(),
         store,
+        reloads: None,
     });
     let scrapes = 2000;
     let started = Instant::now();

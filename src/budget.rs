@@ -53,6 +53,24 @@ impl Budget {
         }
     }
 
+    /// The same budget with the limits of `config`, after a reload: its send log, pauses and
+    /// what the pool last said carry over, so new limits apply to requests already sent and a
+    /// reload never opens a burst.
+    pub fn reconfigured(&self, config: &BudgetConfig) -> Budget {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        Budget {
+            name: config.name.clone(),
+            windows: config.limits.clone(),
+            state: Mutex::new(State {
+                sent: state.sent.clone(),
+                paused_until: state.paused_until,
+                upstream: state.upstream,
+            }),
+            wait_nanos: AtomicU64::new(self.wait_nanos.load(Ordering::Relaxed)),
+            rate_limited: AtomicU64::new(self.rate_limited.load(Ordering::Relaxed)),
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -267,6 +285,24 @@ mod tests {
         let start = Instant::now();
         b.acquire().await;
         assert_eq!(Instant::now() - start, Duration::from_secs(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn new_limits_count_the_requests_already_sent() {
+        let b = budget(&["10/1m"]);
+        for _ in 0..4 {
+            b.acquire().await;
+        }
+        let tighter = b.reconfigured(&BudgetConfig {
+            name: "test".into(),
+            limits: vec!["5/1m".parse().unwrap()],
+            origin: "test".into(),
+        });
+        assert_eq!(tighter.remaining(), 1, "4 of the new 5 are already used");
+        let start = Instant::now();
+        tighter.acquire().await;
+        tighter.acquire().await;
+        assert!(Instant::now() - start >= Duration::from_secs(60));
     }
 
     #[tokio::test(start_paused = true)]

@@ -2,7 +2,7 @@
 //! (0.0.4) once per change, and keeps the bytes, plain and gzipped. A scrape only clones an
 //! `Arc`: it never re-encodes and never reaches a pool.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::UNIX_EPOCH;
@@ -29,7 +29,8 @@ pub struct Rendered {
 #[derive(Debug)]
 pub struct Exposition {
     store: Arc<Store>,
-    budgets: Budgets,
+    /// Replaced whole on a reload.
+    budgets: RwLock<Budgets>,
     telemetry: Telemetry,
     current: RwLock<Arc<Rendered>>,
     /// Two sources finishing together must not interleave their renders.
@@ -40,7 +41,7 @@ impl Exposition {
     pub fn new(store: Arc<Store>, budgets: Budgets, telemetry: Telemetry) -> Self {
         let exposition = Exposition {
             store,
-            budgets,
+            budgets: RwLock::new(budgets),
             telemetry,
             current: RwLock::new(Arc::new(Rendered {
                 text: Bytes::new(),
@@ -50,6 +51,11 @@ impl Exposition {
         };
         exposition.refresh();
         exposition
+    }
+
+    /// The budgets after a reload; the next render shows them.
+    pub fn set_budgets(&self, budgets: Budgets) {
+        *self.budgets.write().unwrap_or_else(|e| e.into_inner()) = budgets;
     }
 
     /// The last rendering; what every scrape serves.
@@ -83,7 +89,8 @@ impl Exposition {
                 .push(metric);
         };
 
-        for status in &self.store.statuses() {
+        let statuses = self.store.statuses();
+        for status in &statuses {
             let base = [("pool", status.pool), ("source", status.source.as_str())];
             for (def, samples) in status.snapshot.families() {
                 for (values, value) in samples {
@@ -137,7 +144,12 @@ impl Exposition {
             }
         }
 
-        for budget in self.budgets.values() {
+        let budgets = self
+            .budgets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for budget in budgets.values() {
             let labels = || [("budget", budget.name())].into_iter();
             add(
                 exporter::BUDGET_REMAINING,
@@ -164,7 +176,17 @@ impl Exposition {
         }
 
         let mut all: Vec<MetricFamily> = families.into_values().collect();
-        all.extend(self.telemetry.registry.gather());
+        // The counters of a source a reload removed leave the page with its series.
+        let live: BTreeSet<&str> = statuses.iter().map(|s| s.source.as_str()).collect();
+        for mut family in self.telemetry.registry.gather() {
+            family.mut_metric().retain(|m| {
+                m.get_label()
+                    .iter()
+                    .find(|l| l.name() == "source")
+                    .is_none_or(|l| live.contains(l.value()))
+            });
+            all.push(family);
+        }
         all.retain(|f| !f.get_metric().is_empty());
         all.sort_by(|a, b| a.name().cmp(b.name()));
         all

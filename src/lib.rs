@@ -10,6 +10,7 @@ pub mod exposition;
 pub mod logging;
 pub mod metrics;
 pub mod plan;
+pub mod reload;
 pub mod scheduler;
 pub mod secret;
 pub mod server;
@@ -19,30 +20,66 @@ pub mod supervision;
 pub mod telemetry;
 pub mod web;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_cron_scheduler::{JobScheduler, JobSchedulerError};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::budget::{Budget, Budgets};
 use crate::client::Upstream;
-use crate::config::{Config, Trigger};
+use crate::config::{Config, SecretMode, SourceConfig, Trigger};
 use crate::error::{ConfigError, StartError};
 use crate::exposition::Exposition;
 use crate::plan::Plan;
+use crate::reload::{ReloadRequest, Reloads};
 use crate::scheduler::{Outcome, Poller, Ticks};
 use crate::server::AppState;
 use crate::snapshot::Store;
+use crate::sources::Source;
 use crate::telemetry::Telemetry;
 use crate::web::WebConfig;
 
+type BuildSource = Box<dyn Fn(&SourceConfig) -> Box<dyn Source> + Send + Sync>;
+
 pub struct Exporter {
+    config: Config,
     plan: Plan,
     store: Arc<Store>,
     exposition: Arc<Exposition>,
-    pollers: Vec<Arc<Poller>>,
+    telemetry: Telemetry,
+    http: reqwest::Client,
+    budgets: Budgets,
+    build: BuildSource,
+    /// By source name.
+    pollers: BTreeMap<String, Arc<Poller>>,
+    reload_tx: mpsc::Sender<ReloadRequest>,
+    reload_rx: Option<mpsc::Receiver<ReloadRequest>>,
+    /// The file a reload re-reads; None: reloads are refused.
+    config_path: Option<PathBuf>,
+    /// Whether `POST /-/reload` is served.
+    lifecycle: bool,
+}
+
+/// A poller's task and what stops it.
+struct Running {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// What a reload did, for its log line.
+#[derive(Debug, Default)]
+struct Reloaded {
+    kept: usize,
+    restarted: usize,
+    added: usize,
+    removed: usize,
 }
 
 impl Exporter {
@@ -55,7 +92,7 @@ impl Exporter {
     /// source that misbehaves on purpose).
     pub fn with_sources(
         config: Config,
-        build: impl Fn(&config::SourceConfig) -> Box<dyn sources::Source>,
+        build: impl Fn(&SourceConfig) -> Box<dyn Source> + Send + Sync + 'static,
     ) -> Result<Exporter, StartError> {
         let plan = plan::plan(&config);
         let telemetry = Telemetry::new();
@@ -76,43 +113,82 @@ impl Exporter {
             budgets.clone(),
             telemetry.clone(),
         ));
-        let mut pollers = Vec::with_capacity(config.sources.len());
-        for (index, source) in config.sources.iter().enumerate() {
-            let token = source.token.clone().ok_or_else(|| {
-                ConfigError::new(
-                    &config.file,
-                    format!("sources[{index}] (source {:?})", source.name),
-                    format!("the token from {} could not be read", source.token_origin),
-                    "make the token readable before starting",
-                )
-            })?;
-            let upstream = Upstream {
-                http: http.clone(),
-                base_url: source.base_url.clone(),
-                auth: source.kind.defaults().auth,
-                token,
-                budget: budgets[&source.budget].clone(),
-                settings: source.http.clone(),
-                telemetry: telemetry.clone(),
-                pool: source.kind.as_str(),
-                source: source.name.clone(),
-                warned: Default::default(),
-            };
-            pollers.push(Arc::new(Poller::new(
-                index,
-                source.name.clone(),
-                build(source),
-                upstream,
-                store.clone(),
-                exposition.clone(),
-            )));
-        }
-        Ok(Exporter {
+        let (reload_tx, reload_rx) = mpsc::channel(4);
+        let mut exporter = Exporter {
+            config,
             plan,
             store,
             exposition,
-            pollers,
-        })
+            telemetry,
+            http,
+            budgets,
+            build: Box::new(build),
+            pollers: BTreeMap::new(),
+            reload_tx,
+            reload_rx: Some(reload_rx),
+            config_path: None,
+            lifecycle: false,
+        };
+        for source in exporter.config.sources.clone() {
+            let poller = exporter.poller(&source, &exporter.budgets)?;
+            exporter.pollers.insert(source.name.clone(), poller);
+        }
+        Ok(exporter)
+    }
+
+    /// Reloads re-read `path` (the file the config came from).
+    pub fn reload_from(mut self, path: PathBuf) -> Self {
+        self.config_path = Some(path);
+        self
+    }
+
+    /// Serves `POST /-/reload`.
+    pub fn enable_lifecycle(mut self) -> Self {
+        self.lifecycle = true;
+        self
+    }
+
+    /// A handle to ask the serving exporter for reloads.
+    pub fn reloads(&self) -> Reloads {
+        Reloads(self.reload_tx.clone())
+    }
+
+    fn poller(&self, source: &SourceConfig, budgets: &Budgets) -> Result<Arc<Poller>, StartError> {
+        let token = source.token.clone().ok_or_else(|| {
+            ConfigError::new(
+                &self.config.file,
+                format!("source {:?}", source.name),
+                format!("the token from {} could not be read", source.token_origin),
+                "make the token readable before starting",
+            )
+        })?;
+        let budget = budgets.get(&source.budget).cloned().ok_or_else(|| {
+            ConfigError::new(
+                &self.config.file,
+                format!("source {:?}", source.name),
+                format!("no budget {:?}", source.budget),
+                "report this as a bug: the config names every budget it uses",
+            )
+        })?;
+        let upstream = Upstream {
+            http: self.http.clone(),
+            base_url: source.base_url.clone(),
+            auth: source.kind.defaults().auth,
+            token,
+            budget,
+            settings: source.http.clone(),
+            telemetry: self.telemetry.clone(),
+            pool: source.kind.as_str(),
+            source: source.name.clone(),
+            warned: Default::default(),
+        };
+        Ok(Arc::new(Poller::new(
+            source.name.clone(),
+            (self.build)(source),
+            upstream,
+            self.store.clone(),
+            self.exposition.clone(),
+        )))
     }
 
     pub fn plan(&self) -> &Plan {
@@ -131,12 +207,13 @@ impl Exporter {
         server::router(AppState {
             exposition: self.exposition.clone(),
             store: self.store.clone(),
+            reloads: self.lifecycle.then(|| self.reloads()),
         })
     }
 
     /// One poll of the named source, outside the schedule; None if no such source.
     pub async fn poll_once(&self, source: &str) -> Option<Outcome> {
-        let poller = self.pollers.iter().find(|p| p.name == source)?;
+        let poller = self.pollers.get(source)?;
         Some(poller.poll_once().await)
     }
 
@@ -151,47 +228,204 @@ impl Exporter {
             .await
     }
 
-    /// Like `serve`, with TLS and basic auth as `web` says.
+    /// Like `serve`, with TLS and basic auth as `web` says, and reloads as they are asked.
     pub async fn serve_with(
-        self,
+        mut self,
         listener: TcpListener,
         web: &WebConfig,
         shutdown: CancellationToken,
     ) -> Result<(), StartError> {
-        let scheduler_error = |e: JobSchedulerError| StartError::Scheduler(e.to_string());
-        let mut tasks = tokio::task::JoinSet::new();
+        let mut reloads = self.reload_rx.take().ok_or_else(|| {
+            StartError::Scheduler("serve was already called on this exporter".into())
+        })?;
         let mut cron: Option<JobScheduler> = None;
-        for poller in &self.pollers {
-            let planned = self
-                .plan
-                .source(&poller.name)
-                .expect("every source is planned");
-            let ticks = match &planned.trigger {
-                Trigger::Every(every) => Ticks::every(*every),
-                Trigger::Cron(expr) => {
-                    if cron.is_none() {
-                        cron = Some(JobScheduler::new().await.map_err(scheduler_error)?);
-                    }
-                    let scheduler = cron.as_ref().expect("created above");
-                    Ticks::cron(scheduler, expr)
-                        .await
-                        .map_err(scheduler_error)?
+        let mut running: BTreeMap<String, Running> = BTreeMap::new();
+        for poller in self.pollers.values() {
+            let started = self.start(poller, &mut cron, &shutdown).await?;
+            running.insert(poller.name.clone(), started);
+        }
+        self.telemetry.config_reloaded(SystemTime::now());
+        let server = web::serve(self.router(), listener, web, shutdown.clone());
+        tokio::pin!(server);
+        let served = loop {
+            tokio::select! {
+                served = &mut server => break served,
+                Some(ReloadRequest(respond)) = reloads.recv() => {
+                    let outcome = self.reload(&mut running, &mut cron, &shutdown).await;
+                    let _ = respond.send(outcome);
                 }
-            };
-            tasks.spawn(poller.clone().run(ticks, shutdown.clone()));
-        }
-        if let Some(s) = &cron {
-            s.start().await.map_err(scheduler_error)?;
-        }
-        let served = web::serve(self.router(), listener, web, shutdown.clone()).await;
-        // The server can only stop early on an I/O error; make sure polling stops too.
+            }
+        };
+        // The server stops on shutdown, or early on an I/O error: stop polling either way.
         shutdown.cancel();
-        while tasks.join_next().await.is_some() {}
+        for Running { task, .. } in running.into_values() {
+            let _ = task.await;
+        }
         if let Some(mut s) = cron {
             let _ = s.shutdown().await;
         }
         info!("stopped");
         served.map_err(StartError::Serve)
+    }
+
+    /// Starts a poller's task on its planned trigger.
+    async fn start(
+        &self,
+        poller: &Arc<Poller>,
+        cron: &mut Option<JobScheduler>,
+        shutdown: &CancellationToken,
+    ) -> Result<Running, StartError> {
+        let scheduler_error = |e: JobSchedulerError| StartError::Scheduler(e.to_string());
+        let trigger = self
+            .plan
+            .source(&poller.name)
+            .map(|p| p.trigger.clone())
+            .ok_or_else(|| StartError::Scheduler(format!("{} is not planned", poller.name)))?;
+        let ticks = match &trigger {
+            Trigger::Every(every) => Ticks::every(*every),
+            Trigger::Cron(expr) => {
+                if cron.is_none() {
+                    let scheduler = JobScheduler::new().await.map_err(scheduler_error)?;
+                    scheduler.start().await.map_err(scheduler_error)?;
+                    *cron = Some(scheduler);
+                }
+                match cron.as_ref() {
+                    Some(scheduler) => Ticks::cron(scheduler, expr)
+                        .await
+                        .map_err(scheduler_error)?,
+                    None => return Err(StartError::Scheduler("no cron scheduler".into())),
+                }
+            }
+        };
+        let stop = shutdown.child_token();
+        let task = tokio::spawn(poller.clone().run(ticks, stop.clone()));
+        Ok(Running { stop, task })
+    }
+
+    /// Re-reads the config file and applies it: new sources start, removed ones stop and
+    /// leave the page, unchanged ones keep running untouched, and every budget keeps its
+    /// send log. A file that does not load changes nothing; its error is logged and returned.
+    async fn reload(
+        &mut self,
+        running: &mut BTreeMap<String, Running>,
+        cron: &mut Option<JobScheduler>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), String> {
+        let loaded = match &self.config_path {
+            Some(path) => Config::load(path, SecretMode::Require).map_err(|e| e.to_string()),
+            None => Err("this exporter was not started from a config file".to_string()),
+        };
+        let outcome = match loaded {
+            Ok(config) => self.apply(config, running, cron, shutdown).await,
+            Err(message) => Err(message),
+        };
+        match &outcome {
+            Ok(done) => {
+                self.telemetry.config_reloaded(SystemTime::now());
+                info!(
+                    kept = done.kept,
+                    restarted = done.restarted,
+                    added = done.added,
+                    removed = done.removed,
+                    "configuration reloaded"
+                );
+            }
+            Err(message) => {
+                self.telemetry.config_reload_failed();
+                error!(error = %message, "configuration reload refused; the running configuration stays");
+            }
+        }
+        outcome.map(|_| ())
+    }
+
+    async fn apply(
+        &mut self,
+        config: Config,
+        running: &mut BTreeMap<String, Running>,
+        cron: &mut Option<JobScheduler>,
+        shutdown: &CancellationToken,
+    ) -> Result<Reloaded, String> {
+        for warning in &config.warnings {
+            warn!("{warning}");
+        }
+        let plan = plan::plan(&config);
+        // Budgets live on by name, with their send logs: a reload never opens a burst.
+        let budgets: Budgets = config
+            .budgets
+            .iter()
+            .map(|(name, wanted)| {
+                let budget = match self.budgets.get(name) {
+                    Some(old) if old.windows() == wanted.limits.as_slice() => old.clone(),
+                    Some(old) => Arc::new(old.reconfigured(wanted)),
+                    None => Arc::new(Budget::new(wanted)),
+                };
+                (name.clone(), budget)
+            })
+            .collect();
+        // Build every new poller before stopping anything, so a failure changes nothing.
+        let mut pollers = BTreeMap::new();
+        let mut fresh = Vec::new();
+        let mut done = Reloaded::default();
+        for source in &config.sources {
+            let unchanged = self.config.sources.iter().any(|old| old == source)
+                && plan.source(&source.name).map(|p| &p.trigger)
+                    == self.plan.source(&source.name).map(|p| &p.trigger)
+                && self
+                    .budgets
+                    .get(&source.budget)
+                    .zip(budgets.get(&source.budget))
+                    .is_some_and(|(old, new)| Arc::ptr_eq(old, new));
+            match self.pollers.get(&source.name) {
+                Some(poller) if unchanged => {
+                    pollers.insert(source.name.clone(), poller.clone());
+                    done.kept += 1;
+                }
+                existing => {
+                    if existing.is_some() {
+                        done.restarted += 1;
+                    } else {
+                        done.added += 1;
+                    }
+                    let poller = self.poller(source, &budgets).map_err(|e| e.to_string())?;
+                    fresh.push(poller.clone());
+                    pollers.insert(source.name.clone(), poller);
+                }
+            }
+        }
+        // From here on the new config is in force.
+        let stale: Vec<String> = running
+            .keys()
+            .filter(|name| !pollers.contains_key(*name) || fresh.iter().any(|p| &p.name == *name))
+            .cloned()
+            .collect();
+        done.removed = stale.iter().filter(|n| !pollers.contains_key(*n)).count();
+        for name in stale {
+            if let Some(Running { stop, task }) = running.remove(&name) {
+                stop.cancel();
+                let _ = task.await;
+            }
+        }
+        self.store.set_sources(
+            config
+                .sources
+                .iter()
+                .map(|s| (s.kind.as_str(), s.name.as_str())),
+        );
+        self.exposition.set_budgets(budgets.clone());
+        self.config = config;
+        self.plan = plan;
+        self.budgets = budgets;
+        self.pollers = pollers;
+        for poller in &fresh {
+            let started = self
+                .start(poller, cron, shutdown)
+                .await
+                .map_err(|e| e.to_string())?;
+            running.insert(poller.name.clone(), started);
+        }
+        let exposition = self.exposition.clone();
+        let _ = tokio::task::spawn_blocking(move || exposition.refresh()).await;
+        Ok(done)
     }
 }
 
@@ -201,25 +435,45 @@ pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartError>
         .map_err(|source| StartError::Bind { addr, source })
 }
 
+/// How `run` serves besides its config.
+#[derive(Debug, Default)]
+pub struct RunOptions {
+    /// The config file, re-read on SIGHUP and `POST /-/reload`.
+    pub config_path: Option<PathBuf>,
+    /// TLS and basic auth.
+    pub web: WebConfig,
+    /// Serve `POST /-/reload` (`--web.enable-lifecycle`).
+    pub enable_lifecycle: bool,
+}
+
 /// The service: builds the exporter from a validated config and serves until `shutdown`,
-/// with TLS and basic auth as `web` says.
+/// reloading its config on SIGHUP (and `POST /-/reload` when enabled).
 pub async fn run(
     config: Config,
-    web: WebConfig,
+    options: RunOptions,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
     for warning in &config.warnings {
         warn!("{warning}");
     }
     let listen = config.listen;
-    let exporter = Exporter::new(config)?;
+    let mut exporter = Exporter::new(config)?;
+    if let Some(path) = options.config_path {
+        exporter = exporter.reload_from(path);
+    }
+    if options.enable_lifecycle {
+        exporter = exporter.enable_lifecycle();
+    }
+    #[cfg(unix)]
+    tokio::spawn(reload::on_sighup(exporter.reloads(), shutdown.clone()));
     let listener = bind(listen).await?;
     info!(
         address = %listener.local_addr().map_err(StartError::Serve)?,
         sources = exporter.pollers.len(),
-        tls = web.tls(),
-        basic_auth = web.basic_auth(),
+        tls = options.web.tls(),
+        basic_auth = options.web.basic_auth(),
+        lifecycle = options.enable_lifecycle,
         "serving /metrics"
     );
-    exporter.serve_with(listener, &web, shutdown).await
+    exporter.serve_with(listener, &options.web, shutdown).await
 }

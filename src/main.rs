@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use mining_exporter::RunOptions;
 use mining_exporter::config::{Config, SecretMode};
 use mining_exporter::error::StartError;
 use mining_exporter::logging::{LogFormat, LogLevel};
@@ -36,6 +37,9 @@ enum Command {
         /// Prometheus' exporters (tls_server_config, basic_auth_users).
         #[arg(long = "web.config.file")]
         web_config: Option<PathBuf>,
+        /// Serve POST /-/reload, which re-reads the config as SIGHUP does.
+        #[arg(long = "web.enable-lifecycle")]
+        enable_lifecycle: bool,
     },
     /// Validate the config and print its sources, budgets and poll plan.
     Check {
@@ -58,13 +62,24 @@ fn main() -> ExitCode {
 
     match cli.command {
         Command::Check { config } => check(&config),
-        Command::Run { config, web_config } => {
+        Command::Run {
+            config: path,
+            web_config,
+            enable_lifecycle,
+        } => {
             let web = match web_config {
                 Some(path) => WebConfig::load(&path),
                 None => Ok(WebConfig::default()),
             };
-            match web.and_then(|web| Ok((Config::load(&config, SecretMode::Require)?, web))) {
-                Ok((config, web)) => serve(|shutdown| mining_exporter::run(config, web, shutdown)),
+            match web.and_then(|web| Ok((Config::load(&path, SecretMode::Require)?, web))) {
+                Ok((config, web)) => {
+                    let options = RunOptions {
+                        config_path: Some(path),
+                        web,
+                        enable_lifecycle,
+                    };
+                    serve(|shutdown| mining_exporter::run(config, options, shutdown))
+                }
                 Err(e) => exit_code(Err(e.into())),
             }
         }

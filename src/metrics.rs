@@ -190,6 +190,9 @@ pub mod exporter {
     pub const BUDGET_WAIT: &str = "mining_exporter_budget_wait_seconds_total";
     pub const RATE_LIMITED: &str = "mining_exporter_rate_limited_total";
     pub const ENDPOINT_ENABLED: &str = "mining_exporter_endpoint_enabled";
+    pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "mining_exporter_config_last_reload_successful";
+    pub const CONFIG_LAST_RELOAD_SUCCESS_TIME: &str =
+        "mining_exporter_config_last_reload_success_timestamp_seconds";
 
     /// Every self-metric family.
     pub const ALL: &[&str] = &[
@@ -204,5 +207,7 @@ pub mod exporter {
         BUDGET_WAIT,
         RATE_LIMITED,
         ENDPOINT_ENABLED,
+        CONFIG_LAST_RELOAD_SUCCESSFUL,
+        CONFIG_LAST_RELOAD_SUCCESS_TIME,
     ];
 }

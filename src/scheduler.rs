@@ -26,7 +26,6 @@ pub enum Outcome {
 }
 
 pub struct Poller {
-    pub index: usize,
     pub pool: &'static str,
     pub name: String,
     source: Box<dyn Source>,
@@ -40,7 +39,6 @@ pub struct Poller {
 
 impl Poller {
     pub fn new(
-        index: usize,
         name: String,
         source: Box<dyn Source>,
         upstream: Upstream,
@@ -56,7 +54,6 @@ impl Poller {
                 .with_label_values(&[pool, &name, kind]);
         }
         Poller {
-            index,
             pool,
             name,
             source,
@@ -103,7 +100,7 @@ impl Poller {
             Ok(snapshot) => {
                 let series = snapshot.series_count();
                 self.store
-                    .record_success(self.index, snapshot, took, SystemTime::now());
+                    .record_success(&self.name, snapshot, took, SystemTime::now());
                 if last_failure.take().is_some() {
                     info!(source = %self.name, pool = self.pool, series, "source recovered");
                 } else {
@@ -118,13 +115,13 @@ impl Poller {
                     .poll_errors
                     .with_label_values(&[self.pool, &self.name, kind])
                     .inc();
-                self.store.record_failure(self.index, took);
+                self.store.record_failure(&self.name, took);
                 let message = error.to_string();
                 if last_failure.as_deref() == Some(message.as_str()) {
                     debug!(source = %self.name, pool = self.pool, kind, error = %message, "poll failed again");
                 } else {
                     // Say what is being served: old data, or none at all.
-                    if self.store.has_succeeded(self.index) {
+                    if self.store.has_succeeded(&self.name) {
                         warn!(source = %self.name, pool = self.pool, kind, error = %message, "poll failed; keeping the last good data");
                     } else {
                         warn!(source = %self.name, pool = self.pool, kind, error = %message, "poll failed; no successful poll yet, so no pool data is served for this source");

@@ -7,15 +7,18 @@ use axum::extract::State;
 use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::exposition::{self, Exposition};
+use crate::reload::Reloads;
 use crate::snapshot::Store;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub exposition: Arc<Exposition>,
     pub store: Arc<Store>,
+    /// Set when `--web.enable-lifecycle` serves `POST /-/reload`.
+    pub reloads: Option<Reloads>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -23,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
+        .route("/-/reload", post(reload))
         .route("/", get(landing))
         .with_state(state)
 }
@@ -68,6 +72,22 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
             });
             (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
         })
+}
+
+/// Re-reads the config file, as SIGHUP does, and says how it went; 403 unless the lifecycle
+/// API is enabled, as in Prometheus.
+async fn reload(State(state): State<AppState>) -> (StatusCode, String) {
+    match state.reloads {
+        None => (
+            StatusCode::FORBIDDEN,
+            "the lifecycle API is not enabled: start with --web.enable-lifecycle, or send SIGHUP\n"
+                .to_string(),
+        ),
+        Some(reloads) => match reloads.request().await {
+            Ok(()) => (StatusCode::OK, "configuration reloaded\n".to_string()),
+            Err(message) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{message}\n")),
+        },
+    }
 }
 
 async fn healthy() -> &'static str {

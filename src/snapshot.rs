@@ -80,11 +80,25 @@ pub struct Store {
 }
 
 impl Store {
-    /// One entry per source, in configuration order; `index` arguments refer to that order.
+    /// One entry per source, in configuration order, found by the source's name.
     pub fn new<'a>(sources: impl IntoIterator<Item = (&'static str, &'a str)>) -> Self {
-        let sources = sources
-            .into_iter()
-            .map(|(pool, name)| SourceStatus {
+        let store = Store::default();
+        store.set_sources(sources);
+        store
+    }
+
+    /// The sources after a reload, in their new order: a source still there (same name and
+    /// pool) keeps its state and its last good snapshot; a new one starts empty; one no
+    /// longer configured is dropped, and its series leave the page at the next render.
+    pub fn set_sources<'a>(&self, sources: impl IntoIterator<Item = (&'static str, &'a str)>) {
+        let mut current = self.sources.write().unwrap_or_else(|e| e.into_inner());
+        let mut kept: Vec<SourceStatus> = Vec::new();
+        for (pool, name) in sources {
+            let old = current
+                .iter()
+                .position(|s| s.source == name && s.pool == pool)
+                .map(|i| current.swap_remove(i));
+            kept.push(old.unwrap_or_else(|| SourceStatus {
                 pool,
                 source: name.to_string(),
                 snapshot: Arc::new(Snapshot::new()),
@@ -92,21 +106,23 @@ impl Store {
                 polled: false,
                 last_success: None,
                 last_duration: None,
-            })
-            .collect();
-        Store {
-            sources: RwLock::new(sources),
+            }));
+        }
+        *current = kept;
+    }
+
+    /// Changes the named source's state; a source no longer configured is left alone (a poll
+    /// that finishes after a reload removed its source must not bring it back).
+    fn update(&self, source: &str, f: impl FnOnce(&mut SourceStatus)) {
+        let mut sources = self.sources.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(status) = sources.iter_mut().find(|s| s.source == source) {
+            f(status);
         }
     }
 
-    fn update(&self, index: usize, f: impl FnOnce(&mut SourceStatus)) {
-        let mut sources = self.sources.write().unwrap_or_else(|e| e.into_inner());
-        f(&mut sources[index]);
-    }
-
-    pub fn record_success(&self, index: usize, snapshot: Snapshot, took: Duration, at: SystemTime) {
+    pub fn record_success(&self, source: &str, snapshot: Snapshot, took: Duration, at: SystemTime) {
         let snapshot = Arc::new(snapshot);
-        self.update(index, |s| {
+        self.update(source, |s| {
             s.snapshot = snapshot;
             s.up = true;
             s.polled = true;
@@ -115,8 +131,8 @@ impl Store {
         });
     }
 
-    pub fn record_failure(&self, index: usize, took: Duration) {
-        self.update(index, |s| {
+    pub fn record_failure(&self, source: &str, took: Duration) {
+        self.update(source, |s| {
             s.up = false;
             s.polled = true;
             s.last_duration = Some(took);
@@ -133,13 +149,13 @@ impl Store {
             .clone()
     }
 
-    /// Whether the source at `index` has had a successful poll since start.
-    pub fn has_succeeded(&self, index: usize) -> bool {
+    /// Whether the named source has had a successful poll since it was configured.
+    pub fn has_succeeded(&self, source: &str) -> bool {
         self.sources
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(index)
-            .is_some_and(|s| s.last_success.is_some())
+            .iter()
+            .any(|s| s.source == source && s.last_success.is_some())
     }
 
     /// Names of the sources that have not finished a first poll, successful or not.
@@ -174,8 +190,8 @@ mod tests {
         let store = Store::new([("ultimate_proxy", "p")]);
         let mut s = Snapshot::new();
         s.set(&WORKER_UP, &["a", "w1"], 1.0);
-        store.record_success(0, s, Duration::from_millis(5), SystemTime::now());
-        store.record_failure(0, Duration::from_millis(7));
+        store.record_success("p", s, Duration::from_millis(5), SystemTime::now());
+        store.record_failure("p", Duration::from_millis(7));
         let status = &store.statuses()[0];
         assert!(!status.up);
         assert_eq!(status.snapshot.series_count(), 1);
@@ -191,7 +207,7 @@ mod tests {
         let (done, finished) = std::sync::mpsc::channel();
         let writer = store.clone();
         std::thread::spawn(move || {
-            writer.record_success(0, Snapshot::new(), Duration::ZERO, SystemTime::now());
+            writer.record_success("p", Snapshot::new(), Duration::ZERO, SystemTime::now());
             done.send(()).unwrap();
         });
         finished
@@ -202,5 +218,29 @@ mod tests {
             "the render keeps the state it started from"
         );
         assert!(store.statuses()[0].up);
+    }
+
+    #[test]
+    fn a_reload_keeps_what_stays_adds_what_is_new_and_drops_what_went() {
+        let store = Store::new([("ultimate_proxy", "a"), ("ourpool", "b")]);
+        let mut s = Snapshot::new();
+        s.set(&WORKER_UP, &["acct", "w1"], 1.0);
+        store.record_success("a", s, Duration::ZERO, SystemTime::now());
+        store.record_success("b", Snapshot::new(), Duration::ZERO, SystemTime::now());
+        store.set_sources([("luxor", "c"), ("ultimate_proxy", "a"), ("luxor", "b")]);
+        let now = store.statuses();
+        let names: Vec<(&str, &str)> = now.iter().map(|s| (s.pool, s.source.as_str())).collect();
+        assert_eq!(
+            names,
+            [("luxor", "c"), ("ultimate_proxy", "a"), ("luxor", "b")]
+        );
+        assert_eq!(now[1].snapshot.series_count(), 1, "a kept its series");
+        assert!(now[1].up);
+        assert!(!now[2].polled, "b changed pool: a new source");
+        assert!(!now[0].polled);
+        // A late poll of a removed source does not bring it back.
+        store.set_sources([("ultimate_proxy", "a")]);
+        store.record_success("c", Snapshot::new(), Duration::ZERO, SystemTime::now());
+        assert_eq!(store.statuses().len(), 1);
     }
 }

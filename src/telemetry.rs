@@ -1,7 +1,7 @@
 //! The exporter's own counters, kept in a prometheus Registry. Per-source state and budgets
 //! are read at render time instead (see exposition.rs), because they are snapshots, not events.
 
-use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::metrics::exporter;
 
@@ -14,6 +14,8 @@ pub struct Telemetry {
     pub poll_errors: IntCounterVec,
     /// pool, source, endpoint: optional endpoints, 0 while switched off
     pub endpoint_enabled: IntGaugeVec,
+    reload_successful: IntGauge,
+    reload_success_time: Gauge,
 }
 
 impl Telemetry {
@@ -54,11 +56,23 @@ impl Telemetry {
             &["pool", "source", "endpoint"],
         )
         .expect("valid metric definition");
+        let reload_successful = IntGauge::new(
+            exporter::CONFIG_LAST_RELOAD_SUCCESSFUL,
+            "1 if the last configuration reload succeeded (or none was asked since start), 0 if it was refused.",
+        )
+        .expect("valid metric definition");
+        let reload_success_time = Gauge::new(
+            exporter::CONFIG_LAST_RELOAD_SUCCESS_TIME,
+            "Unix time of the last successful configuration load: the start, or the last reload that took.",
+        )
+        .expect("valid metric definition");
         for collector in [
             Box::new(build_info) as Box<dyn prometheus::core::Collector>,
             Box::new(upstream_requests.clone()),
             Box::new(poll_errors.clone()),
             Box::new(endpoint_enabled.clone()),
+            Box::new(reload_successful.clone()),
+            Box::new(reload_success_time.clone()),
         ] {
             registry
                 .register(collector)
@@ -69,7 +83,24 @@ impl Telemetry {
             upstream_requests,
             poll_errors,
             endpoint_enabled,
+            reload_successful,
+            reload_success_time,
         }
+    }
+
+    /// A config was loaded and is in force, at `at`.
+    pub fn config_reloaded(&self, at: std::time::SystemTime) {
+        self.reload_successful.set(1);
+        let secs = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        self.reload_success_time.set(secs);
+    }
+
+    /// A reload was refused; the running config stays.
+    pub fn config_reload_failed(&self) {
+        self.reload_successful.set(0);
     }
 }
 
