@@ -335,6 +335,9 @@ impl Exporter {
                 error!(error = %message, "configuration reload refused; the running configuration stays");
             }
         }
+        // The page shows the outcome (and, after a reload that took, the new set of sources).
+        let exposition = self.exposition.clone();
+        let _ = tokio::task::spawn_blocking(move || exposition.refresh()).await;
         outcome.map(|_| ())
     }
 
@@ -423,8 +426,6 @@ impl Exporter {
                 .map_err(|e| e.to_string())?;
             running.insert(poller.name.clone(), started);
         }
-        let exposition = self.exposition.clone();
-        let _ = tokio::task::spawn_blocking(move || exposition.refresh()).await;
         Ok(done)
     }
 }

@@ -14,6 +14,7 @@ mod hostile_input;
 mod pools;
 mod prometheus_e2e;
 mod promtool;
+mod reload;
 mod rules;
 mod secrets;
 mod server;

@@ -1,0 +1,241 @@
+//! Reloading the config while serving: `POST /-/reload` (with the lifecycle API) and SIGHUP.
+//! Sources added start polling, removed ones stop and leave the page, unchanged ones keep
+//! running untouched, budgets keep their send logs, and a broken file changes nothing.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use httpmock::prelude::*;
+use mining_exporter::Exporter;
+use mining_exporter::config::{Config, SecretMode};
+use tokio_util::sync::CancellationToken;
+
+use crate::common::*;
+
+/// Ultimate Proxy sources named `names`, polled hourly (so only a start polls), sharing the
+/// budget `b` of `limits`.
+fn sources(base_url: &str, names: &[&str], limits: &str) -> String {
+    let mut text = String::new();
+    for name in names {
+        text.push_str(&format!(
+            "[[sources]]\nkind = \"ultimate_proxy\"\nname = \"{name}\"\naccount = \"{name}\"\nbase_url = \"{base_url}\"\ntoken_file = \"token\"\ninterval = \"1h\"\nbudget = \"b\"\ntier = \"vip\"\n"
+        ));
+    }
+    text + &format!("[budgets.b]\nlimits = [\"{limits}\"]\n")
+}
+
+async fn page(base: &str) -> String {
+    http()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Waits (at most 10 s) until the page shows `needle`.
+async fn wait_for(base: &str, needle: &str) -> String {
+    for _ in 0..100 {
+        let text = page(base).await;
+        if text.contains(needle) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{needle} never showed on {base}/metrics");
+}
+
+async fn post_reload(base: &str) -> (u16, String) {
+    let answer = http()
+        .post(format!("{base}/-/reload"))
+        .send()
+        .await
+        .unwrap();
+    (answer.status().as_u16(), answer.text().await.unwrap())
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test]
+async fn a_reload_adds_removes_keeps_and_refuses_a_broken_file() {
+    let server = MockServer::start_async().await;
+    let mocks = mock_poll(&server, vec![worker("rig01", "online", 1000.0)]).await;
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    let file = dir.path().join("config.toml");
+    write(
+        &file,
+        &sources(&server.base_url(), &["keep", "drop"], "50/1h"),
+    );
+
+    let config = Config::load(&file, SecretMode::Require).unwrap();
+    let exporter = Exporter::new(config)
+        .unwrap()
+        .reload_from(file.clone())
+        .enable_lifecycle();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let serving = tokio::spawn(exporter.serve(listener, shutdown.clone()));
+    wait_ready(&base).await;
+    let before = page(&base).await;
+    assert!(before.contains("source=\"drop\""), "{before}");
+    let overview = &mocks[0];
+    assert_eq!(overview.calls_async().await, 2, "one poll per source");
+    let remaining_before = sample(
+        &before,
+        "mining_exporter_budget_remaining",
+        &["budget=\"b\""],
+    )
+    .unwrap();
+    assert_eq!(remaining_before, 44.0, "{before}");
+    let loaded_at = sample(
+        &before,
+        "mining_exporter_config_last_reload_success_timestamp_seconds",
+        &[],
+    )
+    .unwrap();
+
+    // keep stays as it was, drop goes, added comes.
+    write(
+        &file,
+        &sources(&server.base_url(), &["keep", "added"], "50/1h"),
+    );
+    assert_eq!(
+        post_reload(&base).await,
+        (200, "configuration reloaded\n".into())
+    );
+    let after = wait_for(
+        &base,
+        "mining_exporter_source_up{pool=\"ultimate_proxy\",source=\"added\"} 1",
+    )
+    .await;
+    assert!(
+        !after.contains("source=\"drop\""),
+        "drop's series, counters included, left:\n{after}"
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "mining_worker_up",
+            &["source=\"keep\"", "worker=\"rig01\""]
+        ),
+        Some(1.0),
+        "keep's series stayed"
+    );
+    assert_eq!(
+        overview.calls_async().await,
+        3,
+        "only added polled: keep was not restarted"
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "mining_exporter_budget_remaining",
+            &["budget=\"b\""]
+        ),
+        Some(41.0),
+        "the budget kept its log: 9 of 50 used"
+    );
+    assert_eq!(
+        sample(&after, "mining_exporter_config_last_reload_successful", &[]),
+        Some(1.0)
+    );
+    assert!(
+        sample(
+            &after,
+            "mining_exporter_config_last_reload_success_timestamp_seconds",
+            &[]
+        )
+        .unwrap()
+            >= loaded_at
+    );
+
+    // Tighter limits count what was already sent: no fresh window after a reload.
+    write(
+        &file,
+        &sources(&server.base_url(), &["keep", "added"], "45/1h"),
+    );
+    assert_eq!(post_reload(&base).await.0, 200);
+    let tighter = page(&base).await;
+    let remaining = sample(
+        &tighter,
+        "mining_exporter_budget_remaining",
+        &["budget=\"b\""],
+    )
+    .unwrap();
+    assert!(
+        remaining <= 36.0,
+        "45 - 9 already sent, at most: {remaining}"
+    );
+
+    // A broken file: refused with check's message, the running config stays.
+    write(
+        &file,
+        &format!(
+            "{}tokn = 1\n",
+            sources(&server.base_url(), &["keep"], "50/1h")
+        ),
+    );
+    let expected = Config::load(&file, SecretMode::Require)
+        .unwrap_err()
+        .to_string();
+    let (status, body) = post_reload(&base).await;
+    assert_eq!((status, body.trim_end()), (500, expected.as_str()));
+    let refused = page(&base).await;
+    assert!(
+        refused.contains("source=\"added\""),
+        "the running config stays:\n{refused}"
+    );
+    assert_eq!(
+        sample(
+            &refused,
+            "mining_exporter_config_last_reload_successful",
+            &[]
+        ),
+        Some(0.0)
+    );
+
+    shutdown.cancel();
+    serving.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_binary_and_the_lifecycle_api_is_off_by_default() {
+    let server = MockServer::start_async().await;
+    mock_poll(&server, vec![worker("rig01", "online", 1000.0)]).await;
+    let (dir, file, port) = served_config(&sources(&server.base_url(), &["first"], "50/1h"));
+    let child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base).await;
+    assert_eq!(post_reload(&base).await.0, 403);
+
+    let config = std::fs::read_to_string(&file).unwrap().replace(
+        "[budgets.b]",
+        &sources(&server.base_url(), &["second"], "50/1h")
+            .replace("[budgets.b]\nlimits = [\"50/1h\"]\n", "[budgets.b]"),
+    );
+    write(&file, &config);
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let after = wait_for(&base, "source=\"second\"} 1").await;
+    assert!(after.contains("source=\"first\""), "{after}");
+    sigterm(&child);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    drop(dir);
+}
