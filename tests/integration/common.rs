@@ -264,3 +264,36 @@ pub fn run_tool(
     );
     Some((out.status, printed))
 }
+
+/// Every key a `[[sources]]` block takes.
+pub const SOURCE_KEYS: &[&str] = &[
+    "kind",
+    "name",
+    "account",
+    "base_url",
+    "token_env",
+    "token_file",
+    "interval",
+    "schedule",
+    "tier",
+    "budget",
+    "timeout",
+    "max_retries",
+    "retry_backoff",
+    "max_response_bytes",
+    "currency",
+    "subaccounts",
+    "site_id",
+];
+
+/// The text of `base/metrics`.
+pub async fn scrape(base: &str) -> String {
+    http()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}

@@ -285,27 +285,8 @@ fn the_example_config_is_valid_and_documents_every_key() {
     assert_eq!(config.sources[1].budget, "proxy-account");
 
     let example = std::fs::read_to_string(path).unwrap();
-    for key in [
-        "listen",
-        "kind",
-        "name",
-        "account",
-        "base_url",
-        "token_env",
-        "token_file",
-        "interval",
-        "schedule",
-        "tier",
-        "budget",
-        "timeout",
-        "max_retries",
-        "retry_backoff",
-        "max_response_bytes",
-        "currency",
-        "subaccounts",
-        "site_id",
-        "limits",
-    ] {
+    let keys = ["listen"].iter().chain(SOURCE_KEYS).chain(&["limits"]);
+    for key in keys {
         assert!(
             example.contains(&format!("{key} =")),
             "config.example.toml does not show {key}"

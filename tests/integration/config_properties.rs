@@ -5,27 +5,16 @@
 use mining_exporter::config::{Config, SecretMode};
 use proptest::prelude::*;
 
-const SOURCE_KEYS: &[&str] = &[
-    "kind",
-    "name",
-    "account",
-    "base_url",
-    "token_env",
-    "token_file",
-    "interval",
-    "schedule",
-    "tier",
-    "budget",
-    "timeout",
-    "max_retries",
-    "retry_backoff",
-    "max_response_bytes",
-    "currency",
-    "subaccounts",
-    "site_id",
-    "token",
-    "tokn",
-];
+use crate::common::SOURCE_KEYS;
+
+/// The real keys, plus two that must be refused.
+fn keys() -> Vec<&'static str> {
+    SOURCE_KEYS
+        .iter()
+        .copied()
+        .chain(["token", "tokn"])
+        .collect()
+}
 
 fn toml_value() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -53,18 +42,17 @@ fn toml_value() -> impl Strategy<Value = String> {
 }
 
 fn toml_config() -> impl Strategy<Value = String> {
-    let source =
-        proptest::collection::vec((proptest::sample::select(SOURCE_KEYS), toml_value()), 0..9)
-            .prop_map(|pairs| {
-                let mut text = String::from("[[sources]]\n");
-                let mut seen = std::collections::BTreeSet::new();
-                for (k, v) in pairs {
-                    if seen.insert(k) {
-                        text.push_str(&format!("{k} = {v}\n"));
-                    }
+    let source = proptest::collection::vec((proptest::sample::select(keys()), toml_value()), 0..9)
+        .prop_map(|pairs| {
+            let mut text = String::from("[[sources]]\n");
+            let mut seen = std::collections::BTreeSet::new();
+            for (k, v) in pairs {
+                if seen.insert(k) {
+                    text.push_str(&format!("{k} = {v}\n"));
                 }
-                text
-            });
+            }
+            text
+        });
     let server = prop_oneof![
         Just(String::new()),
         toml_value().prop_map(|v| format!("[server]\nlisten = {v}\n")),

@@ -25,21 +25,10 @@ fn sources(base_url: &str, names: &[&str], limits: &str) -> String {
     text + &format!("[budgets.b]\nlimits = [\"{limits}\"]\n")
 }
 
-async fn page(base: &str) -> String {
-    http()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// Waits (at most 10 s) until the page shows `needle`.
 async fn wait_for(base: &str, needle: &str) -> String {
     for _ in 0..100 {
-        let text = page(base).await;
+        let text = scrape(base).await;
         if text.contains(needle) {
             return text;
         }
@@ -83,7 +72,7 @@ async fn a_reload_adds_removes_keeps_and_refuses_a_broken_file() {
     let shutdown = CancellationToken::new();
     let serving = tokio::spawn(exporter.serve(listener, shutdown.clone()));
     wait_ready(&base).await;
-    let before = page(&base).await;
+    let before = scrape(&base).await;
     assert!(before.contains("source=\"drop\""), "{before}");
     let overview = &mocks[0];
     assert_eq!(overview.calls_async().await, 2, "one poll per source");
@@ -162,7 +151,7 @@ async fn a_reload_adds_removes_keeps_and_refuses_a_broken_file() {
         &sources(&server.base_url(), &["keep", "added"], "45/1h"),
     );
     assert_eq!(post_reload(&base).await.0, 200);
-    let tighter = page(&base).await;
+    let tighter = scrape(&base).await;
     let remaining = sample(
         &tighter,
         "mining_exporter_budget_remaining",
@@ -187,7 +176,7 @@ async fn a_reload_adds_removes_keeps_and_refuses_a_broken_file() {
         .to_string();
     let (status, body) = post_reload(&base).await;
     assert_eq!((status, body.trim_end()), (500, expected.as_str()));
-    let refused = page(&base).await;
+    let refused = scrape(&base).await;
     assert!(
         refused.contains("source=\"added\""),
         "the running config stays:\n{refused}"

@@ -46,14 +46,7 @@ async fn check_then_run(sources: &str, settle: std::time::Duration) -> Observed 
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&base).await;
     tokio::time::sleep(settle).await;
-    let metrics = http()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape(&base).await;
     sigterm(&child);
     let out = child.wait_with_output().unwrap();
     let logs =
