@@ -10,13 +10,13 @@ use std::time::UNIX_EPOCH;
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, TextEncoder};
 
 use crate::budget::Budgets;
-use crate::metrics::{MetricKind, exporter};
-use crate::snapshot::Store;
+use crate::metrics::{MetricDef, MetricKind, exporter};
+use crate::snapshot::{Snapshot, SourceStatus, Store};
 use crate::telemetry::Telemetry;
+use crate::text_format;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -33,8 +33,9 @@ pub struct Exposition {
     budgets: RwLock<Budgets>,
     telemetry: Telemetry,
     current: RwLock<Arc<Rendered>>,
-    /// Two sources finishing together must not interleave their renders.
-    rendering: Mutex<()>,
+    /// Two sources finishing together must not interleave their renders; holds each source's
+    /// rendered pool families.
+    rendering: Mutex<Fragments>,
 }
 
 impl Exposition {
@@ -47,7 +48,7 @@ impl Exposition {
                 text: Bytes::new(),
                 gzip: Bytes::new(),
             })),
-            rendering: Mutex::new(()),
+            rendering: Mutex::new(Fragments::new()),
         };
         exposition.refresh();
         exposition
@@ -66,60 +67,62 @@ impl Exposition {
             .clone()
     }
 
-    /// Renders anew. Called after every poll, whatever its outcome.
+    /// Renders anew. Called after every poll, whatever its outcome. Only a source whose
+    /// snapshot changed since the last render is written again; the others' fragments are
+    /// reused as they are.
     pub fn refresh(&self) {
-        let _one_at_a_time = self.rendering.lock().unwrap_or_else(|e| e.into_inner());
-        let text = render(&self.families());
+        let mut cache = self.rendering.lock().unwrap_or_else(|e| e.into_inner());
+        let text = self.render(&mut cache);
         let mut gz = GzEncoder::new(Vec::with_capacity(text.len() / 8), Compression::default());
-        gz.write_all(&text).expect("writing to a Vec cannot fail");
-        let gzip = gz.finish().expect("writing to a Vec cannot fail");
+        // Writing to a Vec cannot fail.
+        let _ = gz.write_all(&text);
+        let gzip = gz.finish().unwrap_or_default();
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Rendered {
             text: Bytes::from(text),
             gzip: Bytes::from(gzip),
         });
     }
 
-    fn families(&self) -> Vec<MetricFamily> {
-        let mut families: BTreeMap<&'static str, MetricFamily> = BTreeMap::new();
-        let mut add = |name: &'static str, help: &str, kind: MetricKind, metric: Metric| {
-            families
-                .entry(name)
-                .or_insert_with(|| family(name, help, kind))
-                .mut_metric()
-                .push(metric);
-        };
-
+    fn render(&self, cache: &mut Fragments) -> Vec<u8> {
         let statuses = self.store.statuses();
+        cache.retain(|source, _| statuses.iter().any(|s| &s.source == source));
+        // Every family's text, by name: pool families are the sources' cached fragments in
+        // source order, the rest is written here (a few lines a source).
+        let mut families: BTreeMap<&'static str, Family> = BTreeMap::new();
         for status in &statuses {
-            let base = [("pool", status.pool), ("source", status.source.as_str())];
-            for (def, samples) in status.snapshot.families() {
-                for (values, value) in samples {
-                    let labels = base.iter().copied().chain(
-                        def.labels
-                            .iter()
-                            .copied()
-                            .zip(values.iter().map(String::as_str)),
-                    );
-                    add(
-                        def.name,
-                        def.help,
-                        def.kind,
-                        metric(labels, def.kind, *value),
-                    );
+            let fragment = cache
+                .entry(status.source.clone())
+                .or_insert_with(|| SourceFragment::render(status));
+            if !Arc::ptr_eq(&fragment.snapshot, &status.snapshot) || fragment.pool != status.pool {
+                *fragment = SourceFragment::render(status);
+            }
+        }
+        for status in &statuses {
+            if let Some(fragment) = cache.get(&status.source) {
+                for (name, (def, text)) in &fragment.families {
+                    families
+                        .entry(name)
+                        .or_insert_with(|| Family::new(name, def.help, def.kind))
+                        .cached
+                        .push(text.clone());
                 }
             }
-            let gauge = |value: f64| metric(base.iter().copied(), MetricKind::Gauge, value);
-            add(
+            let base = [("pool", status.pool), ("source", status.source.as_str())];
+            let mut gauge = |name: &'static str, help: &'static str, value: f64| {
+                let family = families
+                    .entry(name)
+                    .or_insert_with(|| Family::new(name, help, MetricKind::Gauge));
+                text_format::sample(&mut family.lines, name, base, value);
+            };
+            gauge(
                 exporter::SOURCE_UP,
                 "1 if the last poll of the source succeeded, else 0 (its last good values stay exported).",
-                MetricKind::Gauge,
-                gauge(if status.up { 1.0 } else { 0.0 }),
+                if status.up { 1.0 } else { 0.0 },
             );
-            add(
+            gauge(
                 exporter::SOURCE_SERIES,
                 "Series the source contributes to this page.",
-                MetricKind::Gauge,
-                gauge(status.snapshot.series_count() as f64),
+                status.snapshot.series_count() as f64,
             );
             // 0 until the first success, so an alert on the age of this timestamp also fires
             // for a source that has never worked.
@@ -128,18 +131,16 @@ impl Exposition {
                     .unwrap_or_default()
                     .as_secs_f64()
             });
-            add(
+            gauge(
                 exporter::SOURCE_LAST_SUCCESS,
                 "Unix time at the end of the last successful poll, 0 until the first one; alert on its age to tell stale data from zero.",
-                MetricKind::Gauge,
-                gauge(last_success),
+                last_success,
             );
             if let Some(took) = status.last_duration {
-                add(
+                gauge(
                     exporter::SOURCE_POLL_DURATION,
                     "Duration of the last poll in seconds, budget waits and retries included.",
-                    MetricKind::Gauge,
-                    gauge(took.as_secs_f64()),
+                    took.as_secs_f64(),
                 );
             }
         }
@@ -150,34 +151,38 @@ impl Exposition {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         for budget in budgets.values() {
-            let labels = || [("budget", budget.name())].into_iter();
-            add(
-                exporter::BUDGET_REMAINING,
-                "Requests the budget allows right now in its tightest window, the pool's rate-limit headers included.",
-                MetricKind::Gauge,
-                metric(labels(), MetricKind::Gauge, budget.remaining() as f64),
-            );
-            add(
-                exporter::BUDGET_WAIT,
-                "Seconds requests spent waiting for the budget.",
-                MetricKind::Counter,
-                metric(labels(), MetricKind::Counter, budget.wait_seconds_total()),
-            );
-            add(
-                exporter::RATE_LIMITED,
-                "HTTP 429 answers the pools gave requests of this budget; should stay 0.",
-                MetricKind::Counter,
-                metric(
-                    labels(),
+            let labels = [("budget", budget.name())];
+            for (name, help, kind, value) in [
+                (
+                    exporter::BUDGET_REMAINING,
+                    "Requests the budget allows right now in its tightest window, the pool's rate-limit headers included.",
+                    MetricKind::Gauge,
+                    budget.remaining() as f64,
+                ),
+                (
+                    exporter::BUDGET_WAIT,
+                    "Seconds requests spent waiting for the budget.",
+                    MetricKind::Counter,
+                    budget.wait_seconds_total(),
+                ),
+                (
+                    exporter::RATE_LIMITED,
+                    "HTTP 429 answers the pools gave requests of this budget; should stay 0.",
                     MetricKind::Counter,
                     budget.rate_limited_total() as f64,
                 ),
-            );
+            ] {
+                let family = families
+                    .entry(name)
+                    .or_insert_with(|| Family::new(name, help, kind));
+                text_format::sample(&mut family.lines, name, labels, value);
+            }
         }
 
-        let mut all: Vec<MetricFamily> = families.into_values().collect();
-        // The counters of a source a reload removed leave the page with its series.
+        // The exporter's counters, through the prometheus crate's own encoder; the counters
+        // of a source a reload removed leave the page with its series.
         let live: BTreeSet<&str> = statuses.iter().map(|s| s.source.as_str()).collect();
+        let mut counters: Vec<(String, Vec<u8>)> = Vec::new();
         for mut family in self.telemetry.registry.gather() {
             family.mut_metric().retain(|m| {
                 m.get_label()
@@ -185,58 +190,165 @@ impl Exposition {
                     .find(|l| l.name() == "source")
                     .is_none_or(|l| live.contains(l.value()))
             });
-            all.push(family);
+            if family.get_metric().is_empty() {
+                continue;
+            }
+            let mut text = Vec::new();
+            if TextEncoder::new()
+                .encode(&[family.clone()], &mut text)
+                .is_ok()
+            {
+                counters.push((family.name().to_string(), text));
+            }
         }
-        all.retain(|f| !f.get_metric().is_empty());
-        all.sort_by(|a, b| a.name().cmp(b.name()));
-        all
+
+        // Families in name order, each one block: its header, then every source's part.
+        let size: usize = families.values().map(Family::len).sum::<usize>()
+            + counters.iter().map(|(_, t)| t.len()).sum::<usize>();
+        let mut out = Vec::with_capacity(size);
+        let mut counters = counters.into_iter().peekable();
+        for (name, family) in &families {
+            while let Some((_, text)) = counters.next_if(|(c, _)| c.as_str() < *name) {
+                out.extend_from_slice(&text);
+            }
+            family.write(&mut out);
+        }
+        for (_, text) in counters {
+            out.extend_from_slice(&text);
+        }
+        out
     }
 }
 
-fn family(name: &str, help: &str, kind: MetricKind) -> MetricFamily {
-    let mut f = MetricFamily::default();
-    f.set_name(name.to_string());
-    f.set_help(help.to_string());
-    f.set_field_type(match kind {
-        MetricKind::Gauge => MetricType::GAUGE,
-        MetricKind::Counter => MetricType::COUNTER,
-    });
-    f
+/// Each source's pool families as written at its last render, with the snapshot they came
+/// from: while a source's snapshot is the same `Arc`, its text is reused.
+type Fragments = BTreeMap<String, SourceFragment>;
+
+#[derive(Debug)]
+struct SourceFragment {
+    snapshot: Arc<Snapshot>,
+    pool: &'static str,
+    families: BTreeMap<&'static str, (&'static MetricDef, Bytes)>,
 }
 
-fn metric<'a>(
-    labels: impl Iterator<Item = (&'a str, &'a str)>,
-    kind: MetricKind,
-    value: f64,
-) -> Metric {
-    let pairs = labels
-        .map(|(name, value)| {
-            let mut pair = LabelPair::default();
-            pair.set_name(name.to_string());
-            pair.set_value(value.to_string());
-            pair
-        })
-        .collect();
-    let mut m = Metric::from_label(pairs);
-    match kind {
-        MetricKind::Gauge => {
-            let mut g = Gauge::default();
-            g.set_value(value);
-            m.set_gauge(g);
-        }
-        MetricKind::Counter => {
-            let mut c = Counter::default();
-            c.set_value(value);
-            m.set_counter(c);
+impl SourceFragment {
+    fn render(status: &SourceStatus) -> SourceFragment {
+        let base = [("pool", status.pool), ("source", status.source.as_str())];
+        let families = status
+            .snapshot
+            .families()
+            .filter(|(_, samples)| !samples.is_empty())
+            .map(|(def, samples)| {
+                let mut text = Vec::new();
+                for (values, value) in samples {
+                    let labels = base.iter().copied().chain(
+                        def.labels
+                            .iter()
+                            .copied()
+                            .zip(values.iter().map(String::as_str)),
+                    );
+                    text_format::sample(&mut text, def.name, labels, *value);
+                }
+                (def.name, (def, Bytes::from(text)))
+            })
+            .collect();
+        SourceFragment {
+            snapshot: status.snapshot.clone(),
+            pool: status.pool,
+            families,
         }
     }
-    m
 }
 
-fn render(families: &[MetricFamily]) -> Vec<u8> {
-    let mut out = Vec::new();
-    TextEncoder::new()
-        .encode(families, &mut out)
-        .expect("families are built non-empty with valid names");
-    out
+/// One family of the page: its header, then the sources' cached pool lines in source order,
+/// or the lines written at this render (a family is one or the other).
+struct Family {
+    header: Vec<u8>,
+    cached: Vec<Bytes>,
+    lines: Vec<u8>,
+}
+
+impl Family {
+    fn new(name: &str, help: &str, kind: MetricKind) -> Family {
+        let mut header = Vec::new();
+        text_format::family_header(&mut header, name, help, kind);
+        Family {
+            header,
+            cached: Vec::new(),
+            lines: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.header.len() + self.cached.iter().map(Bytes::len).sum::<usize>() + self.lines.len()
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.header);
+        for part in &self.cached {
+            out.extend_from_slice(part);
+        }
+        out.extend_from_slice(&self.lines);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::metrics::WORKER_UP;
+
+    fn snapshot(worker: &str) -> Snapshot {
+        let mut s = Snapshot::new();
+        s.set(&WORKER_UP, &["acct", worker], 1.0);
+        s
+    }
+
+    /// Where each source's cached text for `mining_worker_up` lives.
+    fn fragment_addresses(exposition: &Exposition) -> Vec<(String, *const u8)> {
+        let cache = exposition.rendering.lock().unwrap();
+        cache
+            .iter()
+            .map(|(source, f)| (source.clone(), f.families[WORKER_UP.name].1.as_ptr()))
+            .collect()
+    }
+
+    #[test]
+    fn only_the_source_whose_snapshot_changed_is_written_again() {
+        let store = Arc::new(Store::new([("ourpool", "a"), ("luxor", "b")]));
+        let exposition = Exposition::new(store.clone(), Budgets::new(), Telemetry::new());
+        for source in ["a", "b"] {
+            store.record_success(source, snapshot("w1"), Duration::ZERO, SystemTime::now());
+        }
+        exposition.refresh();
+        let before = fragment_addresses(&exposition);
+
+        store.record_success("a", snapshot("w2"), Duration::ZERO, SystemTime::now());
+        exposition.refresh();
+        let after = fragment_addresses(&exposition);
+        assert_ne!(after[0], before[0], "a changed: written again");
+        assert_eq!(after[1], before[1], "b unchanged: its text reused");
+
+        let page = String::from_utf8(exposition.current().text.to_vec()).unwrap();
+        assert!(page.contains(
+            "mining_worker_up{pool=\"ourpool\",source=\"a\",account=\"acct\",worker=\"w2\"} 1"
+        ));
+        assert!(!page.contains("source=\"a\",account=\"acct\",worker=\"w1\""));
+        assert!(page.contains(
+            "mining_worker_up{pool=\"luxor\",source=\"b\",account=\"acct\",worker=\"w1\"} 1"
+        ));
+        assert_eq!(
+            page.matches("# TYPE mining_worker_up gauge").count(),
+            1,
+            "one block per family"
+        );
+
+        // A source a reload removed leaves the page and the cache.
+        store.set_sources([("luxor", "b")]);
+        exposition.refresh();
+        assert_eq!(fragment_addresses(&exposition).len(), 1);
+        let page = String::from_utf8(exposition.current().text.to_vec()).unwrap();
+        assert!(!page.contains("source=\"a\""), "{page}");
+    }
 }

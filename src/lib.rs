@@ -18,6 +18,7 @@ pub mod snapshot;
 pub mod sources;
 pub mod supervision;
 pub mod telemetry;
+pub mod text_format;
 pub mod web;
 
 use std::collections::BTreeMap;
