@@ -220,12 +220,36 @@ async fn poll_costs() {
     }
 }
 
+/// What each `worker_series` setting costs at 10,000 workers of the synthetic farm.
+fn worker_series_costs() {
+    use mining_exporter::config::WorkerSeries;
+    let workers = 10_000;
+    println!("worker_series at {workers} workers (pool series only)");
+    for series in [WorkerSeries::All, WorkerSeries::Essential, WorkerSeries::None] {
+        let mut snapshot = synthetic(workers);
+        snapshot.limit_workers(series, None);
+        let count = snapshot.series_count();
+        let store = Arc::new(Store::new([("ultimate_proxy", "bench")]));
+        store.record_success("bench", snapshot, Duration::ZERO, SystemTime::now());
+        let exposition = Exposition::new(store, Budgets::new(), Telemetry::new());
+        exposition.refresh();
+        let page = exposition.current();
+        println!(
+            "  {series:?}: {count} series, {} KiB text, {} KiB gzip, {} bytes a worker",
+            page.text.len() / 1024,
+            page.gzip.len() / 1024,
+            page.text.len() / workers
+        );
+    }
+}
+
 fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         for workers in [1_000, 10_000] {
             bench(workers).await;
         }
+        worker_series_costs();
         poll_costs().await;
     });
 }

@@ -68,6 +68,24 @@ pub struct SourceConfig {
     pub subaccounts: Vec<String>,
     /// Luxor: watch the subaccounts of this site instead of naming them.
     pub site_id: Option<String>,
+    /// Which per-worker series the source exports.
+    pub worker_series: WorkerSeries,
+    /// At most this many workers get series; the rest count only in the account totals.
+    pub max_workers: Option<usize>,
+}
+
+/// The per-worker series a source exports. A farm of 100,000 workers at six or more series
+/// each is more than one scrape should carry; account totals are exported whatever this says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerSeries {
+    /// Every worker family the pool fills.
+    #[default]
+    All,
+    /// The freshest hashrate and up/down only.
+    Essential,
+    /// No per-worker series.
+    None,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,6 +216,8 @@ struct RawSource {
     currency: Option<String>,
     subaccounts: Option<Vec<String>>,
     site_id: Option<String>,
+    worker_series: Option<WorkerSeries>,
+    max_workers: Option<usize>,
 }
 
 impl RawSource {
@@ -602,6 +622,14 @@ impl Validator<'_> {
             ));
         }
 
+        if raw.max_workers == Some(0) {
+            return Err(self.err(
+                at("max_workers"),
+                "0 workers is not a limit",
+                "write at least 1, or worker_series = \"none\" for no per-worker series",
+            ));
+        }
+
         Ok(SourceConfig {
             kind,
             name: raw.name,
@@ -617,6 +645,8 @@ impl Validator<'_> {
             currency,
             subaccounts,
             site_id: raw.site_id,
+            worker_series: raw.worker_series.unwrap_or_default(),
+            max_workers: raw.max_workers,
         })
     }
 

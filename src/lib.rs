@@ -40,7 +40,7 @@ use crate::error::{ConfigError, StartError};
 use crate::exposition::Exposition;
 use crate::plan::Plan;
 use crate::reload::{ReloadRequest, Reloads};
-use crate::scheduler::{Outcome, Poller, Ticks};
+use crate::scheduler::{Outcome, Poller, Ticks, WorkerLimits};
 use crate::server::AppState;
 use crate::snapshot::Store;
 use crate::sources::Source;
@@ -187,6 +187,10 @@ impl Exporter {
             source.name.clone(),
             (self.build)(source),
             upstream,
+            WorkerLimits {
+                series: source.worker_series,
+                max: source.max_workers,
+            },
             self.store.clone(),
             self.exposition.clone(),
         )))

@@ -190,6 +190,7 @@ pub mod exporter {
     pub const BUDGET_WAIT: &str = "mining_exporter_budget_wait_seconds_total";
     pub const RATE_LIMITED: &str = "mining_exporter_rate_limited_total";
     pub const ENDPOINT_ENABLED: &str = "mining_exporter_endpoint_enabled";
+    pub const WORKERS_OMITTED: &str = "mining_exporter_workers_omitted";
     pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "mining_exporter_config_last_reload_successful";
     pub const CONFIG_LAST_RELOAD_SUCCESS_TIME: &str =
         "mining_exporter_config_last_reload_success_timestamp_seconds";
@@ -207,6 +208,7 @@ pub mod exporter {
         BUDGET_WAIT,
         RATE_LIMITED,
         ENDPOINT_ENABLED,
+        WORKERS_OMITTED,
         CONFIG_LAST_RELOAD_SUCCESSFUL,
         CONFIG_LAST_RELOAD_SUCCESS_TIME,
     ];

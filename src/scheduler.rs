@@ -2,6 +2,7 @@
 //! jitter, the interval or cron trigger, timing, the outcome in the store, the error counter
 //! and the log line, so a source's failure stays contained to that source.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -12,11 +13,19 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::client::Upstream;
+use crate::config::WorkerSeries;
 use crate::error::{POLL_ERROR_KINDS, PollError};
 use crate::exposition::Exposition;
-use crate::snapshot::Store;
+use crate::snapshot::{Snapshot, Store};
 use crate::sources::Source;
 use crate::supervision::catch_panic;
+
+/// Which per-worker series a source keeps (`worker_series`, `max_workers`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerLimits {
+    pub series: WorkerSeries,
+    pub max: Option<usize>,
+}
 
 /// How one poll ended, for callers that drive polls themselves (tests, benchmarks).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +41,9 @@ pub struct Poller {
     upstream: Upstream,
     store: Arc<Store>,
     exposition: Arc<Exposition>,
+    limits: WorkerLimits,
+    /// Whether workers beyond `max_workers` were already warned about.
+    warned_omitted: AtomicBool,
     in_flight: tokio::sync::Mutex<()>,
     /// The last failure logged at warn level, so a repeated failure is logged once.
     last_failure: Mutex<Option<String>>,
@@ -42,6 +54,7 @@ impl Poller {
         name: String,
         source: Box<dyn Source>,
         upstream: Upstream,
+        limits: WorkerLimits,
         store: Arc<Store>,
         exposition: Arc<Exposition>,
     ) -> Self {
@@ -53,11 +66,20 @@ impl Poller {
                 .poll_errors
                 .with_label_values(&[pool, &name, kind]);
         }
+        if limits.max.is_some() {
+            upstream
+                .telemetry
+                .workers_omitted
+                .with_label_values(&[pool, &name])
+                .set(0);
+        }
         Poller {
             pool,
             name,
             source,
             upstream,
+            limits,
+            warned_omitted: AtomicBool::new(false),
             store,
             exposition,
             in_flight: tokio::sync::Mutex::new(()),
@@ -90,14 +112,11 @@ impl Poller {
     }
 
     /// Puts the outcome in the store, the error counter and the log (once per distinct failure).
-    fn record(
-        &self,
-        result: Result<crate::snapshot::Snapshot, PollError>,
-        took: Duration,
-    ) -> Outcome {
+    fn record(&self, result: Result<Snapshot, PollError>, took: Duration) -> Outcome {
         let mut last_failure = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
         match result {
-            Ok(snapshot) => {
+            Ok(mut snapshot) => {
+                self.limit_workers(&mut snapshot);
                 let series = snapshot.series_count();
                 self.store
                     .record_success(&self.name, snapshot, took, SystemTime::now());
@@ -129,6 +148,22 @@ impl Poller {
                     *last_failure = Some(message);
                 }
                 Outcome::Failure { kind }
+            }
+        }
+    }
+
+    /// Cuts the snapshot to the per-worker series the config asks for; the number of workers
+    /// left out is a metric and, the first time, one warning.
+    fn limit_workers(&self, snapshot: &mut Snapshot) {
+        let omitted = snapshot.limit_workers(self.limits.series, self.limits.max);
+        if let Some(max) = self.limits.max {
+            self.upstream
+                .telemetry
+                .workers_omitted
+                .with_label_values(&[self.pool, &self.name])
+                .set(i64::try_from(omitted).unwrap_or(i64::MAX));
+            if omitted > 0 && !self.warned_omitted.swap(true, Ordering::Relaxed) {
+                warn!(source = %self.name, pool = self.pool, max_workers = max, omitted, "more workers than max_workers: the rest have no series of their own and count only in the account totals (logged once)");
             }
         }
     }

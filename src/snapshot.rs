@@ -2,11 +2,12 @@
 //! A successful poll swaps the source's whole snapshot, so a worker the pool stopped listing
 //! disappears at once; a failed poll leaves the last good snapshot where it is.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use crate::metrics::MetricDef;
+use crate::config::WorkerSeries;
+use crate::metrics::{MetricDef, WORKER_HASHRATE, WORKER_UP};
 
 /// Label values (after `pool` and `source`) to sample value.
 pub type Samples = BTreeMap<Vec<String>, f64>;
@@ -51,6 +52,46 @@ impl Snapshot {
     /// The samples of one family, if it has any.
     pub fn samples(&self, def: &MetricDef) -> Option<&Samples> {
         self.families.get(def.name).map(|(_, samples)| samples)
+    }
+
+    /// Keeps the per-worker series `series` asks for, of at most `max` workers (the first by
+    /// account and name, so the same ones stay from poll to poll), and returns how many
+    /// workers were left out. Account families, worker counts included, are not touched:
+    /// they were computed from every worker.
+    pub fn limit_workers(&mut self, series: WorkerSeries, max: Option<usize>) -> usize {
+        let is_worker_family = |def: &MetricDef| def.labels.starts_with(&["account", "worker"]);
+        let workers: BTreeSet<(String, String)> = self
+            .families
+            .values()
+            .filter(|(def, _)| is_worker_family(def))
+            .flat_map(|(_, samples)| samples.keys())
+            .filter_map(|labels| Some((labels.first()?.clone(), labels.get(1)?.clone())))
+            .collect();
+        let kept: BTreeSet<&(String, String)> =
+            workers.iter().take(max.unwrap_or(usize::MAX)).collect();
+        let omitted = workers.len() - kept.len();
+        self.families.retain(|_, (def, samples)| {
+            if !is_worker_family(def) {
+                return true;
+            }
+            let wanted = match series {
+                WorkerSeries::All => true,
+                WorkerSeries::Essential => {
+                    def.name == WORKER_HASHRATE.name || def.name == WORKER_UP.name
+                }
+                WorkerSeries::None => false,
+            };
+            if wanted && omitted > 0 {
+                samples.retain(|labels, _| match (labels.first(), labels.get(1)) {
+                    (Some(account), Some(worker)) => {
+                        kept.contains(&(account.clone(), worker.clone()))
+                    }
+                    _ => false,
+                });
+            }
+            wanted && !samples.is_empty()
+        });
+        omitted
     }
 
     pub fn series_count(&self) -> usize {
@@ -171,7 +212,52 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{WORKER_HASHRATE, WORKER_UP};
+    use crate::metrics::{ACCOUNT_HASHRATE, WORKER_LAST_SHARE, WORKERS};
+
+    fn farm(workers: usize) -> Snapshot {
+        let mut s = Snapshot::new();
+        for i in 0..workers {
+            let name = format!("rig{i:02}");
+            s.set(&WORKER_UP, &["acct", &name], 1.0);
+            s.set(&WORKER_HASHRATE, &["acct", &name, "sha256"], 100.0);
+            s.set(&WORKER_LAST_SHARE, &["acct", &name], 1.7e9);
+        }
+        s.set(&WORKERS, &["acct", "active"], workers as f64);
+        s.set(
+            &ACCOUNT_HASHRATE,
+            &["acct", "sha256"],
+            100.0 * workers as f64,
+        );
+        s
+    }
+
+    #[test]
+    fn worker_series_and_max_workers_cut_only_worker_series() {
+        let mut all = farm(5);
+        assert_eq!(all.limit_workers(WorkerSeries::All, None), 0);
+        assert_eq!(all.series_count(), 5 * 3 + 2);
+
+        let mut essential = farm(5);
+        assert_eq!(essential.limit_workers(WorkerSeries::Essential, None), 0);
+        assert_eq!(essential.series_count(), 5 * 2 + 2);
+        assert!(essential.samples(&WORKER_LAST_SHARE).is_none());
+
+        let mut none = farm(5);
+        assert_eq!(none.limit_workers(WorkerSeries::None, None), 0);
+        assert_eq!(none.series_count(), 2);
+        assert_eq!(none.get(&WORKERS, &["acct", "active"]), Some(5.0));
+
+        let mut capped = farm(5);
+        assert_eq!(capped.limit_workers(WorkerSeries::All, Some(2)), 3);
+        assert_eq!(capped.series_count(), 2 * 3 + 2);
+        assert_eq!(capped.get(&WORKER_UP, &["acct", "rig00"]), Some(1.0));
+        assert_eq!(capped.get(&WORKER_UP, &["acct", "rig02"]), None);
+        assert_eq!(
+            capped.get(&WORKERS, &["acct", "active"]),
+            Some(5.0),
+            "totals count all"
+        );
+    }
 
     #[test]
     fn duplicates_overwrite_and_non_finite_values_are_dropped() {

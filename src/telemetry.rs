@@ -14,6 +14,8 @@ pub struct Telemetry {
     pub poll_errors: IntCounterVec,
     /// pool, source, endpoint: optional endpoints, 0 while switched off
     pub endpoint_enabled: IntGaugeVec,
+    /// pool, source: workers beyond `max_workers`, counted only in the account totals
+    pub workers_omitted: IntGaugeVec,
     reload_successful: IntGauge,
     reload_success_time: Gauge,
 }
@@ -56,6 +58,14 @@ impl Telemetry {
             &["pool", "source", "endpoint"],
         )
         .expect("valid metric definition");
+        let workers_omitted = IntGaugeVec::new(
+            Opts::new(
+                exporter::WORKERS_OMITTED,
+                "Workers beyond the source's max_workers at its last good poll: no series of their own, counted only in the account totals.",
+            ),
+            &["pool", "source"],
+        )
+        .expect("valid metric definition");
         let reload_successful = IntGauge::new(
             exporter::CONFIG_LAST_RELOAD_SUCCESSFUL,
             "1 if the last configuration reload succeeded (or none was asked since start), 0 if it was refused.",
@@ -71,6 +81,7 @@ impl Telemetry {
             Box::new(upstream_requests.clone()),
             Box::new(poll_errors.clone()),
             Box::new(endpoint_enabled.clone()),
+            Box::new(workers_omitted.clone()),
             Box::new(reload_successful.clone()),
             Box::new(reload_success_time.clone()),
         ] {
@@ -83,6 +94,7 @@ impl Telemetry {
             upstream_requests,
             poll_errors,
             endpoint_enabled,
+            workers_omitted,
             reload_successful,
             reload_success_time,
         }

@@ -82,6 +82,8 @@ pub fn demo_source(
         currency: DEFAULT_CURRENCY.to_string(),
         subaccounts: Vec::new(),
         site_id: None,
+        worker_series: Default::default(),
+        max_workers: None,
     };
     (source, budget)
 }

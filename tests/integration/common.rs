@@ -284,6 +284,8 @@ pub const SOURCE_KEYS: &[&str] = &[
     "currency",
     "subaccounts",
     "site_id",
+    "worker_series",
+    "max_workers",
 ];
 
 /// The text of `base/metrics`.

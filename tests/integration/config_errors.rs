@@ -59,7 +59,7 @@ fn every_bad_config_gives_its_exact_error_naming_file_key_and_fix() {
         (
             "unknown key",
             format!("{SOURCE}tokn = \"x\"\n"),
-            r#"error: bad.toml: line 5, `tokn`: unknown field `tokn`, expected one of `kind`, `name`, `account`, `base_url`, `token_env`, `token_file`, `interval`, `schedule`, `tier`, `budget`, `timeout`, `max_retries`, `retry_backoff`, `max_response_bytes`, `currency`, `subaccounts`, `site_id`
+            r#"error: bad.toml: line 5, `tokn`: unknown field `tokn`, expected one of `kind`, `name`, `account`, `base_url`, `token_env`, `token_file`, `interval`, `schedule`, `tier`, `budget`, `timeout`, `max_retries`, `retry_backoff`, `max_response_bytes`, `currency`, `subaccounts`, `site_id`, `worker_series`, `max_workers`
   fix: remove the key or correct its spelling; config.example.toml documents every key
 "#,
         ),
@@ -189,6 +189,20 @@ fn every_bad_config_gives_its_exact_error_naming_file_key_and_fix() {
             format!("{LUXOR}subaccounts = [\"a,b\"]\n"),
             r#"error: bad.toml: sources[0].subaccounts[0] (source "l"): "a,b" is not a subaccount name
   fix: write each name as the pool shows it, without commas
+"#,
+        ),
+        (
+            "zero max_workers",
+            format!("{SOURCE}max_workers = 0\n"),
+            r#"error: bad.toml: sources[0].max_workers (source "p"): 0 workers is not a limit
+  fix: write at least 1, or worker_series = "none" for no per-worker series
+"#,
+        ),
+        (
+            "unknown worker_series",
+            format!("{SOURCE}worker_series = \"some\"\n"),
+            r#"error: bad.toml: line 5, `worker_series`: unknown variant `some`, expected one of `all`, `essential`, `none`
+  fix: use one of the values listed above
 "#,
         ),
         (

@@ -141,3 +141,51 @@ async fn an_offline_worker_is_down_not_alive() {
         Some(1.0)
     );
 }
+
+#[tokio::test]
+async fn max_workers_and_essential_series_cut_per_worker_series_not_the_totals() {
+    let (logs, _logging) = capture_logs();
+    let simulator = Simulator::start(SimulatorOptions {
+        workers: 20,
+        token: TOKEN.to_string(),
+        outages: false,
+        ..SimulatorOptions::default()
+    })
+    .await
+    .unwrap();
+    let (exporter, _dir) = exporter(
+        &simulator.base_url(),
+        "worker_series = \"essential\"\nmax_workers = 5",
+    );
+    for _ in 0..2 {
+        poll_ok(&exporter).await;
+    }
+    let page = text(&exporter);
+    let workers_with_series: std::collections::BTreeSet<&str> = page
+        .lines()
+        .filter(|l| l.starts_with("mining_worker_"))
+        .filter_map(|l| l.split("worker=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(
+        workers_with_series.into_iter().collect::<Vec<_>>(),
+        ["rig01", "rig02", "rig03", "rig04", "rig05"]
+    );
+    assert!(
+        !page.contains("mining_worker_last_share_timestamp_seconds{"),
+        "not essential"
+    );
+    assert!(!page.contains("mining_worker_hashrate_average_hashes_per_second{"));
+    let active = sample(&page, "mining_workers", &["state=\"active\""]).unwrap();
+    let inactive = sample(&page, "mining_workers", &["state=\"inactive\""]).unwrap();
+    assert_eq!(active + inactive, 20.0, "the totals count every worker");
+    assert_eq!(
+        sample(
+            &page,
+            "mining_exporter_workers_omitted",
+            &["source=\"proxy\""]
+        ),
+        Some(15.0)
+    );
+    let warned = logs.text().matches("more workers than max_workers").count();
+    assert_eq!(warned, 1, "{}", logs.text());
+}
