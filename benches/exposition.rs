@@ -1,12 +1,16 @@
-//! What a large farm costs: rendering the page once per poll and serving one scrape at 1,000
-//! and 10,000 workers; and, for each pool, the requests and time of one full poll of its
-//! simulator (every page) at 1, 100 and 10,000 workers.
+//! What a large farm costs, at 1,000, 10,000 and 100,000 workers: rendering the page after a
+//! poll, the bytes a render and a scrape allocate, `/metrics` latency (p50, p99; plain and
+//! gzip; 1 and 8 concurrent scrapers over loopback), peak and steady RSS; what each
+//! `worker_series` setting costs; for each pool, the requests and time of one full poll of
+//! its simulator (every page); and the CPU an idle exporter uses between polls.
 //!
 //!     cargo bench --bench exposition
 //!
 //! Numbers are printed, not asserted: they belong in the README, not in a timed test.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::{Body, to_bytes};
@@ -59,6 +63,52 @@ fn mean(total: Duration, n: u32) -> String {
     }
 }
 
+/// Counts the bytes every allocation of this process asks for.
+struct Counting;
+
+static ALLOCATED: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATED.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATED.fetch_add(new_size as u64, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Bytes allocated while `f` runs (this thread and any other, so run it alone).
+fn allocated_by<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    let before = ALLOCATED.load(Ordering::Relaxed);
+    let value = f();
+    (value, ALLOCATED.load(Ordering::Relaxed) - before)
+}
+
+fn kib(bytes: u64) -> String {
+    format!("{} KiB", bytes / 1024)
+}
+
+/// A line of /proc/self/status in MiB (VmRSS: now; VmHWM: the peak).
+fn status_mib(key: &str) -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or("n/a".into(), |kib| format!("{:.1} MiB", kib / 1024.0))
+}
+
 fn rss_mib() -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -86,7 +136,7 @@ async fn bench(workers: usize) {
         Budgets::new(),
         Telemetry::new(),
     ));
-    let renders = 20;
+    let renders = if workers >= 100_000 { 3 } else { 20 };
     // After this source's poll: a new snapshot, so its text is written again.
     let snapshot = synthetic(workers);
     let mut spent = Duration::ZERO;
@@ -115,7 +165,7 @@ async fn bench(workers: usize) {
 
     let router = mining_exporter::server::router(mining_exporter::server::AppState {
         exposition: exposition.clone(),
-        store,
+        store: store.clone(),
         reloads: None,
     });
     let scrapes = 2000;
@@ -132,12 +182,84 @@ async fn bench(workers: usize) {
         "  one gzip scrape (router, no network): {}",
         mean(started.elapsed(), scrapes)
     );
+    store.record_success("bench", snapshot.clone(), Duration::ZERO, SystemTime::now());
+    let ((), render_bytes) = allocated_by(|| exposition.refresh());
+    let request = || {
+        Request::get("/metrics")
+            .header("accept-encoding", "gzip")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let mut scrape_bytes = 0;
+    for _ in 0..10 {
+        let before = ALLOCATED.load(Ordering::Relaxed);
+        let response = router.clone().oneshot(request()).await.unwrap();
+        to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        scrape_bytes = ALLOCATED.load(Ordering::Relaxed) - before;
+    }
+    println!(
+        "  allocated: {} a render after its poll, {} bytes a gzip scrape",
+        kib(render_bytes),
+        scrape_bytes
+    );
+    scrape_latency(router).await;
+    println!(
+        "  RSS: {} now, {} peak so far",
+        status_mib("VmRSS:"),
+        status_mib("VmHWM:")
+    );
+}
 
-    println!("  process RSS after: {}", rss_mib());
+/// `/metrics` over loopback: p50 and p99 of `n` requests by each of `scrapers` clients.
+async fn scrape_latency(router: axum::Router) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    for gzip in [false, true] {
+        for scrapers in [1, 8] {
+            let n = 200 / scrapers;
+            let mut tasks = Vec::new();
+            for _ in 0..scrapers {
+                let url = url.clone();
+                tasks.push(tokio::spawn(async move {
+                    let client = reqwest::Client::new();
+                    let mut took = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        let mut request = client.get(&url);
+                        if gzip {
+                            request = request.header("accept-encoding", "gzip");
+                        }
+                        let started = Instant::now();
+                        let body = request.send().await.unwrap().bytes().await.unwrap();
+                        took.push(started.elapsed());
+                        assert!(!body.is_empty());
+                    }
+                    took
+                }));
+            }
+            let mut all = Vec::new();
+            for task in tasks {
+                all.extend(task.await.unwrap());
+            }
+            all.sort();
+            let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+            println!(
+                "  /metrics {} with {scrapers} scraper(s): p50 {:?}, p99 {:?}",
+                if gzip { "gzip " } else { "plain" },
+                at(0.5),
+                at(0.99)
+            );
+        }
+    }
+    server.abort();
 }
 
 /// One pool's simulator with `workers` workers and no rate limit, and a source polling it.
-async fn pool_under_test(pool: SourceKind, workers: usize) -> (Exporter, Box<dyn Fn() -> u64>) {
+async fn pool_under_test(
+    pool: SourceKind,
+    workers: usize,
+    interval: Duration,
+) -> (Exporter, Box<dyn Fn() -> u64>) {
     let unlimited = vec![RateWindow::new(1_000_000, Duration::from_secs(1))];
     let (mut source, mut budget, requests): (_, _, Box<dyn Fn() -> u64>) = match pool {
         SourceKind::UltimateProxy => {
@@ -149,8 +271,7 @@ async fn pool_under_test(pool: SourceKind, workers: usize) -> (Exporter, Box<dyn
             })
             .await
             .unwrap();
-            let (source, budget) =
-                demo_source(pool, "bench", sim.base_url(), &sim.token, DEMO_INTERVAL);
+            let (source, budget) = demo_source(pool, "bench", sim.base_url(), &sim.token, interval);
             (source, budget, Box::new(move || sim.requests().0))
         }
         SourceKind::Ourpool => {
@@ -164,7 +285,7 @@ async fn pool_under_test(pool: SourceKind, workers: usize) -> (Exporter, Box<dyn
             .await
             .unwrap();
             let (mut source, budget) =
-                demo_source(pool, "bench", sim.base_url(), &sim.token, DEMO_INTERVAL);
+                demo_source(pool, "bench", sim.base_url(), &sim.token, interval);
             source.account = sim.account();
             (source, budget, Box::new(move || sim.requests().0))
         }
@@ -177,8 +298,7 @@ async fn pool_under_test(pool: SourceKind, workers: usize) -> (Exporter, Box<dyn
             })
             .await
             .unwrap();
-            let (source, budget) =
-                demo_source(pool, "bench", sim.base_url(), &sim.token, DEMO_INTERVAL);
+            let (source, budget) = demo_source(pool, "bench", sim.base_url(), &sim.token, interval);
             (source, budget, Box::new(move || sim.requests().0))
         }
     };
@@ -196,8 +316,8 @@ async fn poll_costs() {
         SourceKind::Ourpool,
         SourceKind::Luxor,
     ] {
-        for workers in [1, 100, 10_000] {
-            let (exporter, requests) = pool_under_test(pool, workers).await;
+        for workers in [1, 100, 10_000, 100_000] {
+            let (exporter, requests) = pool_under_test(pool, workers, DEMO_INTERVAL).await;
             // The first poll also reads what is polled slowly (Luxor's workspace).
             let outcome = exporter.poll_once("bench").await.unwrap();
             assert!(matches!(outcome, Outcome::Success { .. }), "{outcome:?}");
@@ -225,7 +345,11 @@ fn worker_series_costs() {
     use mining_exporter::config::WorkerSeries;
     let workers = 10_000;
     println!("worker_series at {workers} workers (pool series only)");
-    for series in [WorkerSeries::All, WorkerSeries::Essential, WorkerSeries::None] {
+    for series in [
+        WorkerSeries::All,
+        WorkerSeries::Essential,
+        WorkerSeries::None,
+    ] {
         let mut snapshot = synthetic(workers);
         snapshot.limit_workers(series, None);
         let count = snapshot.series_count();
@@ -243,13 +367,54 @@ fn worker_series_costs() {
     }
 }
 
+/// CPU seconds this process has used (user + system), from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// An exporter with one 10,000-worker source polled every minute: the CPU it uses between
+/// polls, the simulator's share included.
+async fn idle_cpu() {
+    let (exporter, _) = pool_under_test(SourceKind::Ourpool, 10_000, Duration::from_secs(60)).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let serving = tokio::spawn(exporter.serve(listener, shutdown.clone()));
+    // Let the first poll finish, then watch a quiet stretch.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let window = Duration::from_secs(10);
+    let before = cpu_seconds();
+    tokio::time::sleep(window).await;
+    let used = cpu_seconds() - before;
+    println!(
+        "idle between polls (10,000 workers, polled every minute): {:.3} % of a core",
+        100.0 * used / window.as_secs_f64()
+    );
+    shutdown.cancel();
+    let _ = serving.await;
+}
+
 fn main() {
+    mining_exporter::client::install_crypto_provider();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        for workers in [1_000, 10_000] {
+        for workers in [1_000, 10_000, 100_000] {
             bench(workers).await;
         }
         worker_series_costs();
         poll_costs().await;
+        idle_cpu().await;
     });
 }
