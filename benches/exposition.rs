@@ -406,6 +406,89 @@ async fn idle_cpu() {
     let _ = serving.await;
 }
 
+/// VmRSS and VmHWM of another process, in MiB.
+fn process_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kib| kib.parse::<f64>().ok())
+            .map_or(f64::NAN, |kib| kib / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// The exporter binary alone in its process, polling an OurPool simulator (the whole worker
+/// list in one answer) every 10 s: its RSS after the first poll, after a few more, and its
+/// peak, with every worker series exported.
+async fn exporter_process_memory() {
+    let binary = env!("CARGO_BIN_EXE_mining-exporter");
+    for workers in [1_000, 10_000, 100_000] {
+        let sim = OurPoolSimulator::start(OurPoolOptions {
+            workers,
+            per_minute: u32::MAX,
+            per_hour: u32::MAX,
+            lively: false,
+            ..OurPoolOptions::default()
+        })
+        .await
+        .unwrap();
+        let dir =
+            std::env::temp_dir().join(format!("mining-exporter-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("token"), &sim.token).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::write(
+            dir.join("config.toml"),
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\n[[sources]]\nkind = \"ourpool\"\nname = \"bench\"\naccount = \"{}\"\nbase_url = \"{}\"\ntoken_file = \"token\"\ninterval = \"10s\"\nbudget = \"b\"\n[budgets.b]\nlimits = [\"1000000/1s\"]\n",
+                sim.account(),
+                sim.base_url()
+            ),
+        )
+        .unwrap();
+        let mut child = std::process::Command::new(binary)
+            .args(["--log.level", "error", "run", "--config"])
+            .arg(dir.join("config.toml"))
+            .spawn()
+            .unwrap();
+        let client = reqwest::Client::new();
+        let ready = format!("http://127.0.0.1:{port}/-/ready");
+        for _ in 0..600 {
+            if client
+                .get(&ready)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (first, _) = process_mib(child.id());
+        // Three more polls, then a scrape: the steady state.
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        let _ = client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await;
+        let (steady, peak) = process_mib(child.id());
+        println!(
+            "exporter process, {workers} workers: RSS {first:.1} MiB after the first poll, {steady:.1} MiB after four, peak {peak:.1} MiB"
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 fn main() {
     mining_exporter::client::install_crypto_provider();
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -416,5 +499,6 @@ fn main() {
         worker_series_costs();
         poll_costs().await;
         idle_cpu().await;
+        exporter_process_memory().await;
     });
 }
