@@ -83,12 +83,12 @@ impl Exposition {
         let _ = gz.write_all(&text);
         let gzip = gz.finish().unwrap_or_default();
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Rendered {
-            text: Bytes::from(text),
+            text,
             gzip: Bytes::from(gzip),
         });
     }
 
-    fn render(&self, cache: &mut Fragments) -> Vec<u8> {
+    fn render(&self, cache: &mut Fragments) -> Bytes {
         let statuses = self.store.statuses();
         cache.retain(|source, _| statuses.iter().any(|s| &s.source == source));
         // Every family's text, by name: pool families are the sources' cached fragments in
@@ -109,7 +109,7 @@ impl Exposition {
                         .entry(name)
                         .or_insert_with(|| Family::new(name, def.help, def.kind))
                         .cached
-                        .push(text.clone());
+                        .push((status.source.clone(), text.clone()));
                 }
             }
             let base = [("pool", status.pool), ("source", status.source.as_str())];
@@ -211,17 +211,29 @@ impl Exposition {
         let size: usize = families.values().map(Family::len).sum::<usize>()
             + counters.iter().map(|(_, t)| t.len()).sum::<usize>();
         let mut out = Vec::with_capacity(size);
+        let mut placed = Vec::new();
         let mut counters = counters.into_iter().peekable();
         for (name, family) in &families {
             while let Some((_, text)) = counters.next_if(|(c, _)| c.as_str() < *name) {
                 out.extend_from_slice(&text);
             }
-            family.write(&mut out);
+            family.write(name, &mut out, &mut placed);
         }
         for (_, text) in counters {
             out.extend_from_slice(&text);
         }
-        out
+        // Each cached fragment now points into the page instead of holding a copy of its
+        // text: one copy of a large farm's text in memory, not two.
+        let page = Bytes::from(out);
+        for (source, name, range) in placed {
+            if let Some((_, text)) = cache
+                .get_mut(&source)
+                .and_then(|f| f.families.get_mut(name))
+            {
+                *text = page.slice(range);
+            }
+        }
+        page
     }
 }
 
@@ -231,6 +243,9 @@ type Fragments = BTreeMap<String, SourceFragment>;
 
 #[derive(Debug)]
 struct SourceFragment {
+    /// Which render wrote this text (tests check that unchanged sources are not rewritten).
+    #[cfg(test)]
+    written: u64,
     snapshot: Arc<Snapshot>,
     pool: &'static str,
     families: BTreeMap<&'static str, (&'static MetricDef, Bytes)>,
@@ -238,6 +253,8 @@ struct SourceFragment {
 
 impl SourceFragment {
     fn render(status: &SourceStatus) -> SourceFragment {
+        #[cfg(test)]
+        static WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let base = [("pool", status.pool), ("source", status.source.as_str())];
         let families = status
             .snapshot
@@ -258,6 +275,8 @@ impl SourceFragment {
             })
             .collect();
         SourceFragment {
+            #[cfg(test)]
+            written: WRITTEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             snapshot: status.snapshot.clone(),
             pool: status.pool,
             families,
@@ -269,7 +288,8 @@ impl SourceFragment {
 /// or the lines written at this render (a family is one or the other).
 struct Family {
     header: Vec<u8>,
-    cached: Vec<Bytes>,
+    /// Each source's cached text, with the source's name.
+    cached: Vec<(String, Bytes)>,
     lines: Vec<u8>,
 }
 
@@ -285,13 +305,23 @@ impl Family {
     }
 
     fn len(&self) -> usize {
-        self.header.len() + self.cached.iter().map(Bytes::len).sum::<usize>() + self.lines.len()
+        self.header.len()
+            + self.cached.iter().map(|(_, b)| b.len()).sum::<usize>()
+            + self.lines.len()
     }
 
-    fn write(&self, out: &mut Vec<u8>) {
+    /// Appends the family to `out`, noting where each source's cached text landed.
+    fn write(
+        &self,
+        name: &'static str,
+        out: &mut Vec<u8>,
+        placed: &mut Vec<(String, &'static str, std::ops::Range<usize>)>,
+    ) {
         out.extend_from_slice(&self.header);
-        for part in &self.cached {
-            out.extend_from_slice(part);
+        for (source, text) in &self.cached {
+            let start = out.len();
+            out.extend_from_slice(text);
+            placed.push((source.clone(), name, start..out.len()));
         }
         out.extend_from_slice(&self.lines);
     }
@@ -310,12 +340,12 @@ mod tests {
         s
     }
 
-    /// Where each source's cached text for `mining_worker_up` lives.
-    fn fragment_addresses(exposition: &Exposition) -> Vec<(String, *const u8)> {
+    /// Which render last wrote each source's text.
+    fn written(exposition: &Exposition) -> Vec<(String, u64)> {
         let cache = exposition.rendering.lock().unwrap();
         cache
             .iter()
-            .map(|(source, f)| (source.clone(), f.families[WORKER_UP.name].1.as_ptr()))
+            .map(|(source, f)| (source.clone(), f.written))
             .collect()
     }
 
@@ -327,11 +357,11 @@ mod tests {
             store.record_success(source, snapshot("w1"), Duration::ZERO, SystemTime::now());
         }
         exposition.refresh();
-        let before = fragment_addresses(&exposition);
+        let before = written(&exposition);
 
         store.record_success("a", snapshot("w2"), Duration::ZERO, SystemTime::now());
         exposition.refresh();
-        let after = fragment_addresses(&exposition);
+        let after = written(&exposition);
         assert_ne!(after[0], before[0], "a changed: written again");
         assert_eq!(after[1], before[1], "b unchanged: its text reused");
 
@@ -352,7 +382,7 @@ mod tests {
         // A source a reload removed leaves the page and the cache.
         store.set_sources([("luxor", "b")]);
         exposition.refresh();
-        assert_eq!(fragment_addresses(&exposition).len(), 1);
+        assert_eq!(written(&exposition).len(), 1);
         let page = String::from_utf8(exposition.current().text.to_vec()).unwrap();
         assert!(!page.contains("source=\"a\""), "{page}");
     }
