@@ -267,7 +267,7 @@ impl SourceFragment {
                         def.labels
                             .iter()
                             .copied()
-                            .zip(values.iter().map(String::as_str)),
+                            .zip(values.iter().map(|v| &**v)),
                     );
                     text_format::sample(&mut text, def.name, labels, *value);
                 }

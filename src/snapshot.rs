@@ -2,19 +2,26 @@
 //! A successful poll swaps the source's whole snapshot, so a worker the pool stopped listing
 //! disappears at once; a failed poll leaves the last good snapshot where it is.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use crate::config::WorkerSeries;
 use crate::metrics::{MetricDef, WORKER_HASHRATE, WORKER_UP};
 
-/// Label values (after `pool` and `source`) to sample value.
-pub type Samples = BTreeMap<Vec<String>, f64>;
+/// One series' label values (after `pool` and `source`), each a string the snapshot holds
+/// once: a worker's name is shared by all of its series.
+pub type Labels = Box<[Arc<str>]>;
+
+/// Label values to sample value.
+pub type Samples = BTreeMap<Labels, f64>;
 
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     families: BTreeMap<&'static str, (&'static MetricDef, Samples)>,
+    /// Every label value once: a farm's page has six or more series a worker, all naming the
+    /// same account and worker.
+    strings: HashSet<Arc<str>>,
 }
 
 impl Snapshot {
@@ -36,16 +43,26 @@ impl Snapshot {
         if !value.is_finite() {
             return;
         }
+        let key: Labels = labels.iter().map(|l| self.intern(l)).collect();
         let (_, samples) = self
             .families
             .entry(def.name)
             .or_insert_with(|| (def, Samples::new()));
-        samples.insert(labels.iter().map(|l| l.to_string()).collect(), value);
+        samples.insert(key, value);
+    }
+
+    fn intern(&mut self, value: &str) -> Arc<str> {
+        if let Some(known) = self.strings.get(value) {
+            return known.clone();
+        }
+        let new: Arc<str> = Arc::from(value);
+        self.strings.insert(new.clone());
+        new
     }
 
     pub fn get(&self, def: &MetricDef, labels: &[&str]) -> Option<f64> {
         let (_, samples) = self.families.get(def.name)?;
-        let key: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
+        let key: Labels = labels.iter().map(|l| Arc::from(*l)).collect();
         samples.get(&key).copied()
     }
 
@@ -60,14 +77,14 @@ impl Snapshot {
     /// they were computed from every worker.
     pub fn limit_workers(&mut self, series: WorkerSeries, max: Option<usize>) -> usize {
         let is_worker_family = |def: &MetricDef| def.labels.starts_with(&["account", "worker"]);
-        let workers: BTreeSet<(String, String)> = self
+        let workers: BTreeSet<(Arc<str>, Arc<str>)> = self
             .families
             .values()
             .filter(|(def, _)| is_worker_family(def))
             .flat_map(|(_, samples)| samples.keys())
             .filter_map(|labels| Some((labels.first()?.clone(), labels.get(1)?.clone())))
             .collect();
-        let kept: BTreeSet<&(String, String)> =
+        let kept: BTreeSet<&(Arc<str>, Arc<str>)> =
             workers.iter().take(max.unwrap_or(usize::MAX)).collect();
         let omitted = workers.len() - kept.len();
         self.families.retain(|_, (def, samples)| {

@@ -147,7 +147,7 @@ pub(crate) fn count_workers<'a>(snap: &mut Snapshot, accounts: impl IntoIterator
         let Some(account) = labels.first() else {
             continue;
         };
-        let count = counts.entry(account.clone()).or_default();
+        let count = counts.entry(account.to_string()).or_default();
         if *up > 0.0 {
             count.0 += 1;
         } else {
