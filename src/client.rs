@@ -130,7 +130,7 @@ impl AttemptError {
 impl Upstream {
     /// GET `path` with `query`, decoded as `T`. `endpoint` is the label and error name: a
     /// fixed path template, never the URL.
-    pub async fn get_json<T: DeserializeOwned>(
+    pub async fn get_json<T: DeserializeOwned + Send + 'static>(
         &self,
         endpoint: &'static str,
         path: &str,
@@ -192,7 +192,7 @@ impl Upstream {
         Ok(url)
     }
 
-    async fn attempt<T: DeserializeOwned>(
+    async fn attempt<T: DeserializeOwned + Send + 'static>(
         &self,
         endpoint: &'static str,
         url: &reqwest::Url,
@@ -218,14 +218,16 @@ impl Upstream {
             }
         }
         debug!(source = %self.source, url = %redact_url(url), "GET");
-        let outcome = self.send(request).await.and_then(|(status, body)| {
-            decode::<T>(&body)
+        let outcome = match self.send(request).await {
+            Ok((status, body)) => decode_off_async_threads::<T>(body)
+                .await
                 .map(|value| (status, value))
                 .map_err(|detail| AttemptError {
                     failure: Failure::Decode(self.pool_text(&detail)),
                     server_delay: None,
-                })
-        });
+                }),
+            Err(e) => Err(e),
+        };
         // Each request is counted once, by how it ended.
         let code = match &outcome {
             Ok((status, _)) => status.as_str(),
@@ -384,6 +386,22 @@ fn too_large(limit: usize) -> AttemptError {
         failure: Failure::Decode(format!("response body larger than {limit} bytes")),
         server_delay: None,
     }
+}
+
+/// Bodies up to this size decode where they arrived; larger ones (a page of a thousand
+/// workers is about 300 KiB, OurPool's whole list of 10,000 about 2 MiB) decode on the
+/// blocking pool, so the async threads keep answering scrapes meanwhile.
+const DECODE_INLINE_MAX: usize = 64 * 1024;
+
+async fn decode_off_async_threads<T: DeserializeOwned + Send + 'static>(
+    body: Vec<u8>,
+) -> Result<T, String> {
+    if body.len() <= DECODE_INLINE_MAX {
+        return decode(&body);
+    }
+    tokio::task::spawn_blocking(move || decode(&body))
+        .await
+        .unwrap_or_else(|_| Err("decoding the body panicked".to_string()))
 }
 
 /// Decodes a 2xx body. A 200 that carries an `error` field is a failure, not empty data.
@@ -635,6 +653,20 @@ mod tests {
         );
         assert_eq!(error_message(b"Bad Gateway\n"), "Bad Gateway");
         assert_eq!(error_message(b""), "(empty body)");
+    }
+
+    #[tokio::test]
+    async fn large_bodies_decode_on_the_blocking_pool_with_the_same_outcome() {
+        let big: Vec<u32> = (0..50_000).collect();
+        let body = serde_json::to_vec(&big).unwrap();
+        assert!(body.len() > DECODE_INLINE_MAX);
+        let decoded: Vec<u32> = decode_off_async_threads(body.clone()).await.unwrap();
+        assert_eq!(decoded, big);
+        let small: Vec<u32> = decode_off_async_threads(b"[1,2]".to_vec()).await.unwrap();
+        assert_eq!(small, [1, 2]);
+        let cut = body[..body.len() - 1].to_vec();
+        let broken = decode_off_async_threads::<Vec<u32>>(cut).await.unwrap_err();
+        assert!(broken.starts_with("invalid JSON"), "{broken}");
     }
 
     #[test]

@@ -263,12 +263,10 @@ impl SourceFragment {
             .map(|(def, samples)| {
                 let mut text = Vec::new();
                 for (values, value) in samples {
-                    let labels = base.iter().copied().chain(
-                        def.labels
-                            .iter()
-                            .copied()
-                            .zip(values.iter().map(|v| &**v)),
-                    );
+                    let labels = base
+                        .iter()
+                        .copied()
+                        .chain(def.labels.iter().copied().zip(values.iter().map(|v| &**v)));
                     text_format::sample(&mut text, def.name, labels, *value);
                 }
                 (def.name, (def, Bytes::from(text)))

@@ -62,7 +62,7 @@ struct Pagination {
 }
 
 /// A paginated answer: its items and where the next page is.
-trait Page: DeserializeOwned {
+trait Page: DeserializeOwned + Send + 'static {
     type Item;
     fn into_parts(self) -> (Vec<Self::Item>, Option<Pagination>);
 }

@@ -85,7 +85,7 @@ impl OptionalEndpoints {
     /// Like `Upstream::get_json`, but `Ok(None)` when the endpoint is switched off, or answers
     /// 404 without ever having answered 200 (which switches it off). A 404 after a 200, and
     /// every other failure, fails the poll as usual.
-    pub async fn get_json<T: DeserializeOwned>(
+    pub async fn get_json<T: DeserializeOwned + Send + 'static>(
         &self,
         api: &Upstream,
         endpoint: &'static str,
