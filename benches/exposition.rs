@@ -424,7 +424,10 @@ fn process_mib(pid: u32) -> (f64, f64) {
 /// list in one answer) every 10 s: its RSS after the first poll, after a few more, and its
 /// peak, with every worker series exported.
 async fn exporter_process_memory() {
-    let binary = env!("CARGO_BIN_EXE_mining-exporter");
+    // Another build can be measured the same way (a "before" for a change):
+    // MINING_EXPORTER_BENCH_BIN=/path/to/mining-exporter cargo bench --bench exposition
+    let binary = std::env::var("MINING_EXPORTER_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_mining-exporter").to_string());
     for workers in [1_000, 10_000, 100_000] {
         let sim = OurPoolSimulator::start(OurPoolOptions {
             workers,
@@ -453,7 +456,7 @@ async fn exporter_process_memory() {
             ),
         )
         .unwrap();
-        let mut child = std::process::Command::new(binary)
+        let mut child = std::process::Command::new(&binary)
             .args(["--log.level", "error", "run", "--config"])
             .arg(dir.join("config.toml"))
             .spawn()
