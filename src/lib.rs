@@ -357,13 +357,32 @@ impl Exporter {
             warn!("{warning}");
         }
         let plan = plan::plan(&config);
-        // Budgets live on by name, with their send logs: a reload never opens a burst.
+        // Budgets live on with their send logs: a reload never opens a burst. A budget is
+        // found by its name, or else by the sources that used it: a token's default budget
+        // is named after its first source, and removing that source renames it.
+        let previous = |name: &str| -> Option<&Arc<Budget>> {
+            self.budgets.get(name).or_else(|| {
+                config
+                    .sources
+                    .iter()
+                    .filter(|s| s.budget == name)
+                    .find_map(|s| {
+                        let old = self.config.sources.iter().find(|o| o.name == s.name)?;
+                        self.budgets.get(&old.budget)
+                    })
+            })
+        };
         let budgets: Budgets = config
             .budgets
             .iter()
             .map(|(name, wanted)| {
-                let budget = match self.budgets.get(name) {
-                    Some(old) if old.windows() == wanted.limits.as_slice() => old.clone(),
+                let budget = match previous(name) {
+                    Some(old)
+                        if old.name() == name.as_str()
+                            && old.windows() == wanted.limits.as_slice() =>
+                    {
+                        old.clone()
+                    }
                     Some(old) => Arc::new(old.reconfigured(wanted)),
                     None => Arc::new(Budget::new(wanted)),
                 };

@@ -228,3 +228,58 @@ async fn sighup_reloads_the_binary_and_the_lifecycle_api_is_off_by_default() {
     assert!(out.status.success(), "{out:?}");
     drop(dir);
 }
+
+#[tokio::test]
+async fn a_default_budget_keeps_its_log_when_its_first_source_is_removed() {
+    let server = MockServer::start_async().await;
+    mock_poll(&server, vec![worker("rig01", "online", 1000.0)]).await;
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    let file = dir.path().join("config.toml");
+    // Two sources on one token and no named budget: they share `auto:first`.
+    let sources = |names: &[&str]| -> String {
+        names
+            .iter()
+            .map(|name| format!(
+                "[[sources]]\nkind = \"ultimate_proxy\"\nname = \"{name}\"\nbase_url = \"{}\"\ntoken_file = \"token\"\ninterval = \"1h\"\ntier = \"vip\"\n",
+                server.base_url()
+            ))
+            .collect()
+    };
+    write(&file, &sources(&["first", "second"]));
+    let config = Config::load(&file, SecretMode::Require).unwrap();
+    let exporter = Exporter::new(config)
+        .unwrap()
+        .reload_from(file.clone())
+        .enable_lifecycle();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let serving = tokio::spawn(exporter.serve(listener, shutdown.clone()));
+    wait_ready(&base).await;
+    let before = scrape(&base).await;
+    assert_eq!(
+        sample(
+            &before,
+            "mining_exporter_budget_remaining",
+            &["budget=\"auto:first\""]
+        ),
+        Some(54.0),
+        "two polls of 3 of the VIP 60:\n{before}"
+    );
+
+    write(&file, &sources(&["second"]));
+    assert_eq!(post_reload(&base).await.0, 200);
+    let after = scrape(&base).await;
+    assert_eq!(
+        sample(
+            &after,
+            "mining_exporter_budget_remaining",
+            &["budget=\"auto:second\""]
+        ),
+        Some(54.0),
+        "the token's budget, renamed, still counts what was sent:\n{after}"
+    );
+    shutdown.cancel();
+    serving.await.unwrap().unwrap();
+}
