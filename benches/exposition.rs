@@ -275,15 +275,7 @@ async fn pool_under_test(
             (source, budget, Box::new(move || sim.requests().0))
         }
         SourceKind::Ourpool => {
-            let sim = OurPoolSimulator::start(OurPoolOptions {
-                workers,
-                per_minute: u32::MAX,
-                per_hour: u32::MAX,
-                lively: false,
-                ..OurPoolOptions::default()
-            })
-            .await
-            .unwrap();
+            let sim = unlimited_ourpool(workers).await;
             let (mut source, budget) =
                 demo_source(pool, "bench", sim.base_url(), &sim.token, interval);
             source.account = sim.account();
@@ -406,6 +398,19 @@ async fn idle_cpu() {
     let _ = serving.await;
 }
 
+/// An OurPool simulator with `workers` quiet workers and no rate limit.
+async fn unlimited_ourpool(workers: usize) -> OurPoolSimulator {
+    OurPoolSimulator::start(OurPoolOptions {
+        workers,
+        per_minute: u32::MAX,
+        per_hour: u32::MAX,
+        lively: false,
+        ..OurPoolOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
 /// VmRSS and VmHWM of another process, in MiB.
 fn process_mib(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -429,15 +434,7 @@ async fn exporter_process_memory() {
     let binary = std::env::var("MINING_EXPORTER_BENCH_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_mining-exporter").to_string());
     for workers in [1_000, 10_000, 100_000] {
-        let sim = OurPoolSimulator::start(OurPoolOptions {
-            workers,
-            per_minute: u32::MAX,
-            per_hour: u32::MAX,
-            lively: false,
-            ..OurPoolOptions::default()
-        })
-        .await
-        .unwrap();
+        let sim = unlimited_ourpool(workers).await;
         let dir =
             std::env::temp_dir().join(format!("mining-exporter-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -299,3 +299,13 @@ pub async fn scrape(base: &str) -> String {
         .await
         .unwrap()
 }
+
+/// A child process killed (and reaped) when dropped, whatever the test's outcome.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -4,7 +4,7 @@
 //! without error, every recording rule produces series, and every dashboard panel and
 //! variable query returns data.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mining_exporter::Exporter;
@@ -12,21 +12,14 @@ use mining_exporter::demo::{DemoPools, demo_config};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{free_port, http, spawn_tool};
+use crate::common::{KillOnDrop, free_port, http, spawn_tool};
 use crate::dashboards::{dashboards, dashboards_dir, exprs, panels};
 
 /// A Prometheus server that is killed when dropped, whatever the test's outcome.
 struct Prometheus {
-    child: Child,
+    _process: KillOnDrop,
     base: String,
     _data: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Prometheus {
@@ -61,7 +54,7 @@ impl Prometheus {
             "prometheus",
         )?;
         Some(Prometheus {
-            child,
+            _process: KillOnDrop(child),
             base: format!("http://127.0.0.1:{port}"),
             _data: data,
         })

@@ -50,6 +50,27 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
+/// An exporter loaded from `file`, reloading from it, with the lifecycle API, serving on a
+/// loopback port until `shutdown`: its base URL and its task, once it is ready.
+async fn serve_reloadable(
+    file: &Path,
+    shutdown: &CancellationToken,
+) -> (
+    String,
+    tokio::task::JoinHandle<Result<(), mining_exporter::error::StartError>>,
+) {
+    let config = Config::load(file, SecretMode::Require).unwrap();
+    let exporter = Exporter::new(config)
+        .unwrap()
+        .reload_from(file.to_path_buf())
+        .enable_lifecycle();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let serving = tokio::spawn(exporter.serve(listener, shutdown.clone()));
+    wait_ready(&base).await;
+    (base, serving)
+}
+
 #[tokio::test]
 async fn a_reload_adds_removes_keeps_and_refuses_a_broken_file() {
     let server = MockServer::start_async().await;
@@ -62,16 +83,8 @@ async fn a_reload_adds_removes_keeps_and_refuses_a_broken_file() {
         &sources(&server.base_url(), &["keep", "drop"], "50/1h"),
     );
 
-    let config = Config::load(&file, SecretMode::Require).unwrap();
-    let exporter = Exporter::new(config)
-        .unwrap()
-        .reload_from(file.clone())
-        .enable_lifecycle();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
-    let serving = tokio::spawn(exporter.serve(listener, shutdown.clone()));
-    wait_ready(&base).await;
+    let (base, serving) = serve_reloadable(&file, &shutdown).await;
     let before = scrape(&base).await;
     assert!(before.contains("source=\"drop\""), "{before}");
     let overview = &mocks[0];
@@ -247,16 +260,8 @@ async fn a_default_budget_keeps_its_log_when_its_first_source_is_removed() {
             .collect()
     };
     write(&file, &sources(&["first", "second"]));
-    let config = Config::load(&file, SecretMode::Require).unwrap();
-    let exporter = Exporter::new(config)
-        .unwrap()
-        .reload_from(file.clone())
-        .enable_lifecycle();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = CancellationToken::new();
-    let serving = tokio::spawn(exporter.serve(listener, shutdown.clone()));
-    wait_ready(&base).await;
+    let (base, serving) = serve_reloadable(&file, &shutdown).await;
     let before = scrape(&base).await;
     assert_eq!(
         sample(

@@ -2,7 +2,7 @@
 //! auth with bcrypt hashes, against the binary as an operator runs it.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 
@@ -41,16 +41,9 @@ fn make_certificates(dir: &Path) {
 /// The exporter binary serving with `web_config`, against a pool that refuses every token;
 /// killed when dropped.
 struct Served {
-    child: Child,
+    _process: KillOnDrop,
     port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    dir: tempfile::TempDir,
 }
 
 fn serve(web_config: &str, server: &httpmock::MockServer) -> Served {
@@ -68,9 +61,9 @@ fn serve(web_config: &str, server: &httpmock::MockServer) -> Served {
         .spawn()
         .unwrap();
     Served {
-        child,
+        _process: KillOnDrop(child),
         port,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -112,7 +105,7 @@ async fn tls_and_basic_auth_let_only_the_right_password_read_the_page() {
         &server,
     );
     let base = format!("https://127.0.0.1:{}", served.port);
-    let client = tls_client(served._dir.path(), false);
+    let client = tls_client(served.dir.path(), false);
     wait_up(&client, &base).await;
 
     let get = |user: Option<(&str, &str)>, path: &str| {
@@ -170,7 +163,7 @@ async fn a_verified_client_certificate_is_required_when_configured() {
         &server,
     );
     let base = format!("https://127.0.0.1:{}", served.port);
-    let with_cert = tls_client(served._dir.path(), true);
+    let with_cert = tls_client(served.dir.path(), true);
     wait_up(&with_cert, &base).await;
     let page = with_cert
         .get(format!("{base}/metrics"))
@@ -178,7 +171,7 @@ async fn a_verified_client_certificate_is_required_when_configured() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
-    let without = tls_client(served._dir.path(), false);
+    let without = tls_client(served.dir.path(), false);
     assert!(
         without.get(format!("{base}/metrics")).send().await.is_err(),
         "served a client without a certificate"
