@@ -26,7 +26,7 @@ pub struct Budget {
     rate_limited: AtomicU64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct State {
     /// Send times, oldest first; only the last `max count` entries can matter.
     sent: VecDeque<Instant>,
@@ -61,11 +61,7 @@ impl Budget {
         Budget {
             name: config.name.clone(),
             windows: config.limits.clone(),
-            state: Mutex::new(State {
-                sent: state.sent.clone(),
-                paused_until: state.paused_until,
-                upstream: state.upstream,
-            }),
+            state: Mutex::new(state.clone()),
             wait_nanos: AtomicU64::new(self.wait_nanos.load(Ordering::Relaxed)),
             rate_limited: AtomicU64::new(self.rate_limited.load(Ordering::Relaxed)),
         }

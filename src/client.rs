@@ -78,7 +78,7 @@ pub struct Upstream {
     pub telemetry: Telemetry,
     pub pool: &'static str,
     pub source: String,
-    /// Header quirks this source has already warned about.
+    /// What this source has already warned about (odd headers, workers over max_workers).
     pub warned: WarnedOnce,
 }
 

@@ -2,7 +2,6 @@
 //! jitter, the interval or cron trigger, timing, the outcome in the store, the error counter
 //! and the log line, so a source's failure stays contained to that source.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -42,8 +41,6 @@ pub struct Poller {
     store: Arc<Store>,
     exposition: Arc<Exposition>,
     limits: WorkerLimits,
-    /// Whether workers beyond `max_workers` were already warned about.
-    warned_omitted: AtomicBool,
     in_flight: tokio::sync::Mutex<()>,
     /// The last failure logged at warn level, so a repeated failure is logged once.
     last_failure: Mutex<Option<String>>,
@@ -79,7 +76,6 @@ impl Poller {
             source,
             upstream,
             limits,
-            warned_omitted: AtomicBool::new(false),
             store,
             exposition,
             in_flight: tokio::sync::Mutex::new(()),
@@ -162,7 +158,7 @@ impl Poller {
                 .workers_omitted
                 .with_label_values(&[self.pool, &self.name])
                 .set(i64::try_from(omitted).unwrap_or(i64::MAX));
-            if omitted > 0 && !self.warned_omitted.swap(true, Ordering::Relaxed) {
+            if omitted > 0 && self.upstream.warned.first("max_workers") {
                 warn!(source = %self.name, pool = self.pool, max_workers = max, omitted, "more workers than max_workers: the rest have no series of their own and count only in the account totals (logged once)");
             }
         }
