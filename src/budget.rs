@@ -6,8 +6,8 @@
 //! tighten it further: they are the truth about a budget that other clients may share.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -15,15 +15,19 @@ use tokio::time::Instant;
 use crate::config::{BudgetConfig, RateWindow};
 
 /// Longest pause a pool's headers may impose; a larger value is treated as this.
-const MAX_UPSTREAM_PAUSE: Duration = Duration::from_secs(3600);
+pub const MAX_UPSTREAM_PAUSE: Duration = Duration::from_secs(3600);
 
 #[derive(Debug)]
 pub struct Budget {
     name: String,
     windows: Vec<RateWindow>,
+    /// The share of the windows the poll plan fills.
+    target: f64,
     state: Mutex<State>,
     wait_nanos: AtomicU64,
     rate_limited: AtomicU64,
+    /// Bumped on every send and pause, so the state file is written only after a change.
+    changes: AtomicU64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -47,9 +51,11 @@ impl Budget {
         Budget {
             name: config.name.clone(),
             windows: config.limits.clone(),
+            target: config.target,
             state: Mutex::new(State::default()),
             wait_nanos: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
+            changes: AtomicU64::new(0),
         }
     }
 
@@ -61,9 +67,11 @@ impl Budget {
         Budget {
             name: config.name.clone(),
             windows: config.limits.clone(),
+            target: config.target,
             state: Mutex::new(state.clone()),
             wait_nanos: AtomicU64::new(self.wait_nanos.load(Ordering::Relaxed)),
             rate_limited: AtomicU64::new(self.rate_limited.load(Ordering::Relaxed)),
+            changes: AtomicU64::new(self.changes.load(Ordering::Relaxed)),
         }
     }
 
@@ -87,21 +95,15 @@ impl Budget {
 
     /// Waits until one more request fits every window, then records it as sent.
     pub async fn acquire(&self) {
-        let started = Instant::now();
-        loop {
-            let next = self.try_take(Instant::now());
-            match next {
-                None => break,
-                Some(at) => tokio::time::sleep_until(at).await,
-            }
-        }
-        let waited = started.elapsed().as_nanos().min(u64::MAX as u128) as u64;
-        self.wait_nanos.fetch_add(waited, Ordering::Relaxed);
+        acquire_all(&[self]).await
     }
 
-    /// Takes a slot and returns None, or returns the earliest instant worth trying again.
-    fn try_take(&self, now: Instant) -> Option<Instant> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The earliest instant a request fits every window and pause, or None if one fits now.
+    fn next_free(&self, state: &mut State, now: Instant) -> Option<Instant> {
         let mut earliest: Option<Instant> = None;
         let mut later = |at: Instant| {
             if at > now {
@@ -121,28 +123,33 @@ impl Budget {
         let len = state.sent.len();
         for w in &self.windows {
             let count = w.count as usize;
-            if len >= count {
-                later(state.sent[len - count] + w.per);
+            if let Some(oldest_that_counts) = len.checked_sub(count).and_then(|i| state.sent.get(i))
+            {
+                later(*oldest_that_counts + w.per);
             }
         }
-        if earliest.is_some() {
-            return earliest;
-        }
+        earliest
+    }
+
+    fn record(&self, state: &mut State, now: Instant) {
         state.paused_until = None;
         state.sent.push_back(now);
-        let keep = self
-            .windows
-            .iter()
-            .map(|w| w.count as usize)
-            .max()
-            .unwrap_or(1);
-        while state.sent.len() > keep {
+        while state.sent.len() > self.log_length() {
             state.sent.pop_front();
         }
         if let Some(up) = state.upstream.as_mut() {
             up.remaining = up.remaining.saturating_sub(1);
         }
-        None
+        self.changes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Only the last `max count` sends can hold a request back.
+    fn log_length(&self) -> usize {
+        self.windows
+            .iter()
+            .map(|w| w.count as usize)
+            .max()
+            .unwrap_or(1)
     }
 
     /// Records what the pool says is left of its window. Both values are needed: a count
@@ -151,7 +158,7 @@ impl Budget {
         let (Some(remaining), Some(reset_in)) = (remaining, reset_in) else {
             return;
         };
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.lock();
         state.upstream = Some(UpstreamWindow {
             remaining,
             resets_at: Instant::now() + reset_in.min(MAX_UPSTREAM_PAUSE),
@@ -163,15 +170,16 @@ impl Budget {
         self.rate_limited.fetch_add(1, Ordering::Relaxed);
         if let Some(pause) = pause {
             let until = Instant::now() + pause.min(MAX_UPSTREAM_PAUSE);
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut state = self.lock();
             state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
+            self.changes.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Requests that could be sent right now in the tightest window (pool's headers included).
     pub fn remaining(&self) -> u64 {
         let now = Instant::now();
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = self.lock();
         let mut left = self
             .windows
             .iter()
@@ -202,6 +210,129 @@ impl Budget {
     pub fn rate_limited_total(&self) -> u64 {
         self.rate_limited.load(Ordering::Relaxed)
     }
+
+    pub fn target(&self) -> f64 {
+        self.target
+    }
+
+    /// Grows with every send and pause; unchanged means nothing new to save.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Relaxed)
+    }
+
+    /// What a restart needs to go on where this budget stood: how long ago each send that
+    /// can still matter left, and how long a pool-imposed pause still runs.
+    pub fn send_log(&self, now: Instant) -> SendLog {
+        let state = self.lock();
+        let longest = self.longest_window();
+        SendLog {
+            sent_ago: state
+                .sent
+                .iter()
+                .map(|t| now.saturating_duration_since(*t))
+                .filter(|ago| *ago < longest)
+                .collect(),
+            paused_for: state
+                .paused_until
+                .map(|p| p.saturating_duration_since(now))
+                .filter(|d| !d.is_zero()),
+        }
+    }
+
+    /// Takes in the sends and pause of a previous run, as if this budget had made them.
+    pub fn restore(&self, log: &SendLog, now: Instant) {
+        let longest = self.longest_window();
+        let mut sent: Vec<Instant> = log
+            .sent_ago
+            .iter()
+            .filter(|ago| **ago < longest)
+            .filter_map(|ago| now.checked_sub(*ago))
+            .collect();
+        let mut state = self.lock();
+        sent.extend(state.sent.iter().copied());
+        sent.sort();
+        let keep = sent.len().saturating_sub(self.log_length());
+        state.sent = sent.into_iter().skip(keep).collect();
+        if let Some(pause) = log.paused_for {
+            let until = now + pause.min(MAX_UPSTREAM_PAUSE);
+            state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
+        }
+    }
+
+    /// With no record of the previous run, assume it sent at the planned pace up to now:
+    /// sends spread evenly over the longest window at `target` of the tightest rate. A
+    /// restart then starts with the headroom a steady run leaves, not with full windows.
+    pub fn assume_partly_used(&self, now: Instant) {
+        let Some(rate) = self
+            .windows
+            .iter()
+            .map(|w| f64::from(w.count) / w.per.as_secs_f64())
+            .min_by(f64::total_cmp)
+        else {
+            return;
+        };
+        let longest = self.longest_window();
+        let sends = (rate * self.target * longest.as_secs_f64()).floor();
+        if sends < 1.0 {
+            return;
+        }
+        let gap = longest.div_f64(sends);
+        let log = SendLog {
+            sent_ago: (1..=sends as u32).map(|i| gap * i - gap / 2).collect(),
+            paused_for: None,
+        };
+        self.restore(&log, now);
+    }
+}
+
+/// A budget's sends that still count, relative to a moment: what a state file keeps.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SendLog {
+    pub sent_ago: Vec<Duration>,
+    pub paused_for: Option<Duration>,
+}
+
+/// Waits until one more request fits every window of every budget given (a source's own and
+/// its host's), then records it in all of them at once: a slot is never held in one budget
+/// while waiting for another. The time waited is counted by the budget that held it back.
+pub async fn acquire_all(budgets: &[&Budget]) {
+    // One lock order for every caller, so two sources sharing a host cannot deadlock.
+    let mut budgets: Vec<&Budget> = budgets.to_vec();
+    budgets.sort_by(|a, b| a.name.cmp(&b.name));
+    budgets.dedup_by(|a, b| std::ptr::eq(*a, *b));
+    loop {
+        let now = Instant::now();
+        let Some((at, holding)) = take_or_wait(&budgets, now) else {
+            return;
+        };
+        tokio::time::sleep_until(at).await;
+        if let Some(budget) = budgets.get(holding) {
+            let waited = at.saturating_duration_since(now).as_nanos();
+            budget
+                .wait_nanos
+                .fetch_add(u64::try_from(waited).unwrap_or(u64::MAX), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Records a send in every budget if all have room now; else when to try again, and which
+/// budget is the one to wait for.
+fn take_or_wait(budgets: &[&Budget], now: Instant) -> Option<(Instant, usize)> {
+    let mut states: Vec<MutexGuard<'_, State>> = budgets.iter().map(|b| b.lock()).collect();
+    let mut wait: Option<(Instant, usize)> = None;
+    for (i, (budget, state)) in budgets.iter().zip(states.iter_mut()).enumerate() {
+        if let Some(at) = budget.next_free(state, now) {
+            if wait.is_none_or(|(w, _)| at > w) {
+                wait = Some((at, i));
+            }
+        }
+    }
+    if wait.is_none() {
+        for (budget, state) in budgets.iter().zip(states.iter_mut()) {
+            budget.record(state, now);
+        }
+    }
+    wait
 }
 
 /// Every budget the configuration uses, by name.
@@ -216,6 +347,7 @@ mod tests {
             name: "test".into(),
             limits: limits.iter().map(|l| l.parse().unwrap()).collect(),
             origin: "test".into(),
+            target: 0.85,
         })
     }
 
@@ -293,12 +425,57 @@ mod tests {
             name: "test".into(),
             limits: vec!["5/1m".parse().unwrap()],
             origin: "test".into(),
+            target: 0.85,
         });
         assert_eq!(tighter.remaining(), 1, "4 of the new 5 are already used");
         let start = Instant::now();
         tighter.acquire().await;
         tighter.acquire().await;
         assert!(Instant::now() - start >= Duration::from_secs(60));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_waits_for_every_budget_it_counts_against_holding_no_slot_meanwhile() {
+        let key = budget(&["5/1m"]);
+        let host = Budget::new(&BudgetConfig {
+            name: "host:pool.example".into(),
+            limits: vec!["2/1m".parse().unwrap()],
+            origin: "test".into(),
+            target: 0.85,
+        });
+        let start = Instant::now();
+        acquire_all(&[&key, &host]).await;
+        acquire_all(&[&key, &host]).await;
+        assert_eq!((key.remaining(), host.remaining()), (3, 0));
+        let both = [&key, &host];
+        let third = acquire_all(&both);
+        tokio::pin!(third);
+        assert!(
+            tokio::time::timeout(Duration::from_secs(30), &mut third)
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            key.remaining(),
+            3,
+            "no slot of the key is held while the host is full"
+        );
+        third.await;
+        assert_eq!(Instant::now() - start, Duration::from_secs(60));
+        assert!(host.wait_seconds_total() >= 60.0 && key.wait_seconds_total() == 0.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_budget_with_no_record_starts_as_if_used_at_its_target_pace() {
+        let b = budget(&["10/1m"]);
+        b.assume_partly_used(Instant::now());
+        // 8 of 10 (85 %, rounded down) spread over the last minute: 2 free now, and one
+        // more each time an assumed send leaves the window.
+        assert_eq!(b.remaining(), 2);
+        tokio::time::advance(Duration::from_secs(8)).await;
+        assert_eq!(b.remaining(), 3);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(b.remaining(), 10);
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,7 +6,7 @@
 //! and only after `redact_url`, because OurPool carries its token in the query string.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,7 +18,8 @@ use reqwest::header::{
 use serde::de::DeserializeOwned;
 use tracing::{debug, warn};
 
-use crate::budget::Budget;
+use crate::budget::{Budget, MAX_UPSTREAM_PAUSE, acquire_all};
+use crate::clock::WallClock;
 use crate::config::HttpSettings;
 use crate::error::PollError;
 use crate::secret::{REDACTED, Secret};
@@ -74,12 +75,19 @@ pub struct Upstream {
     pub auth: AuthStyle,
     pub token: Secret,
     pub budget: Arc<Budget>,
+    /// The budget of `base_url`'s host, shared with every source that calls it.
+    pub host_budget: Option<Arc<Budget>>,
     pub settings: HttpSettings,
     pub telemetry: Telemetry,
     pub pool: &'static str,
     pub source: String,
     /// What this source has already warned about (odd headers, workers over max_workers).
     pub warned: WarnedOnce,
+    /// Reads `X-RateLimit-Reset` and `Retry-After` dates against this.
+    pub clock: WallClock,
+    /// Requests asked for by `get_json`, retries not counted: what a poll costs is the
+    /// difference over the poll.
+    pub requests_asked: AtomicU64,
 }
 
 /// Names of things already logged at warn level, so a pool that keeps sending the same odd
@@ -137,6 +145,7 @@ impl Upstream {
         query: &[(&str, &str)],
     ) -> Result<T, PollError> {
         let url = self.url(path, query)?;
+        self.requests_asked.fetch_add(1, Ordering::Relaxed);
         let attempts = AtomicUsize::new(0);
         let max_backoff = self.settings.max_backoff;
         let backoff = ExponentialBuilder::default()
@@ -197,7 +206,10 @@ impl Upstream {
         endpoint: &'static str,
         url: &reqwest::Url,
     ) -> Result<T, AttemptError> {
-        self.budget.acquire().await;
+        match &self.host_budget {
+            Some(host) => acquire_all(&[&self.budget, host]).await,
+            None => self.budget.acquire().await,
+        }
         let mut request = self
             .http
             .get(url.clone())
@@ -272,7 +284,7 @@ impl Upstream {
         let status = response.status();
         let rate = rate_headers(
             response.headers(),
-            SystemTime::now(),
+            self.clock.now(),
             self.budget.longest_window(),
         );
         self.warn_once_about(&rate.clamped);
@@ -281,6 +293,10 @@ impl Upstream {
         let server_delay = if status == StatusCode::TOO_MANY_REQUESTS {
             let delay = retry_after.or(rate.reset_in);
             self.budget.note_rate_limited(delay);
+            // A pool that bans by address holds back every source calling it.
+            if let Some(host) = &self.host_budget {
+                host.note_rate_limited(delay);
+            }
             delay
         } else {
             retry_after
@@ -328,7 +344,7 @@ impl Upstream {
                     pool = self.pool,
                     header,
                     cap = ?self.budget.longest_window(),
-                    "the pool sent an unusable wait (not a number or date, negative, or longer than the budget's longest window); waiting that window instead (logged once)"
+                    "the pool sent an unusable wait (not a number or date, negative, a reset further than the budget's longest window, or a Retry-After over an hour); waiting the window (or the hour) instead (logged once)"
                 );
             }
         }
@@ -458,8 +474,9 @@ fn shorten(text: &str) -> String {
     }
 }
 
-/// What the pool's rate-limit headers say, after checking: every wait is finite and at most
-/// `cap` (the budget's longest window), whatever the pool sent.
+/// What the pool's rate-limit headers say, after checking: every wait is finite, a reset at
+/// most `cap` (the budget's longest window) away and a Retry-After at most an hour, whatever
+/// the pool sent.
 #[derive(Debug, Default, PartialEq)]
 struct RateHeaders {
     remaining: Option<u32>,
@@ -468,22 +485,28 @@ struct RateHeaders {
     /// `Retry-After`.
     retry_after: Option<Duration>,
     /// Headers whose value was unusable (not a number or date, negative, or too far away)
-    /// and was read as `cap` instead.
+    /// and was read as `cap` (or, for a Retry-After over an hour, an hour) instead.
     clamped: Vec<&'static str>,
 }
 
 /// Reads `X-RateLimit-Remaining`, `X-RateLimit-Reset` and `Retry-After` with checked
-/// conversions only: a pool's header can never panic the client or pause a budget for longer
-/// than `cap`.
+/// conversions only: a pool's header can never panic the client. A reset is never further
+/// than `cap`: the pool's window cannot be longer than ours. A Retry-After is the pool's
+/// explicit order (a block may last longer than any window) and is kept up to an hour.
 ///
 /// The reset is a Unix timestamp per Ultimate Proxy's docs. A small number is read as seconds
 /// from now (what other APIs send under that name), a very large one as Unix milliseconds.
 fn rate_headers(headers: &HeaderMap, now: SystemTime, cap: Duration) -> RateHeaders {
     let text = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("").trim());
     let mut read = RateHeaders::default();
-    let mut wait = |name: &'static str, value: Result<Duration, ()>| match value {
-        Ok(d) if d <= cap => Some(d),
-        _ => {
+    let mut wait = |name: &'static str, value: Result<Duration, ()>, longest: Duration| match value
+    {
+        Ok(d) if d <= longest => Some(d),
+        Ok(_) => {
+            read.clamped.push(name);
+            Some(longest)
+        }
+        Err(()) => {
             read.clamped.push(name);
             Some(cap)
         }
@@ -493,10 +516,15 @@ fn rate_headers(headers: &HeaderMap, now: SystemTime, cap: Duration) -> RateHead
             .parse::<f64>()
             .map_err(|_| ())
             .and_then(|reset| until_reset(reset, now));
-        wait("X-RateLimit-Reset", delay)
+        wait("X-RateLimit-Reset", delay, cap)
     });
-    read.retry_after =
-        text(RETRY_AFTER.as_str()).and_then(|v| wait("Retry-After", retry_after_value(v, now)));
+    read.retry_after = text(RETRY_AFTER.as_str()).and_then(|v| {
+        wait(
+            "Retry-After",
+            retry_after_value(v, now),
+            MAX_UPSTREAM_PAUSE.max(cap),
+        )
+    });
     read.remaining = text("x-ratelimit-remaining")
         .and_then(|v| v.parse::<f64>().ok())
         .filter(|v| v.is_finite())
@@ -715,15 +743,7 @@ mod tests {
     #[test]
     fn unusable_waits_are_clamped_to_the_longest_window() {
         let now = SystemTime::now();
-        for bad in [
-            "100000000000000000000",
-            "1e308",
-            "-5",
-            "NaN",
-            "inf",
-            "soon",
-            "3600",
-        ] {
+        for bad in ["100000000000000000000", "1e308", "-5", "NaN", "inf", "soon"] {
             let read = rate_headers(
                 &headers(&[("x-ratelimit-reset", bad), ("retry-after", bad)]),
                 now,
@@ -733,6 +753,21 @@ mod tests {
             assert_eq!(read.retry_after, Some(CAP), "{bad}");
             assert_eq!(read.clamped, ["X-RateLimit-Reset", "Retry-After"], "{bad}");
         }
+        // A reset past the window is wrong; a block longer than the window is not.
+        let read = |value: &str| {
+            rate_headers(
+                &headers(&[("x-ratelimit-reset", value), ("retry-after", value)]),
+                now,
+                CAP,
+            )
+        };
+        let long = read("300");
+        assert_eq!(long.reset_in, Some(CAP));
+        assert_eq!(long.retry_after, Some(Duration::from_secs(300)));
+        assert_eq!(long.clamped, ["X-RateLimit-Reset"]);
+        let too_long = read("7200");
+        assert_eq!(too_long.retry_after, Some(MAX_UPSTREAM_PAUSE));
+        assert_eq!(too_long.clamped, ["X-RateLimit-Reset", "Retry-After"]);
     }
 
     #[test]
@@ -788,7 +823,8 @@ mod tests {
                 prop_assert!(shown.chars().count() <= MAX_MESSAGE_CHARS + 3);
             }
 
-            /// Any header values: every wait is finite and at most the cap.
+            /// Any header values: every wait is finite; a reset at most the window, a
+            /// Retry-After at most an hour.
             #[test]
             fn any_rate_limit_headers_give_bounded_waits(
                 remaining in "\\PC{0,24}",
@@ -806,9 +842,8 @@ mod tests {
                     }
                 }
                 let read = rate_headers(&h, SystemTime::now(), CAP);
-                for wait in [read.reset_in, read.retry_after].into_iter().flatten() {
-                    prop_assert!(wait <= CAP);
-                }
+                prop_assert!(read.reset_in.is_none_or(|wait| wait <= CAP));
+                prop_assert!(read.retry_after.is_none_or(|wait| wait <= MAX_UPSTREAM_PAUSE));
             }
         }
     }

@@ -41,7 +41,8 @@ pub struct Config {
     pub file: String,
     pub listen: SocketAddr,
     pub sources: Vec<SourceConfig>,
-    /// Every budget a source uses: the configured ones and the per-token defaults.
+    /// Every budget a source uses: the configured ones, the per-token defaults and the
+    /// per-host ones (named `host:<host>`).
     pub budgets: BTreeMap<String, BudgetConfig>,
     /// Problems that do not stop `check` (a token this machine cannot read, an unused budget).
     pub warnings: Vec<String>,
@@ -61,6 +62,9 @@ pub struct SourceConfig {
     pub trigger: Trigger,
     pub tier: Tier,
     pub budget: String,
+    /// The budget of the host `base_url` names, when `[hosts."<host>"]` gives one: every
+    /// source calling that host shares it, whatever its token.
+    pub host_budget: Option<String>,
     pub http: HttpSettings,
     /// Luxor: the coin whose summary and workers are polled (`BTC` by default).
     pub currency: String,
@@ -132,13 +136,19 @@ impl Default for HttpSettings {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BudgetConfig {
     pub name: String,
     pub limits: Vec<RateWindow>,
     /// Where the limits come from, for `check`: "configured" or the vendor default used.
     pub origin: String,
+    /// The share of the limits the poll plan fills; the rest is room for retries and for
+    /// polls that cost more than the last ones did.
+    pub target: f64,
 }
+
+/// The share of each budget the plan fills unless the config says otherwise.
+pub const DEFAULT_TARGET_UTILIZATION: f64 = 0.85;
 
 /// "COUNT/DURATION": at most `count` requests in any span of `per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,12 +192,15 @@ impl FromStr for RateWindow {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    target_utilization: Option<f64>,
     #[serde(default)]
     server: RawServer,
     #[serde(default)]
     sources: Vec<RawSource>,
     #[serde(default)]
     budgets: BTreeMap<String, RawBudget>,
+    #[serde(default)]
+    hosts: BTreeMap<String, RawBudget>,
 }
 
 #[derive(Deserialize, Default)]
@@ -237,6 +250,7 @@ impl RawSource {
 #[serde(deny_unknown_fields)]
 struct RawBudget {
     limits: Vec<String>,
+    target_utilization: Option<f64>,
 }
 
 impl Config {
@@ -352,6 +366,20 @@ fn valid_site_id(id: &str) -> bool {
         && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
 
+/// A DNS name or an IP address, as a URL's host: no scheme, port, path or credentials.
+fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'))
+        && !host.contains("://")
+        && reqwest::Url::parse(&format!("http://{host}/"))
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .is_some_and(|h| h == host.to_ascii_lowercase())
+}
+
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
@@ -383,9 +411,32 @@ impl Validator<'_> {
             )
         })?;
 
+        let target = match raw.target_utilization {
+            Some(t) => self.target_utilization("target_utilization", t)?,
+            None => DEFAULT_TARGET_UTILIZATION,
+        };
         let mut budgets = BTreeMap::new();
         for (name, budget) in &raw.budgets {
-            budgets.insert(name.clone(), self.configured_budget(name, budget)?);
+            budgets.insert(
+                name.clone(),
+                self.configured_budget(&format!("budgets.{name}"), name, budget, target)?,
+            );
+        }
+        let mut hosts = BTreeMap::new();
+        for (host, budget) in &raw.hosts {
+            let key = format!("hosts.{host:?}");
+            if !valid_host(host) {
+                return Err(self.err(
+                    key,
+                    format!("{host:?} is not a host name or address"),
+                    "write the host alone, as base_url names it: no scheme, port or path, e.g. [hosts.\"api.example.com\"]",
+                ));
+            }
+            let name = format!("host:{}", host.to_ascii_lowercase());
+            hosts.insert(
+                host.to_ascii_lowercase(),
+                self.configured_budget(&key, &name, budget, target)?,
+            );
         }
 
         if raw.sources.is_empty() {
@@ -411,11 +462,32 @@ impl Validator<'_> {
             sources.push(source);
         }
         self.refuse_unreadable_tokens()?;
-        self.assign_default_budgets(&mut sources, &mut budgets)?;
+        self.assign_default_budgets(&mut sources, &mut budgets, target)?;
         for name in budgets.keys() {
             if !sources.iter().any(|s| &s.budget == name) {
                 self.warnings.push(format!(
                     "{}: budgets.{name} is not used by any source",
+                    self.file
+                ));
+            }
+        }
+        for source in &mut sources {
+            let host = reqwest::Url::parse(&source.base_url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_ascii_lowercase));
+            if let Some(budget) = host.and_then(|h| hosts.get(&h)) {
+                source.host_budget = Some(budget.name.clone());
+            }
+        }
+        for (host, budget) in hosts {
+            if sources
+                .iter()
+                .any(|s| s.host_budget.as_ref() == Some(&budget.name))
+            {
+                budgets.insert(budget.name.clone(), budget);
+            } else {
+                self.warnings.push(format!(
+                    "{}: hosts.{host:?} is not the host of any source's base_url",
                     self.file
                 ));
             }
@@ -429,17 +501,36 @@ impl Validator<'_> {
         })
     }
 
-    fn configured_budget(&self, name: &str, raw: &RawBudget) -> Result<BudgetConfig, ConfigError> {
-        if !valid_name(name) {
+    fn target_utilization(&self, key: &str, value: f64) -> Result<f64, ConfigError> {
+        if (0.1..=1.0).contains(&value) {
+            Ok(value)
+        } else {
+            Err(self.err(
+                key,
+                format!("{value} is not a share between 0.1 and 1"),
+                "write the share of each budget the poll plan may fill, e.g. 0.85; the rest is room for retries",
+            ))
+        }
+    }
+
+    /// A `[budgets.NAME]` or `[hosts."HOST"]` table; `key` is how the error names it.
+    fn configured_budget(
+        &self,
+        key: &str,
+        name: &str,
+        raw: &RawBudget,
+        default_target: f64,
+    ) -> Result<BudgetConfig, ConfigError> {
+        if key.starts_with("budgets.") && !valid_name(name) {
             return Err(self.err(
-                format!("budgets.{name}"),
+                key,
                 "a budget name may use letters, digits, '_', '-' and '.', up to 64 characters",
                 "rename the budget and every `budget =` that names it",
             ));
         }
         if raw.limits.is_empty() {
             return Err(self.err(
-                format!("budgets.{name}.limits"),
+                format!("{key}.limits"),
                 "no limits given",
                 "give one or more windows, e.g. limits = [\"100/1m\", \"1000/1h\"]",
             ));
@@ -451,17 +542,22 @@ impl Validator<'_> {
             .map(|(i, l)| {
                 l.parse::<RateWindow>().map_err(|problem| {
                     self.err(
-                        format!("budgets.{name}.limits[{i}]"),
+                        format!("{key}.limits[{i}]"),
                         problem,
                         "write each window as \"COUNT/DURATION\", e.g. \"10/1m\" or \"1000/1h\"",
                     )
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let target = match raw.target_utilization {
+            Some(t) => self.target_utilization(&format!("{key}.target_utilization"), t)?,
+            None => default_target,
+        };
         Ok(BudgetConfig {
             name: name.to_string(),
             limits,
             origin: "configured".to_string(),
+            target,
         })
     }
 
@@ -641,6 +737,7 @@ impl Validator<'_> {
             tier: raw.tier.unwrap_or(Tier::NonVip),
             // Filled in by assign_default_budgets when not configured.
             budget: raw.budget.unwrap_or_default(),
+            host_budget: None,
             http,
             currency,
             subaccounts,
@@ -831,6 +928,7 @@ impl Validator<'_> {
         &self,
         sources: &mut [SourceConfig],
         budgets: &mut BTreeMap<String, BudgetConfig>,
+        target: f64,
     ) -> Result<(), ConfigError> {
         for i in 0..sources.len() {
             let same_token = |other: &SourceConfig| {
@@ -885,6 +983,7 @@ impl Validator<'_> {
                         name: name.clone(),
                         limits: first.kind.default_limits(first.tier),
                         origin: first.kind.default_limits_origin(first.tier),
+                        target,
                     });
                     name
                 }

@@ -122,6 +122,8 @@ pub enum StartError {
     HttpClient(String),
     #[error("cron scheduler: {0}")]
     Scheduler(String),
+    #[error("state directory: {0}")]
+    State(String),
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
 }

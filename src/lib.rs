@@ -3,6 +3,7 @@
 
 pub mod budget;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod secret;
 pub mod server;
 pub mod snapshot;
 pub mod sources;
+pub mod state_file;
 pub mod supervision;
 pub mod telemetry;
 pub mod text_format;
@@ -35,17 +37,22 @@ use tracing::{error, info, warn};
 
 use crate::budget::{Budget, Budgets};
 use crate::client::Upstream;
+use crate::clock::WallClock;
 use crate::config::{Config, SecretMode, SourceConfig, Trigger};
 use crate::error::{ConfigError, StartError};
 use crate::exposition::Exposition;
 use crate::plan::Plan;
 use crate::reload::{ReloadRequest, Reloads};
-use crate::scheduler::{Outcome, Poller, Ticks, WorkerLimits};
+use crate::scheduler::{CostLearned, Outcome, Poller, Ticks, WorkerLimits};
 use crate::server::AppState;
 use crate::snapshot::Store;
 use crate::sources::Source;
+use crate::state_file::StateFile;
 use crate::telemetry::Telemetry;
 use crate::web::WebConfig;
+
+/// How often the state file is brought up to date while requests go out.
+const STATE_SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 type BuildSource = Box<dyn Fn(&SourceConfig) -> Box<dyn Source> + Send + Sync>;
 
@@ -66,6 +73,16 @@ pub struct Exporter {
     config_path: Option<PathBuf>,
     /// Whether `POST /-/reload` is served.
     lifecycle: bool,
+    /// What pools' reset times are read against.
+    clock: WallClock,
+    /// What each source's polls cost, as learned (by source name).
+    learned: BTreeMap<String, u32>,
+    cost_tx: mpsc::UnboundedSender<CostLearned>,
+    cost_rx: Option<mpsc::UnboundedReceiver<CostLearned>>,
+    /// Where budgets and costs are kept across restarts (`--state-dir`).
+    state: Option<StateFile>,
+    /// The budgets' change count when the state file was last written.
+    state_saved_at: Option<u64>,
 }
 
 /// A poller's task and what stops it.
@@ -95,7 +112,7 @@ impl Exporter {
         config: Config,
         build: impl Fn(&SourceConfig) -> Box<dyn Source> + Send + Sync + 'static,
     ) -> Result<Exporter, StartError> {
-        let plan = plan::plan(&config);
+        let plan = plan::plan(&config, &BTreeMap::new());
         let telemetry = Telemetry::new();
         let http = client::http_client().map_err(|e| StartError::HttpClient(e.to_string()))?;
         let budgets: Budgets = config
@@ -115,6 +132,7 @@ impl Exporter {
             telemetry.clone(),
         ));
         let (reload_tx, reload_rx) = mpsc::channel(4);
+        let (cost_tx, cost_rx) = mpsc::unbounded_channel();
         let mut exporter = Exporter {
             config,
             plan,
@@ -129,18 +147,161 @@ impl Exporter {
             reload_rx: Some(reload_rx),
             config_path: None,
             lifecycle: false,
+            clock: WallClock::System,
+            learned: BTreeMap::new(),
+            cost_tx,
+            cost_rx: Some(cost_rx),
+            state: None,
+            state_saved_at: None,
         };
-        for source in exporter.config.sources.clone() {
-            let poller = exporter.poller(&source, &exporter.budgets)?;
-            exporter.pollers.insert(source.name.clone(), poller);
-        }
+        exporter.build_pollers()?;
         Ok(exporter)
+    }
+
+    fn build_pollers(&mut self) -> Result<(), StartError> {
+        for source in self.config.sources.clone() {
+            let poller = self.poller(&source, &self.budgets)?;
+            self.pollers.insert(source.name.clone(), poller);
+        }
+        self.replan();
+        Ok(())
+    }
+
+    /// Computes the plan from the config and the costs learned so far, and hands each
+    /// source its interval.
+    fn replan(&mut self) {
+        self.plan = plan::plan(&self.config, &self.learned);
+        for planned in &self.plan.sources {
+            if let (Some(poller), Trigger::Every(every)) =
+                (self.pollers.get(&planned.name), &planned.trigger)
+            {
+                poller.set_planned(*every);
+            }
+        }
+        let pollers = &self.pollers;
+        self.telemetry
+            .show_plan(&self.plan, |name| pollers.get(name).map(|p| p.pool));
+    }
+
+    /// A source's cost changed: the plan follows, and one log line says what moved.
+    fn cost_learned(&mut self, learned: CostLearned) {
+        if !self.pollers.contains_key(&learned.source) {
+            return;
+        }
+        let before = self.plan.clone();
+        self.learned
+            .insert(learned.source.clone(), learned.requests);
+        self.replan();
+        let moved: Vec<String> = self
+            .plan
+            .sources
+            .iter()
+            .filter_map(|now| {
+                let was = before.source(&now.name)?;
+                (was.interval != now.interval).then(|| {
+                    format!(
+                        "{} every {} (was {})",
+                        now.name,
+                        humantime::format_duration(now.interval),
+                        humantime::format_duration(was.interval)
+                    )
+                })
+            })
+            .collect();
+        let was = learned.was.map_or_else(
+            || {
+                before
+                    .source(&learned.source)
+                    .map_or("unknown".to_string(), |p| format!("{} assumed", p.cost))
+            },
+            |w| w.to_string(),
+        );
+        info!(
+            source = %learned.source,
+            requests_per_poll = learned.requests,
+            was = %was,
+            changed = %if moved.is_empty() { "no interval".to_string() } else { moved.join(", ") },
+            "poll cost learned; plan recomputed"
+        );
+    }
+
+    /// Keeps budgets and learned costs in `dir` across restarts. What a previous run left
+    /// there is taken in now: its sends still count against the windows, its costs plan
+    /// the first polls. The directory must be writable; the file is written once at once.
+    pub fn with_state_dir(mut self, dir: &std::path::Path) -> Result<Self, StartError> {
+        let file = state_file::StateFile::in_dir(dir, self.clock);
+        let restored = match file.load() {
+            Ok(restored) => restored,
+            Err(e @ state_file::StateError::Unreadable { .. }) => {
+                warn!("{e}");
+                Default::default()
+            }
+            Err(e) => return Err(StartError::State(e.to_string())),
+        };
+        let now = tokio::time::Instant::now();
+        for (name, budget) in &self.budgets {
+            match restored.budgets.get(name) {
+                Some(log) => budget.restore(log, now),
+                None => budget.assume_partly_used(now),
+            }
+        }
+        for (name, cost) in restored.costs {
+            if let Some(poller) = self.pollers.get(&name) {
+                poller.knows_cost(cost);
+                self.learned.insert(name, cost);
+            }
+        }
+        self.replan();
+        file.save(&self.budgets, &self.learned)
+            .map_err(|e| StartError::State(e.to_string()))?;
+        info!(file = %file.path().display(), budgets = restored.budgets.len(), "budgets restored from the state file");
+        self.state = Some(file);
+        Ok(self)
+    }
+
+    /// With no state file, budgets start as if the last run had sent at the planned pace
+    /// right up to this start (see `Budget::assume_partly_used`).
+    pub fn assuming_partly_used_budgets(self) -> Self {
+        let now = tokio::time::Instant::now();
+        for budget in self.budgets.values() {
+            budget.assume_partly_used(now);
+        }
+        self
+    }
+
+    /// Writes the state file if a budget sent or paused since the last write.
+    async fn save_state(&mut self) {
+        let Some(file) = self.state.clone() else {
+            return;
+        };
+        let changes: u64 = self.budgets.values().map(|b| b.changes()).sum();
+        if self.state_saved_at == Some(changes) {
+            return;
+        }
+        let budgets = self.budgets.clone();
+        let costs = self.learned.clone();
+        let saved = tokio::task::spawn_blocking(move || file.save(&budgets, &costs)).await;
+        match saved {
+            Ok(Ok(())) => self.state_saved_at = Some(changes),
+            Ok(Err(e)) => {
+                warn!(error = %e, "cannot write the state file; a restart now may send more than a window allows")
+            }
+            Err(_) => warn!("writing the state file panicked"),
+        }
     }
 
     /// Reloads re-read `path` (the file the config came from).
     pub fn reload_from(mut self, path: PathBuf) -> Self {
         self.config_path = Some(path);
         self
+    }
+
+    /// Reads pools' reset times against `clock`; tests that pause tokio's clock use
+    /// `WallClock::Tokio`, as the simulators do.
+    pub fn with_wall_clock(mut self, clock: WallClock) -> Result<Self, StartError> {
+        self.clock = clock;
+        self.build_pollers()?;
+        Ok(self)
     }
 
     /// Serves `POST /-/reload`.
@@ -171,29 +332,46 @@ impl Exporter {
                 "report this as a bug: the config names every budget it uses",
             )
         })?;
+        let host_budget = match &source.host_budget {
+            Some(name) => Some(budgets.get(name).cloned().ok_or_else(|| {
+                ConfigError::new(
+                    &self.config.file,
+                    format!("source {:?}", source.name),
+                    format!("no budget {name:?}"),
+                    "report this as a bug: the config names every budget it uses",
+                )
+            })?),
+            None => None,
+        };
         let upstream = Upstream {
             http: self.http.clone(),
             base_url: source.base_url.clone(),
             auth: source.kind.defaults().auth,
             token,
             budget,
+            host_budget,
             settings: source.http.clone(),
             telemetry: self.telemetry.clone(),
             pool: source.kind.as_str(),
             source: source.name.clone(),
             warned: Default::default(),
+            clock: self.clock,
+            requests_asked: Default::default(),
         };
-        Ok(Arc::new(Poller::new(
-            source.name.clone(),
-            (self.build)(source),
-            upstream,
-            WorkerLimits {
-                series: source.worker_series,
-                max: source.max_workers,
-            },
-            self.store.clone(),
-            self.exposition.clone(),
-        )))
+        Ok(Arc::new(
+            Poller::new(
+                source.name.clone(),
+                (self.build)(source),
+                upstream,
+                WorkerLimits {
+                    series: source.worker_series,
+                    max: source.max_workers,
+                },
+                self.store.clone(),
+                self.exposition.clone(),
+            )
+            .reporting_costs_to(self.cost_tx.clone()),
+        ))
     }
 
     pub fn plan(&self) -> &Plan {
@@ -243,6 +421,11 @@ impl Exporter {
         let mut reloads = self.reload_rx.take().ok_or_else(|| {
             StartError::Scheduler("serve was already called on this exporter".into())
         })?;
+        let mut costs = self.cost_rx.take().ok_or_else(|| {
+            StartError::Scheduler("serve was already called on this exporter".into())
+        })?;
+        let mut save_state = tokio::time::interval(STATE_SAVE_EVERY);
+        save_state.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut cron: Option<JobScheduler> = None;
         let mut running: BTreeMap<String, Running> = BTreeMap::new();
         for poller in self.pollers.values() {
@@ -259,6 +442,8 @@ impl Exporter {
                     let outcome = self.reload(&mut running, &mut cron, &shutdown).await;
                     let _ = respond.send(outcome);
                 }
+                Some(learned) = costs.recv() => self.cost_learned(learned),
+                _ = save_state.tick(), if self.state.is_some() => self.save_state().await,
             }
         };
         // The server stops on shutdown, or early on an I/O error: stop polling either way.
@@ -266,6 +451,7 @@ impl Exporter {
         for Running { task, .. } in running.into_values() {
             let _ = task.await;
         }
+        self.save_state().await;
         if let Some(mut s) = cron {
             let _ = s.shutdown().await;
         }
@@ -287,7 +473,7 @@ impl Exporter {
             .map(|p| p.trigger.clone())
             .ok_or_else(|| StartError::Scheduler(format!("{} is not planned", poller.name)))?;
         let ticks = match &trigger {
-            Trigger::Every(every) => Ticks::every(*every),
+            Trigger::Every(_) => Ticks::planned(poller.planned()),
             Trigger::Cron(expr) => {
                 if cron.is_none() {
                     let scheduler = JobScheduler::new().await.map_err(scheduler_error)?;
@@ -356,7 +542,6 @@ impl Exporter {
         for warning in &config.warnings {
             warn!("{warning}");
         }
-        let plan = plan::plan(&config);
         // Budgets live on with their send logs: a reload never opens a burst. A budget is
         // found by its name, or else by the sources that used it: a token's default budget
         // is named after its first source, and removing that source renames it.
@@ -394,14 +579,16 @@ impl Exporter {
         let mut fresh = Vec::new();
         let mut done = Reloaded::default();
         for source in &config.sources {
+            let same_budget = |name: &String| {
+                self.budgets
+                    .get(name)
+                    .zip(budgets.get(name))
+                    .is_some_and(|(old, new)| Arc::ptr_eq(old, new))
+            };
+            // The interval may change: the plan hands it to a running source.
             let unchanged = self.config.sources.iter().any(|old| old == source)
-                && plan.source(&source.name).map(|p| &p.trigger)
-                    == self.plan.source(&source.name).map(|p| &p.trigger)
-                && self
-                    .budgets
-                    .get(&source.budget)
-                    .zip(budgets.get(&source.budget))
-                    .is_some_and(|(old, new)| Arc::ptr_eq(old, new));
+                && same_budget(&source.budget)
+                && source.host_budget.as_ref().is_none_or(same_budget);
             match self.pollers.get(&source.name) {
                 Some(poller) if unchanged => {
                     pollers.insert(source.name.clone(), poller.clone());
@@ -439,10 +626,13 @@ impl Exporter {
                 .map(|s| (s.kind.as_str(), s.name.as_str())),
         );
         self.exposition.set_budgets(budgets.clone());
+        // A cost learned by a source that runs on unchanged keeps planning it.
+        self.learned
+            .retain(|name, _| pollers.contains_key(name) && !fresh.iter().any(|p| &p.name == name));
         self.config = config;
-        self.plan = plan;
         self.budgets = budgets;
         self.pollers = pollers;
+        self.replan();
         for poller in &fresh {
             let started = self
                 .start(poller, cron, shutdown)
@@ -469,6 +659,8 @@ pub struct RunOptions {
     pub web: WebConfig,
     /// Serve `POST /-/reload` (`--web.enable-lifecycle`).
     pub enable_lifecycle: bool,
+    /// Keep budgets and learned costs here across restarts (`--state-dir`).
+    pub state_dir: Option<PathBuf>,
 }
 
 /// The service: builds the exporter from a validated config and serves until `shutdown`,
@@ -489,6 +681,10 @@ pub async fn run(
     if options.enable_lifecycle {
         exporter = exporter.enable_lifecycle();
     }
+    exporter = match &options.state_dir {
+        Some(dir) => exporter.with_state_dir(dir)?,
+        None => exporter.assuming_partly_used_budgets(),
+    };
     #[cfg(unix)]
     tokio::spawn(reload::on_sighup(exporter.reloads(), shutdown.clone()));
     let listener = bind(listen).await?;

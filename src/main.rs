@@ -7,9 +7,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mining_exporter::RunOptions;
+use mining_exporter::clock::WallClock;
 use mining_exporter::config::{Config, SecretMode};
 use mining_exporter::error::StartError;
 use mining_exporter::logging::{LogFormat, LogLevel};
+use mining_exporter::state_file::StateFile;
 use mining_exporter::web::WebConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -40,11 +42,19 @@ enum Command {
         /// Serve POST /-/reload, which re-reads the config as SIGHUP does.
         #[arg(long = "web.enable-lifecycle")]
         enable_lifecycle: bool,
+        /// Keep each budget's recent requests and each source's learned poll cost in this
+        /// directory, so a restart neither exceeds a window nor re-learns the plan. Without
+        /// it a budget starts as if the last run had used it at the planned pace.
+        #[arg(long = "state-dir")]
+        state_dir: Option<PathBuf>,
     },
     /// Validate the config and print its sources, budgets and poll plan.
     Check {
         #[arg(long, short)]
         config: PathBuf,
+        /// Plan with the poll costs the running exporter learned and saved here.
+        #[arg(long = "state-dir")]
+        state_dir: Option<PathBuf>,
     },
     /// Run simulated pools plus the exporter: no account or token needed.
     Demo {
@@ -61,11 +71,12 @@ fn main() -> ExitCode {
     mining_exporter::logging::init(cli.log_level, cli.log_format);
 
     match cli.command {
-        Command::Check { config } => check(&config),
+        Command::Check { config, state_dir } => check(&config, state_dir.as_deref()),
         Command::Run {
             config: path,
             web_config,
             enable_lifecycle,
+            state_dir,
         } => {
             let web = match web_config {
                 Some(path) => WebConfig::load(&path),
@@ -77,6 +88,7 @@ fn main() -> ExitCode {
                         config_path: Some(path),
                         web,
                         enable_lifecycle,
+                        state_dir,
                     };
                     serve(|shutdown| mining_exporter::run(config, options, shutdown))
                 }
@@ -89,9 +101,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(path: &std::path::Path) -> ExitCode {
+fn check(path: &std::path::Path, state_dir: Option<&std::path::Path>) -> ExitCode {
+    let learned = match state_dir {
+        Some(dir) => match StateFile::in_dir(dir, WallClock::System).load() {
+            Ok(restored) => restored.costs,
+            Err(e) => {
+                eprintln!("warning: {e}");
+                Default::default()
+            }
+        },
+        None => Default::default(),
+    };
     let result = Config::load(path, SecretMode::WarnIfMissing).map(|config| {
-        let plan = mining_exporter::plan::plan(&config);
+        let plan = mining_exporter::plan::plan(&config, &learned);
         mining_exporter::plan::report(&config, &plan)
     });
     exit_code(

@@ -194,6 +194,10 @@ pub mod exporter {
     pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "mining_exporter_config_last_reload_successful";
     pub const CONFIG_LAST_RELOAD_SUCCESS_TIME: &str =
         "mining_exporter_config_last_reload_success_timestamp_seconds";
+    pub const POLL_INTERVAL_PLANNED: &str = "mining_exporter_poll_interval_planned_seconds";
+    pub const POLL_INTERVAL_ACHIEVED: &str = "mining_exporter_poll_interval_achieved_seconds";
+    pub const POLL_COST: &str = "mining_exporter_poll_cost_requests";
+    pub const BUDGET_PLANNED_USE: &str = "mining_exporter_budget_planned_use_ratio";
 
     /// Every self-metric family.
     pub const ALL: &[&str] = &[
@@ -211,5 +215,9 @@ pub mod exporter {
         WORKERS_OMITTED,
         CONFIG_LAST_RELOAD_SUCCESSFUL,
         CONFIG_LAST_RELOAD_SUCCESS_TIME,
+        POLL_INTERVAL_PLANNED,
+        POLL_INTERVAL_ACHIEVED,
+        POLL_COST,
+        BUDGET_PLANNED_USE,
     ];
 }

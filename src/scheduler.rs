@@ -1,12 +1,15 @@
 //! One task per source. The wrapper here owns what every source shares: one poll at a time,
-//! jitter, the interval or cron trigger, timing, the outcome in the store, the error counter
-//! and the log line, so a source's failure stays contained to that source.
+//! jitter, the planned interval or cron trigger, timing, what a poll costs, the outcome in
+//! the store, the error counter and the log line, so a source's failure stays contained to
+//! that source.
 
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use tokio::sync::Notify;
-use tokio::time::MissedTickBehavior;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::Instant;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -33,6 +36,19 @@ pub enum Outcome {
     Failure { kind: &'static str },
 }
 
+/// A source's poll cost changed: the plan is recomputed with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CostLearned {
+    pub source: String,
+    pub requests: u32,
+    pub was: Option<u32>,
+}
+
+/// Successful polls whose cost the learned cost is the largest of.
+const COSTS_REMEMBERED: usize = 4;
+/// Poll starts the achieved interval is the mean over (one more than the intervals).
+const STARTS_REMEMBERED: usize = 9;
+
 pub struct Poller {
     pub pool: &'static str,
     pub name: String,
@@ -44,6 +60,41 @@ pub struct Poller {
     in_flight: tokio::sync::Mutex<()>,
     /// The last failure logged at warn level, so a repeated failure is logged once.
     last_failure: Mutex<Option<String>>,
+    /// The interval the plan gives this source; the task follows changes at once.
+    planned: watch::Sender<Duration>,
+    costs: Mutex<Costs>,
+    starts: Mutex<VecDeque<Instant>>,
+    cost_reports: Option<mpsc::UnboundedSender<CostLearned>>,
+}
+
+/// What this source's last successful polls cost, and what it last told the plan.
+#[derive(Debug, Default)]
+struct Costs {
+    recent: VecDeque<u32>,
+    reported: Option<u32>,
+}
+
+impl Costs {
+    /// Records a poll's cost; returns the cost the plan should use if it changed. A rise is
+    /// reported at once (an extra page must be planned for); a fall only past 10 %, so a
+    /// cost that wobbles by a request (an hourly retry of a switched-off endpoint) does
+    /// not replan twice an hour.
+    fn record(&mut self, requests: u32) -> Option<(u32, Option<u32>)> {
+        self.recent.push_back(requests);
+        while self.recent.len() > COSTS_REMEMBERED {
+            self.recent.pop_front();
+        }
+        let learned = self.recent.iter().copied().max()?;
+        let was = self.reported;
+        let changed = match was {
+            None => true,
+            Some(old) => learned > old || f64::from(learned) < f64::from(old) * 0.9,
+        };
+        changed.then(|| {
+            self.reported = Some(learned);
+            (learned, was)
+        })
+    }
 }
 
 impl Poller {
@@ -80,6 +131,70 @@ impl Poller {
             exposition,
             in_flight: tokio::sync::Mutex::new(()),
             last_failure: Mutex::new(None),
+            planned: watch::Sender::new(Duration::from_secs(60)),
+            costs: Mutex::new(Costs::default()),
+            starts: Mutex::new(VecDeque::new()),
+            cost_reports: None,
+        }
+    }
+
+    /// Sends what polls cost to `reports`, where the plan is kept.
+    pub fn reporting_costs_to(mut self, reports: mpsc::UnboundedSender<CostLearned>) -> Self {
+        self.cost_reports = Some(reports);
+        self
+    }
+
+    /// Starts from a cost learned by a previous run: it is reported again only when polls
+    /// show a change.
+    pub fn knows_cost(&self, requests: u32) {
+        lock(&self.costs).reported = Some(requests);
+    }
+
+    /// Sets the interval the plan gives this source, and its gauge.
+    pub fn set_planned(&self, every: Duration) {
+        self.planned.send_if_modified(|current| {
+            let changed = *current != every;
+            *current = every;
+            changed
+        });
+    }
+
+    pub fn planned(&self) -> watch::Receiver<Duration> {
+        self.planned.subscribe()
+    }
+
+    /// Counts this poll's start; the achieved-interval gauge is the mean over the last ones.
+    fn note_start(&self, at: Instant) {
+        let mut starts = lock(&self.starts);
+        starts.push_back(at);
+        while starts.len() > STARTS_REMEMBERED {
+            starts.pop_front();
+        }
+        if let (Some(first), Some(last), Some(gaps)) = (
+            starts.front(),
+            starts.back(),
+            starts.len().checked_sub(1).filter(|g| *g > 0),
+        ) {
+            let mean = (*last - *first).as_secs_f64() / gaps as f64;
+            self.upstream
+                .telemetry
+                .interval_achieved
+                .with_label_values(&[self.pool, &self.name])
+                .set(mean);
+        }
+    }
+
+    /// Learns from a successful poll's cost; tells the plan when it changed.
+    fn learn_cost(&self, requests: u64) {
+        let requests = u32::try_from(requests).unwrap_or(u32::MAX);
+        let changed = lock(&self.costs).record(requests);
+        if let (Some((requests, was)), Some(reports)) = (changed, &self.cost_reports) {
+            // The receiver is gone only while the exporter shuts down.
+            let _ = reports.send(CostLearned {
+                source: self.name.clone(),
+                requests,
+                was,
+            });
         }
     }
 
@@ -87,6 +202,8 @@ impl Poller {
     pub async fn poll_once(&self) -> Outcome {
         let _one_at_a_time = self.in_flight.lock().await;
         let started = Instant::now();
+        self.note_start(started);
+        let asked_before = self.upstream.requests_asked.load(Ordering::Relaxed);
         let result = match catch_panic(self.source.poll(&self.upstream)).await {
             Ok(result) => result,
             Err(message) => Err(PollError::Panic {
@@ -94,6 +211,10 @@ impl Poller {
             }),
         };
         let took = started.elapsed();
+        if result.is_ok() {
+            let asked = self.upstream.requests_asked.load(Ordering::Relaxed);
+            self.learn_cost(asked.saturating_sub(asked_before));
+        }
         let outcome = self.record(result, took);
         // Rendering 10,000 workers takes tens of milliseconds (see benches/): keep it off the
         // threads that answer scrapes.
@@ -179,22 +300,34 @@ impl Poller {
     }
 }
 
-/// What wakes a poller: a fixed interval, or the firings of a cron job.
+/// The first poll of an interval source waits a random delay up to this (and up to half
+/// its interval), so sources started together do not poll in lockstep.
+const MOST_FIRST_POLL_JITTER: Duration = Duration::from_secs(5);
+
+/// What wakes a poller: the planned interval, or the firings of a cron job.
 pub enum Ticks {
-    Every(tokio::time::Interval),
+    Planned {
+        planned: watch::Receiver<Duration>,
+        next: Instant,
+        last: Option<Instant>,
+    },
     Cron(Arc<Notify>),
 }
 
 impl Ticks {
-    /// The first tick comes after a short random delay so that sources sharing a budget do not
-    /// start in lockstep; a poll that overruns delays the next tick instead of bunching them.
-    pub fn every(every: Duration) -> Self {
-        let jitter = every
-            .min(Duration::from_secs(10))
-            .mul_f64(fastrand::f64() * 0.1);
-        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + jitter, every);
-        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        Ticks::Every(interval)
+    /// Ticks at the planned interval from the start of one poll to the start of the next,
+    /// following a new plan at once. The first tick comes after a short random delay. A poll
+    /// that overruns its interval is followed by the next one at once, never by a burst.
+    pub fn planned(planned: watch::Receiver<Duration>) -> Self {
+        let every = *planned.borrow();
+        let jitter = (every / 2)
+            .min(MOST_FIRST_POLL_JITTER)
+            .mul_f64(fastrand::f64());
+        Ticks::Planned {
+            planned,
+            next: Instant::now() + jitter,
+            last: None,
+        }
     }
 
     /// A first tick at once (so /-/ready does not wait for the first cron time), then one per
@@ -213,10 +346,57 @@ impl Ticks {
 
     async fn next(&mut self) {
         match self {
-            Ticks::Every(interval) => {
-                interval.tick().await;
+            Ticks::Planned {
+                planned,
+                next,
+                last,
+            } => {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(*next) => break,
+                        changed = planned.changed() => {
+                            if changed.is_err() {
+                                tokio::time::sleep_until(*next).await;
+                                break;
+                            }
+                            if let Some(last) = last {
+                                *next = *last + *planned.borrow_and_update();
+                            }
+                        }
+                    }
+                }
+                let now = Instant::now();
+                *last = Some(now);
+                *next = now + *planned.borrow();
             }
             Ticks::Cron(notify) => notify.notified().await,
         }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cost_rises_at_once_and_falls_only_past_a_tenth() {
+        let mut costs = Costs::default();
+        assert_eq!(costs.record(3), Some((3, None)));
+        assert_eq!(costs.record(3), None);
+        assert_eq!(costs.record(33), Some((33, Some(3))));
+        // A page less is within a tenth: no new plan. The 33 is still remembered anyway.
+        assert_eq!(costs.record(32), None);
+        for _ in 0..COSTS_REMEMBERED - 1 {
+            assert_eq!(costs.record(32), None);
+        }
+        // Half the list gone, for as many polls as are remembered: the plan follows.
+        for _ in 0..COSTS_REMEMBERED - 1 {
+            assert_eq!(costs.record(16), None);
+        }
+        assert_eq!(costs.record(16), Some((16, Some(33))));
     }
 }

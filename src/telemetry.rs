@@ -1,7 +1,9 @@
 //! The exporter's own counters, kept in a prometheus Registry. Per-source state and budgets
 //! are read at render time instead (see exposition.rs), because they are snapshots, not events.
 
-use prometheus::{Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+use crate::plan::Plan;
 
 use crate::metrics::exporter;
 
@@ -16,6 +18,14 @@ pub struct Telemetry {
     pub endpoint_enabled: IntGaugeVec,
     /// pool, source: workers beyond `max_workers`, counted only in the account totals
     pub workers_omitted: IntGaugeVec,
+    /// pool, source: seconds the plan puts between polls
+    pub interval_planned: GaugeVec,
+    /// pool, source: mean seconds between the starts of the last polls
+    pub interval_achieved: GaugeVec,
+    /// pool, source: requests a poll costs, as the plan counts it
+    pub poll_cost: IntGaugeVec,
+    /// budget: the share of the tightest window the plan uses
+    pub budget_planned_use: GaugeVec,
     reload_successful: IntGauge,
     reload_success_time: Gauge,
 }
@@ -66,6 +76,38 @@ impl Telemetry {
             &["pool", "source"],
         )
         .expect("valid metric definition");
+        let interval_planned = GaugeVec::new(
+            Opts::new(
+                exporter::POLL_INTERVAL_PLANNED,
+                "Seconds the poll plan puts between this source's polls: the asked interval, stretched to fit its budgets (for a cron source, the mean time between firings).",
+            ),
+            &["pool", "source"],
+        )
+        .expect("valid metric definition");
+        let interval_achieved = GaugeVec::new(
+            Opts::new(
+                exporter::POLL_INTERVAL_ACHIEVED,
+                "Mean seconds between the starts of this source's last polls (up to 8 intervals).",
+            ),
+            &["pool", "source"],
+        )
+        .expect("valid metric definition");
+        let poll_cost = IntGaugeVec::new(
+            Opts::new(
+                exporter::POLL_COST,
+                "Requests one poll of this source costs as the plan counts it: learned from its last successful polls (pages included, retries not), or the least its kind can cost before it has polled.",
+            ),
+            &["pool", "source"],
+        )
+        .expect("valid metric definition");
+        let budget_planned_use = GaugeVec::new(
+            Opts::new(
+                exporter::BUDGET_PLANNED_USE,
+                "Share of the budget's tightest window the poll plan uses (the plan aims at the budget's target_utilization).",
+            ),
+            &["budget"],
+        )
+        .expect("valid metric definition");
         let reload_successful = IntGauge::new(
             exporter::CONFIG_LAST_RELOAD_SUCCESSFUL,
             "1 if the last configuration reload succeeded (or none was asked since start), 0 if it was refused.",
@@ -82,6 +124,10 @@ impl Telemetry {
             Box::new(poll_errors.clone()),
             Box::new(endpoint_enabled.clone()),
             Box::new(workers_omitted.clone()),
+            Box::new(interval_planned.clone()),
+            Box::new(interval_achieved.clone()),
+            Box::new(poll_cost.clone()),
+            Box::new(budget_planned_use.clone()),
             Box::new(reload_successful.clone()),
             Box::new(reload_success_time.clone()),
         ] {
@@ -95,8 +141,36 @@ impl Telemetry {
             poll_errors,
             endpoint_enabled,
             workers_omitted,
+            interval_planned,
+            interval_achieved,
+            poll_cost,
+            budget_planned_use,
             reload_successful,
             reload_success_time,
+        }
+    }
+
+    /// Shows `plan`: each source's planned interval and cost, each budget's planned use.
+    /// `pools` gives each source's pool label, by source name.
+    pub fn show_plan(&self, plan: &Plan, pool_of: impl Fn(&str) -> Option<&'static str>) {
+        self.interval_planned.reset();
+        self.poll_cost.reset();
+        self.budget_planned_use.reset();
+        for s in &plan.sources {
+            let Some(pool) = pool_of(&s.name) else {
+                continue;
+            };
+            self.interval_planned
+                .with_label_values(&[pool, &s.name])
+                .set(s.interval.as_secs_f64());
+            self.poll_cost
+                .with_label_values(&[pool, &s.name])
+                .set(i64::from(s.cost));
+        }
+        for b in &plan.budgets {
+            self.budget_planned_use
+                .with_label_values(&[&b.name])
+                .set(b.use_ratio());
         }
     }
 

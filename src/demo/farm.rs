@@ -3,7 +3,11 @@
 //! Time moves in simulated seconds, caught up on each request.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use crate::clock::WallClock;
 
 /// One simulated second per step; a long pause between requests is not replayed in full.
 const MAX_STEPS_PER_CATCH_UP: u64 = 600;
@@ -94,7 +98,7 @@ impl Farm {
         let serial = self.next_serial;
         self.next_serial += 1;
         let (tag, nominal) = (self.profile)(&mut self.rng, serial);
-        let now = SystemTime::now();
+        let now = WallClock::Tokio.now();
         let rng = &mut self.rng;
         self.workers.push(FarmWorker {
             serial,
@@ -121,7 +125,7 @@ impl Farm {
             return;
         }
         self.last_step += Duration::from_secs(elapsed);
-        let wall = SystemTime::now();
+        let wall = WallClock::Tokio.now();
         for _ in 0..elapsed.min(MAX_STEPS_PER_CATCH_UP) {
             self.step(now, wall);
         }
@@ -233,11 +237,9 @@ impl Farm {
     }
 }
 
+/// The simulators' Unix time: tokio's clock, so a paused test clock moves it.
 pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
+    WallClock::Tokio.unix_seconds()
 }
 
 pub fn iso(t: SystemTime) -> String {
@@ -259,8 +261,8 @@ mod tests {
         let mut lively = Farm::new(1, 5, "rig", sha256_asic, true);
         let start = Instant::now();
         for _ in 0..4000 {
-            quiet.step(start, SystemTime::now());
-            lively.step(start, SystemTime::now());
+            quiet.step(start, WallClock::Tokio.now());
+            lively.step(start, WallClock::Tokio.now());
         }
         assert_eq!(quiet.names(), ["rig01", "rig02", "rig03", "rig04", "rig05"]);
         assert_ne!(lively.names(), quiet.names());

@@ -5,7 +5,9 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use axum::Router;
 use tokio_util::sync::CancellationToken;
@@ -27,12 +29,31 @@ pub struct Counters {
     pub requests: u64,
     pub rate_limited: u64,
     pub fail_next: VecDeque<u16>,
+    /// When each request arrived, once `record_request_times` was called (tests that check
+    /// every window a pool could count).
+    pub times: Option<Vec<Instant>>,
+    /// Until then, every authenticated request is refused with 429 and Retry-After.
+    pub refusing_until: Option<Instant>,
 }
 
 impl Counters {
     /// Counts a request.
     pub fn received(&mut self) {
         self.requests += 1;
+        if let Some(times) = self.times.as_mut() {
+            times.push(Instant::now());
+        }
+    }
+
+    /// While a refusal set by `refuse_for` runs: the whole seconds left of it, counted as a
+    /// 429. The caller answers 429 with that Retry-After.
+    pub fn refusing(&mut self) -> Option<u64> {
+        let left = self
+            .refusing_until?
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())?;
+        self.rate_limited += 1;
+        Some(left.as_secs_f64().ceil() as u64)
     }
 
     /// The next injected failure, if one is queued.
@@ -106,6 +127,22 @@ impl<S: Counted + Send + 'static> Running<S> {
     /// The next requests (after auth and rate limits) answer these statuses, in order.
     pub fn fail_next(&self, statuses: &[u16]) {
         self.with(|s| s.counters().fail_next.extend(statuses))
+    }
+
+    /// Keeps the arrival time of every request from now on (see `request_times`).
+    pub fn record_request_times(&self) {
+        self.with(|s| s.counters().times = Some(Vec::new()))
+    }
+
+    /// When each request arrived since `record_request_times`, oldest first.
+    pub fn request_times(&self) -> Vec<Instant> {
+        self.with(|s| s.counters().times.clone().unwrap_or_default())
+    }
+
+    /// Refuses every request for `how_long` with 429 and Retry-After, as a pool that has
+    /// blocked a caller does (simulators that support it check it in their gate).
+    pub fn refuse_for(&self, how_long: Duration) {
+        self.with(|s| s.counters().refusing_until = Some(Instant::now() + how_long))
     }
 }
 

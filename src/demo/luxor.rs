@@ -380,7 +380,7 @@ fn summary(
         let workers = || selected.iter().flat_map(|a| a.farm.workers.iter());
         let sum = |f: fn(&FarmWorker) -> f64| workers().map(f).sum::<f64>();
         let count = workers().count().max(1) as f64;
-        let now = std::time::SystemTime::now();
+        let now = crate::clock::WallClock::Tokio.now();
         let day: f64 = selected
             .iter()
             .map(|a| {
@@ -444,7 +444,7 @@ fn workers(
     answer(&sim, &headers, |s| {
         check_currency(&currency)?;
         let selected = s.select(&q, v2)?;
-        let now = std::time::SystemTime::now();
+        let now = crate::clock::WallClock::Tokio.now();
         let mut totals: BTreeMap<bool, usize> = BTreeMap::new();
         // Only the page's workers are rendered: a big farm is asked for page after page.
         let mut items = Vec::new();

@@ -15,7 +15,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{
-    BudgetConfig, Config, DEFAULT_CURRENCY, HttpSettings, SourceConfig, Tier, Trigger,
+    BudgetConfig, Config, DEFAULT_CURRENCY, DEFAULT_TARGET_UTILIZATION, HttpSettings, SourceConfig,
+    Tier, Trigger,
 };
 use crate::error::StartError;
 use crate::secret::Secret;
@@ -63,6 +64,7 @@ pub fn demo_source(
         name: format!("auto:{name}"),
         limits: kind.default_limits(tier),
         origin: kind.default_limits_origin(tier),
+        target: DEFAULT_TARGET_UTILIZATION,
     };
     let source = SourceConfig {
         kind,
@@ -78,6 +80,7 @@ pub fn demo_source(
             Tier::NonVip
         },
         budget: budget.name.clone(),
+        host_budget: None,
         http: HttpSettings::default(),
         currency: DEFAULT_CURRENCY.to_string(),
         subaccounts: Vec::new(),

@@ -223,7 +223,7 @@ async fn rewards_stats(
         let day = s
             .wallet
             .per_day(s.farm.workers.iter().map(|w| w.avg_24h).sum());
-        let now = std::time::SystemTime::now();
+        let now = crate::clock::WallClock::Tokio.now();
         json!({
             "coin": "btc",
             "totalPaid": btc(s.wallet.paid),
@@ -244,7 +244,7 @@ async fn miner_workers(
     Query(q): Query<TokenQuery>,
 ) -> Response {
     answer(&sim, &account, &q, true, |s| {
-        let now = std::time::SystemTime::now();
+        let now = crate::clock::WallClock::Tokio.now();
         let workers: Map<String, Value> = s
             .farm
             .workers
@@ -277,7 +277,7 @@ async fn miner_stats(
 ) -> Response {
     answer(&sim, &account, &q, true, |s| {
         let workers = &s.farm.workers;
-        let now = std::time::SystemTime::now();
+        let now = crate::clock::WallClock::Tokio.now();
         let online = workers.iter().filter(|w| counts_online(w, now)).count();
         json!({
             "hashrate10m": hashes(s.farm.total_hashrate()),

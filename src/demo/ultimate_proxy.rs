@@ -185,10 +185,18 @@ fn gate(sim: &mut Sim, headers: &HeaderMap) -> Result<HeaderMap, ApiError> {
             "Invalid or missing API key",
         ));
     }
+    let header = |v: String| HeaderValue::from_str(&v).expect("digits are a valid header");
+    if let Some(wait) = sim.counters.refusing() {
+        let mut blocked = HeaderMap::new();
+        blocked.insert("retry-after", header(wait.to_string()));
+        return Err(ApiError {
+            headers: Some(Box::new(blocked)),
+            ..error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded")
+        });
+    }
     let hit = sim.window.hit();
     let limit = sim.window.limit;
     let mut rate = HeaderMap::new();
-    let header = |v: String| HeaderValue::from_str(&v).expect("digits are a valid header");
     rate.insert("x-ratelimit-limit", header(limit.to_string()));
     rate.insert(
         "x-ratelimit-remaining",

@@ -299,10 +299,18 @@ fn the_example_config_is_valid_and_documents_every_key() {
     assert_eq!(config.sources[1].budget, "proxy-account");
 
     let example = std::fs::read_to_string(path).unwrap();
-    let keys = ["listen"].iter().chain(SOURCE_KEYS).chain(&["limits"]);
+    let keys =
+        ["listen"]
+            .iter()
+            .chain(SOURCE_KEYS)
+            .chain(&["limits", "target_utilization", "[hosts."]);
     for key in keys {
         assert!(
-            example.contains(&format!("{key} =")),
+            example.contains(&format!("{key} =")) || key.starts_with('['),
+            "config.example.toml does not show {key}"
+        );
+        assert!(
+            example.contains(key),
             "config.example.toml does not show {key}"
         );
     }
@@ -319,13 +327,16 @@ fn the_example_config_is_valid_and_documents_every_key() {
     );
     // A plan per budget: all three pools, the two OurPool accounts on one token together.
     for line in [
-        "budget proxy-account [10/1m] (configured)",
-        "proxy-main: polls every 1m",
+        "budget proxy-account [10/1m] (configured), plan fills up to 85% of it",
+        "proxy-main: 3 requests a poll (assumed until it polls: overview + workers",
+        "proxy-backup: 3 requests a poll (assumed until it polls: overview + workers (1 per 100 workers) + hashrate series (1 per algorithm)); on cron \"30 */2 * * * *\", fires every 2m on average, not moved",
+        // The cron source counts: 3 a minute plus 3 every two minutes.
+        "use: 4.5 of 10 requests per 1m planned (45%)",
         "budget auto:ourpool-main [100/1m, 1000/1h] (OurPool, per token)",
-        "ourpool-backup: polls every 1m",
-        "load: 360.0 of 1000 requests per 1h",
+        "ourpool-backup: 3 requests a poll (assumed until it polls: rewards-stats + miner workers + miner stats); asked every 1m, planned the same",
+        "use: 360.0 of 1000 requests per 1h planned (36%)",
         "budget auto:luxor [5/5s]",
-        "luxor: polls every 1m; at least 3 requests a poll",
+        "budget host:api.ultimate-proxy.com [100/1m] (configured), plan fills up to 85% of it",
     ] {
         assert!(stdout.contains(line), "no {line:?} in\n{stdout}");
     }
@@ -349,17 +360,21 @@ fn sources_over_their_budget_are_stretched_in_the_plan() {
         config.sources[0].budget, config.sources[1].budget,
         "same token, same budget"
     );
-    let plan = mining_exporter::plan::plan(&config);
+    let plan = mining_exporter::plan::plan(&config, &Default::default());
+    // 85 % of 10 a minute, shared evenly: 4.25 each, so 3 requests every 43 s (42.4 rounded up).
     for source in &plan.sources {
         assert_eq!(
             source.trigger,
-            Trigger::Every(std::time::Duration::from_secs(36))
+            Trigger::Every(std::time::Duration::from_secs(43))
         );
     }
     let report = mining_exporter::plan::report(&config, &plan);
-    assert!(report.contains("stretched"), "{report}");
     assert!(
-        report.contains("load: 10.0 of 10 requests per 1m"),
+        report.contains("asked every 20s, planned every 43s (stretched to fit)"),
+        "{report}"
+    );
+    assert!(
+        report.contains("use: 8.4 of 10 requests per 1m planned (84%); the asked intervals would need 18.0 (180%)"),
         "{report}"
     );
 }

@@ -14,6 +14,7 @@ mod hostile_input;
 mod pools;
 mod prometheus_e2e;
 mod promtool;
+mod rate_budgets;
 mod reload;
 mod rules;
 mod secrets;

@@ -197,12 +197,16 @@ fn upstream_with(base_url: String, auth: AuthStyle, token: &str) -> Upstream {
             name: "b".into(),
             limits: vec!["10/1s".parse().unwrap()],
             origin: "test".into(),
+            target: 0.85,
         })),
         settings: HttpSettings::default(),
         telemetry: Telemetry::new(),
         pool: "test",
         source: "s".into(),
         warned: Default::default(),
+        clock: Default::default(),
+        host_budget: None,
+        requests_asked: Default::default(),
     }
 }
 
