@@ -18,9 +18,13 @@ FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin mining-exporter
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin mining-exporter \
+    && install -d -o 10001 -g 10001 -m 0700 /var/lib/mining-exporter
 COPY --from=build /src/target/release/mining-exporter /usr/local/bin/mining-exporter
 USER 10001:10001
 EXPOSE 9898
 ENTRYPOINT ["/usr/local/bin/mining-exporter"]
-CMD ["run", "--config", "/etc/mining-exporter/config.toml"]
+# Budgets and learned poll costs survive a restart here; mount a volume on it to keep them
+# across containers.
+VOLUME /var/lib/mining-exporter
+CMD ["run", "--config", "/etc/mining-exporter/config.toml", "--state-dir", "/var/lib/mining-exporter"]

@@ -229,6 +229,8 @@ impl Exporter {
     /// there is taken in now: its sends still count against the windows, its costs plan
     /// the first polls. The directory must be writable; the file is written once at once.
     pub fn with_state_dir(mut self, dir: &std::path::Path) -> Result<Self, StartError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StartError::State(format!("cannot create {}: {e}", dir.display())))?;
         let file = state_file::StateFile::in_dir(dir, self.clock);
         let restored = match file.load() {
             Ok(restored) => restored,

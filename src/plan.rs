@@ -130,10 +130,13 @@ pub fn plan(config: &Config, learned: &BTreeMap<String, u32>) -> Plan {
         .map(|((s, &(cost, learned)), &rate)| {
             let (trigger, interval) = match &s.trigger {
                 Trigger::Every(asked) => {
+                    // Whole seconds, rounded up; the tolerance keeps float noise in the
+                    // shares (10.2 - 3.0) from adding a second.
                     let wanted = Duration::from_secs_f64(
-                        (f64::from(cost) / rate.max(1e-9))
+                        (f64::from(cost) / rate.max(1e-9) - 1e-6)
                             .min(LONGEST_PLANNED_INTERVAL.as_secs_f64())
-                            .ceil(),
+                            .ceil()
+                            .max(1.0),
                     );
                     let every = wanted.max(*asked);
                     (Trigger::Every(every), every)

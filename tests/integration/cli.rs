@@ -141,3 +141,77 @@ async fn logs_are_logfmt_or_json_at_the_asked_level_and_never_coloured_into_a_pi
     let debug = logs_of_run(&["--log.level", "warn"], &[("RUST_LOG", "debug")]).await;
     assert!(debug.contains("level=debug"), "{debug}");
 }
+
+#[tokio::test]
+async fn run_keeps_budgets_and_costs_in_the_state_dir_and_check_plans_with_them() {
+    let server = MockServer::start_async().await;
+    mock_poll(&server, vec![worker("rig1", "online", 1.0)]).await;
+    let (dir, config, port) = served_config(&format!(
+        "[[sources]]\nkind = \"ultimate_proxy\"\nname = \"proxy\"\nbase_url = \"{}\"\ntoken_file = \"token\"\n",
+        server.base_url()
+    ));
+    let state = dir.path().join("state");
+    let mut child = KillOnDrop(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(&state)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_ready(&format!("http://127.0.0.1:{port}")).await;
+    let page = http()
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    sigterm(&child.0);
+    assert!(child.0.wait().unwrap().success());
+
+    // One poll: the overview, one page, one hashrate series.
+    assert_eq!(
+        sample(
+            &page,
+            "mining_exporter_poll_cost_requests",
+            &["source=\"proxy\""]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "mining_exporter_poll_interval_planned_seconds",
+            &["source=\"proxy\""]
+        ),
+        Some(60.0)
+    );
+    let saved: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(state.join("mining-exporter-state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(saved["costs"]["proxy"], 3);
+    let sent = saved["budgets"]["auto:proxy"]["sent_unix_ms"]
+        .as_array()
+        .unwrap();
+    // The three requests sent (and the sends a first start assumes, while in the window).
+    assert!(sent.len() >= 3, "{saved}");
+    assert!(!saved.to_string().contains(TOKEN));
+
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("proxy: 3 requests a poll (learned from its last polls); asked every 1m, planned the same"),
+        "{stdout}"
+    );
+}

@@ -189,14 +189,37 @@ impl std::io::Write for Captured {
 
 /// Captures this thread's log lines (a `#[tokio::test]` runs its tasks on it) until the
 /// guard is dropped.
-pub fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
+pub fn capture_logs() -> (Captured, LogCapture) {
     let logs = Captured::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
-    (logs, tracing::subscriber::set_default(subscriber))
+    // tracing caches whether a log line is wanted once per line, process-wide. While only one
+    // subscriber exists it asks the thread that first reaches the line, so a test without a
+    // subscriber that logs first would silence that line here too (tokio-rs/tracing#3611).
+    // A second, silent subscriber kept alive makes tracing ask all live ones instead.
+    let anchor = tracing::Dispatch::new(
+        tracing_subscriber::fmt()
+            .with_writer(std::io::sink)
+            .finish(),
+    );
+    let default = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    (
+        logs,
+        LogCapture {
+            _default: default,
+            _anchor: anchor,
+        },
+    )
+}
+
+/// Keeps a `capture_logs` capture going; dropping it ends the capture.
+pub struct LogCapture {
+    _default: tracing::subscriber::DefaultGuard,
+    _anchor: tracing::Dispatch,
 }
 
 /// A config file in a new folder that also holds the `token` file (TOKEN), serving on a free

@@ -57,6 +57,29 @@ fn every_bad_config_gives_its_exact_error_naming_file_key_and_fix() {
     // Each broken config and the exact error `check` prints for it (the file as named).
     let cases: &[(&str, String, &str)] = &[
         (
+            "target utilization out of range",
+            format!("target_utilization = 1.5\n{SOURCE}"),
+            r#"error: bad.toml: target_utilization: 1.5 is not a share between 0.1 and 1
+  fix: write the share of each budget the poll plan may fill, e.g. 0.85; the rest is room for retries
+"#,
+        ),
+        (
+            "host with a scheme",
+            format!("{SOURCE}[hosts.\"https://api.ultimate-proxy.com\"]\nlimits = [\"60/1m\"]\n"),
+            r#"error: bad.toml: hosts."https://api.ultimate-proxy.com": "https://api.ultimate-proxy.com" is not a host name or address
+  fix: write the host alone, as base_url names it: no scheme, port or path, e.g. [hosts."api.example.com"]
+"#,
+        ),
+        (
+            "budget target utilization out of range",
+            format!(
+                "{SOURCE}budget = \"b\"\n[budgets.b]\nlimits = [\"10/1m\"]\ntarget_utilization = 0\n"
+            ),
+            r#"error: bad.toml: budgets.b.target_utilization: 0 is not a share between 0.1 and 1
+  fix: write the share of each budget the poll plan may fill, e.g. 0.85; the rest is room for retries
+"#,
+        ),
+        (
             "unknown key",
             format!("{SOURCE}tokn = \"x\"\n"),
             r#"error: bad.toml: line 5, `tokn`: unknown field `tokn`, expected one of `kind`, `name`, `account`, `base_url`, `token_env`, `token_file`, `interval`, `schedule`, `tier`, `budget`, `timeout`, `max_retries`, `retry_backoff`, `max_response_bytes`, `currency`, `subaccounts`, `site_id`, `worker_series`, `max_workers`
