@@ -326,25 +326,18 @@ impl Exporter {
                 "make the token readable before starting",
             )
         })?;
-        let budget = budgets.get(&source.budget).cloned().ok_or_else(|| {
-            ConfigError::new(
-                &self.config.file,
-                format!("source {:?}", source.name),
-                format!("no budget {:?}", source.budget),
-                "report this as a bug: the config names every budget it uses",
-            )
-        })?;
-        let host_budget = match &source.host_budget {
-            Some(name) => Some(budgets.get(name).cloned().ok_or_else(|| {
+        let budget_named = |name: &String| {
+            budgets.get(name).cloned().ok_or_else(|| {
                 ConfigError::new(
                     &self.config.file,
                     format!("source {:?}", source.name),
                     format!("no budget {name:?}"),
                     "report this as a bug: the config names every budget it uses",
                 )
-            })?),
-            None => None,
+            })
         };
+        let budget = budget_named(&source.budget)?;
+        let host_budget = source.host_budget.as_ref().map(budget_named).transpose()?;
         let upstream = Upstream {
             http: self.http.clone(),
             base_url: source.base_url.clone(),

@@ -95,17 +95,27 @@ pub fn plan(config: &Config, learned: &BTreeMap<String, u32>) -> Plan {
             None => ((s.kind.defaults().min_requests_per_poll)(s).max(1), false),
         })
         .collect();
+    // Firings a second of each cron source, counted once: a busy expression takes a while.
+    let firings: Vec<Option<f64>> = config
+        .sources
+        .iter()
+        .map(|s| match &s.trigger {
+            Trigger::Every(_) => None,
+            Trigger::Cron(expr) => Some(cron_firings_per_second(expr)),
+        })
+        .collect();
     let demands: Vec<Demand> = config
         .sources
         .iter()
         .zip(&costs)
-        .map(|(s, &(cost, _))| match &s.trigger {
-            Trigger::Every(every) => Demand {
+        .zip(&firings)
+        .map(|((s, &(cost, _)), firing)| match (&s.trigger, firing) {
+            (Trigger::Every(every), _) => Demand {
                 rate: f64::from(cost) / every.as_secs_f64().max(1e-3),
                 movable: true,
             },
-            Trigger::Cron(expr) => Demand {
-                rate: f64::from(cost) * cron_firings_per_second(expr),
+            (Trigger::Cron(_), firing) => Demand {
+                rate: f64::from(cost) * firing.unwrap_or(0.0),
                 movable: false,
             },
         })
@@ -127,7 +137,8 @@ pub fn plan(config: &Config, learned: &BTreeMap<String, u32>) -> Plan {
         .iter()
         .zip(&costs)
         .zip(&rates)
-        .map(|((s, &(cost, learned)), &rate)| {
+        .zip(&firings)
+        .map(|(((s, &(cost, learned)), &rate), firing)| {
             let (trigger, interval) = match &s.trigger {
                 Trigger::Every(asked) => {
                     // Whole seconds, rounded up; the tolerance keeps float noise in the
@@ -141,8 +152,8 @@ pub fn plan(config: &Config, learned: &BTreeMap<String, u32>) -> Plan {
                     let every = wanted.max(*asked);
                     (Trigger::Every(every), every)
                 }
-                Trigger::Cron(expr) => {
-                    let per_second = cron_firings_per_second(expr);
+                Trigger::Cron(_) => {
+                    let per_second = firing.unwrap_or(0.0);
                     let mean = if per_second > 0.0 {
                         Duration::from_secs_f64(
                             (1.0 / per_second).min(LONGEST_PLANNED_INTERVAL.as_secs_f64()),
@@ -403,7 +414,7 @@ mod tests {
 
     fn config(text: &str) -> Config {
         let dir = tempfile::TempDir::new().unwrap();
-        std::fs::write(dir.path().join("t"), "up_k_0123456789abcdef\n").unwrap();
+        std::fs::write(dir.path().join("t"), "not-a-real-key-0\n").unwrap();
         Config::parse(text, "t.toml", dir.path(), SecretMode::Require).unwrap()
     }
 
@@ -494,8 +505,8 @@ mod tests {
     #[test]
     fn a_host_budget_binds_sources_with_different_keys() {
         let dir = tempfile::TempDir::new().unwrap();
-        std::fs::write(dir.path().join("a"), "up_k_aaaaaaaaaaaaaaaa\n").unwrap();
-        std::fs::write(dir.path().join("b"), "up_k_bbbbbbbbbbbbbbbb\n").unwrap();
+        std::fs::write(dir.path().join("a"), "not-a-real-key-a\n").unwrap();
+        std::fs::write(dir.path().join("b"), "not-a-real-key-b\n").unwrap();
         let c = Config::parse(
             r#"
             [[sources]]

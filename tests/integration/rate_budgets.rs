@@ -38,11 +38,10 @@ fn non_vip(sim: &Simulator, name: &str, every: Duration) -> (SourceConfig, Budge
     (source, budget)
 }
 
-/// A farm of 2,950 workers: 30 pages of 100, so a poll costs 33 requests (the overview,
-/// the pages, one hashrate series for each of its two algorithms).
-async fn long_list_proxy() -> Simulator {
+/// A steady non-VIP Ultimate Proxy account of `workers`, noting when each request arrives.
+async fn proxy_of(workers: usize) -> Simulator {
     let sim = Simulator::start(SimulatorOptions {
-        workers: 2_950,
+        workers,
         limit_per_minute: 10,
         outages: false,
         ..Default::default()
@@ -51,6 +50,12 @@ async fn long_list_proxy() -> Simulator {
     .unwrap();
     sim.record_request_times();
     sim
+}
+
+/// A farm of 2,950 workers: 30 pages of 100, so a poll costs 33 requests (the overview,
+/// the pages, one hashrate series for each of its two algorithms).
+async fn long_list_proxy() -> Simulator {
+    proxy_of(2_950).await
 }
 
 /// The exporter as `run` builds it, on the simulators' clock, serving until `stop`.
@@ -241,15 +246,7 @@ async fn a_simulated_day_keeps_every_window_and_the_planned_pace() {
 
 #[tokio::test(start_paused = true)]
 async fn a_429_with_retry_after_holds_every_request_back_until_then_and_the_source_recovers() {
-    let proxy = Simulator::start(SimulatorOptions {
-        workers: 20,
-        limit_per_minute: 10,
-        outages: false,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    proxy.record_request_times();
+    let proxy = proxy_of(20).await;
     let config = config_of(
         "127.0.0.1:0".parse().unwrap(),
         vec![non_vip(&proxy, "proxy", MINUTE)],
