@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_cron_scheduler::{JobScheduler, JobSchedulerError};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::budget::{Budget, Budgets};
 use crate::client::Upstream;
@@ -216,13 +216,17 @@ impl Exporter {
             },
             |w| w.to_string(),
         );
-        info!(
-            source = %learned.source,
-            requests_per_poll = learned.requests,
-            was = %was,
-            changed = %if moved.is_empty() { "no interval".to_string() } else { moved.join(", ") },
-            "poll cost learned; plan recomputed"
-        );
+        let changed = if moved.is_empty() {
+            "no interval".to_string()
+        } else {
+            moved.join(", ")
+        };
+        // A first poll that costs what was assumed changes nothing worth a line.
+        if before.source(&learned.source).map(|p| p.cost) == Some(learned.requests) {
+            debug!(source = %learned.source, requests_per_poll = learned.requests, %was, %changed, "poll cost learned; plan recomputed");
+        } else {
+            info!(source = %learned.source, requests_per_poll = learned.requests, %was, %changed, "poll cost learned; plan recomputed");
+        }
     }
 
     /// Keeps budgets and learned costs in `dir` across restarts. What a previous run left
