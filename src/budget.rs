@@ -342,13 +342,17 @@ pub type Budgets = BTreeMap<String, std::sync::Arc<Budget>>;
 mod tests {
     use super::*;
 
-    fn budget(limits: &[&str]) -> Budget {
-        Budget::new(&BudgetConfig {
-            name: "test".into(),
+    fn config(name: &str, limits: &[&str]) -> BudgetConfig {
+        BudgetConfig {
+            name: name.into(),
             limits: limits.iter().map(|l| l.parse().unwrap()).collect(),
             origin: "test".into(),
             target: 0.85,
-        })
+        }
+    }
+
+    fn budget(limits: &[&str]) -> Budget {
+        Budget::new(&config("test", limits))
     }
 
     /// The largest number of sends inside any span of `per`.
@@ -421,12 +425,7 @@ mod tests {
         for _ in 0..4 {
             b.acquire().await;
         }
-        let tighter = b.reconfigured(&BudgetConfig {
-            name: "test".into(),
-            limits: vec!["5/1m".parse().unwrap()],
-            origin: "test".into(),
-            target: 0.85,
-        });
+        let tighter = b.reconfigured(&config("test", &["5/1m"]));
         assert_eq!(tighter.remaining(), 1, "4 of the new 5 are already used");
         let start = Instant::now();
         tighter.acquire().await;
@@ -437,12 +436,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_request_waits_for_every_budget_it_counts_against_holding_no_slot_meanwhile() {
         let key = budget(&["5/1m"]);
-        let host = Budget::new(&BudgetConfig {
-            name: "host:pool.example".into(),
-            limits: vec!["2/1m".parse().unwrap()],
-            origin: "test".into(),
-            target: 0.85,
-        });
+        let host = Budget::new(&config("host:pool.example", &["2/1m"]));
         let start = Instant::now();
         acquire_all(&[&key, &host]).await;
         acquire_all(&[&key, &host]).await;
