@@ -112,7 +112,6 @@ impl Exporter {
         config: Config,
         build: impl Fn(&SourceConfig) -> Box<dyn Source> + Send + Sync + 'static,
     ) -> Result<Exporter, StartError> {
-        let plan = plan::plan(&config, &BTreeMap::new());
         let telemetry = Telemetry::new();
         let http = client::http_client().map_err(|e| StartError::HttpClient(e.to_string()))?;
         let budgets: Budgets = config
@@ -135,7 +134,8 @@ impl Exporter {
         let (cost_tx, cost_rx) = mpsc::unbounded_channel();
         let mut exporter = Exporter {
             config,
-            plan,
+            // Made by build_pollers, once the pollers exist to take their intervals.
+            plan: Plan::default(),
             store,
             exposition,
             telemetry,
@@ -208,21 +208,19 @@ impl Exporter {
                 })
             })
             .collect();
-        let was = learned.was.map_or_else(
-            || {
-                before
-                    .source(&learned.source)
-                    .map_or("unknown".to_string(), |p| format!("{} assumed", p.cost))
-            },
-            |w| w.to_string(),
-        );
+        let planned_cost = before.source(&learned.source).map(|p| p.cost);
+        let was = match (learned.was, planned_cost) {
+            (Some(was), _) => was.to_string(),
+            (None, Some(assumed)) => format!("{assumed} assumed"),
+            (None, None) => "unknown".to_string(),
+        };
         let changed = if moved.is_empty() {
             "no interval".to_string()
         } else {
             moved.join(", ")
         };
         // A first poll that costs what was assumed changes nothing worth a line.
-        if before.source(&learned.source).map(|p| p.cost) == Some(learned.requests) {
+        if planned_cost == Some(learned.requests) {
             debug!(source = %learned.source, requests_per_poll = learned.requests, %was, %changed, "poll cost learned; plan recomputed");
         } else {
             info!(source = %learned.source, requests_per_poll = learned.requests, %was, %changed, "poll cost learned; plan recomputed");

@@ -67,7 +67,7 @@ fn ratio(limits: &[RateWindow], load: &[f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     pub sources: Vec<PlannedSource>,
     pub budgets: Vec<PlannedBudget>,
@@ -179,8 +179,8 @@ pub fn plan(config: &Config, learned: &BTreeMap<String, u32>) -> Plan {
     let budgets = config
         .budgets
         .values()
-        .map(|b| {
-            let ids = members(&b.name);
+        .zip(&constraints)
+        .map(|(b, (_, ids))| {
             let load = |per_second: &dyn Fn(usize) -> f64| -> Vec<f64> {
                 b.limits
                     .iter()

@@ -161,15 +161,9 @@ async fn run_keeps_budgets_and_costs_in_the_state_dir_and_check_plans_with_them(
             .spawn()
             .unwrap(),
     );
-    wait_ready(&format!("http://127.0.0.1:{port}")).await;
-    let page = http()
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base).await;
+    let page = scrape(&base).await;
     sigterm(&child.0);
     assert!(child.0.wait().unwrap().success());
 
