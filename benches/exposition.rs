@@ -20,13 +20,14 @@ use mining_exporter::budget::Budgets;
 use mining_exporter::config::RateWindow;
 use mining_exporter::demo::{
     DEMO_INTERVAL, LuxorOptions, LuxorSimulator, OurPoolOptions, OurPoolSimulator, Simulator,
-    SimulatorOptions, config_of, demo_source,
+    SimulatorOptions, config_of, demo_luxor, demo_proxy, demo_source,
 };
 use mining_exporter::exposition::Exposition;
 use mining_exporter::metrics::*;
 use mining_exporter::scheduler::Outcome;
 use mining_exporter::snapshot::{Snapshot, Store};
 use mining_exporter::sources::SourceKind;
+use mining_exporter::sources::ourpool::OurPoolConfig;
 use mining_exporter::telemetry::Telemetry;
 use tower::ServiceExt;
 
@@ -271,14 +272,15 @@ async fn pool_under_test(
             })
             .await
             .unwrap();
-            let (source, budget) = demo_source(pool, "bench", sim.base_url(), &sim.token, interval);
+            let (source, budget) =
+                demo_source(demo_proxy(), "bench", sim.base_url(), &sim.token, interval);
             (source, budget, Box::new(move || sim.requests().0))
         }
         SourceKind::Ourpool => {
             let sim = unlimited_ourpool(workers).await;
-            let (mut source, budget) =
-                demo_source(pool, "bench", sim.base_url(), &sim.token, interval);
-            source.account = sim.account();
+            let settings = OurPoolConfig::settings(&sim.account());
+            let (source, budget) =
+                demo_source(settings, "bench", sim.base_url(), &sim.token, interval);
             (source, budget, Box::new(move || sim.requests().0))
         }
         SourceKind::Luxor => {
@@ -290,7 +292,8 @@ async fn pool_under_test(
             })
             .await
             .unwrap();
-            let (source, budget) = demo_source(pool, "bench", sim.base_url(), &sim.token, interval);
+            let (source, budget) =
+                demo_source(demo_luxor(), "bench", sim.base_url(), &sim.token, interval);
             (source, budget, Box::new(move || sim.requests().0))
         }
     };

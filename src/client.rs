@@ -21,6 +21,7 @@ use tracing::{debug, warn};
 use crate::budget::{Budget, MAX_UPSTREAM_PAUSE, acquire_all};
 use crate::clock::WallClock;
 use crate::config::HttpSettings;
+use crate::config::auth::{Auth, TokenPlacement};
 use crate::error::PollError;
 use crate::secret::{REDACTED, Secret};
 use crate::telemetry::Telemetry;
@@ -37,19 +38,6 @@ const SENSITIVE_QUERY_KEYS: &[&str] = &[
 ];
 /// Longest upstream error message kept in our errors and logs.
 const MAX_MESSAGE_CHARS: usize = 200;
-
-/// How a pool wants its token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthStyle {
-    /// `X-API-Key: <token>` (Ultimate Proxy's recommended form).
-    XApiKey,
-    /// `Authorization: Bearer <token>`.
-    Bearer,
-    /// `authorization: <token>`, the raw key (Luxor).
-    RawAuthorization,
-    /// `?token=<token>` in the query string (OurPool).
-    QueryToken,
-}
 
 /// reqwest is built without a default TLS crypto provider; ring is ours. Must run before any
 /// reqwest client is built; later calls find it installed, which is fine.
@@ -72,7 +60,7 @@ pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
 pub struct Upstream {
     pub http: reqwest::Client,
     pub base_url: String,
-    pub auth: AuthStyle,
+    pub auth: Auth,
     pub token: Secret,
     pub budget: Arc<Budget>,
     /// The budget of `base_url`'s host, shared with every source that calls it.
@@ -189,13 +177,17 @@ impl Upstream {
         let mut url = reqwest::Url::parse(&format!("{}{}", self.base_url, path)).map_err(|e| {
             PollError::decode("(url)", format!("cannot build a URL from base_url: {e}"))
         })?;
-        if !query.is_empty() || self.auth == AuthStyle::QueryToken {
+        let token_param = match &self.auth.token {
+            TokenPlacement::Query(param) => Some(param.as_str()),
+            _ => None,
+        };
+        if !query.is_empty() || token_param.is_some() {
             let mut pairs = url.query_pairs_mut();
             for (k, v) in query {
                 pairs.append_pair(k, v);
             }
-            if self.auth == AuthStyle::QueryToken {
-                pairs.append_pair("token", self.token.expose());
+            if let Some(param) = token_param {
+                pairs.append_pair(param, self.token.expose());
             }
         }
         Ok(url)
@@ -219,7 +211,7 @@ impl Upstream {
                 USER_AGENT,
                 concat!("mining-exporter/", env!("CARGO_PKG_VERSION")),
             );
-        match auth_header(self.auth, &self.token) {
+        match auth_header(&self.auth.token, &self.token) {
             Ok(Some((name, value))) => request = request.header(name, value),
             Ok(None) => {}
             Err(problem) => {
@@ -228,6 +220,9 @@ impl Upstream {
                     server_delay: None,
                 });
             }
+        }
+        for (name, value) in &self.auth.headers {
+            request = request.header(name.as_str(), value.as_str());
         }
         debug!(source = %self.source, url = %redact_url(url), "GET");
         let outcome = match self.send(request).await {
@@ -378,17 +373,17 @@ impl Upstream {
 /// The header that carries the token, marked sensitive so that no debug output of a request
 /// (ours, reqwest's or hyper's) prints it, and HTTP/2 never puts it in a compression table.
 fn auth_header(
-    style: AuthStyle,
+    placement: &TokenPlacement,
     token: &Secret,
 ) -> Result<Option<(HeaderName, HeaderValue)>, &'static str> {
-    let (name, value) = match style {
-        AuthStyle::XApiKey => (
-            HeaderName::from_static("x-api-key"),
+    let (name, value) = match placement {
+        TokenPlacement::Header(name) => (
+            HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| "the configured auth header is not a header name")?,
             token.expose().to_string(),
         ),
-        AuthStyle::Bearer => (AUTHORIZATION, format!("Bearer {}", token.expose())),
-        AuthStyle::RawAuthorization => (AUTHORIZATION, token.expose().to_string()),
-        AuthStyle::QueryToken => return Ok(None),
+        TokenPlacement::Bearer => (AUTHORIZATION, format!("Bearer {}", token.expose())),
+        TokenPlacement::Query(_) => return Ok(None),
     };
     // The error names no part of the value: it is the token.
     let mut value = HeaderValue::from_str(&value)
@@ -635,22 +630,23 @@ mod tests {
     #[test]
     fn auth_headers_are_sensitive() {
         let token = Secret::new("k3y");
+        let header = |name: &str| TokenPlacement::Header(name.to_string());
         for (style, name, value) in [
-            (AuthStyle::XApiKey, "x-api-key", "k3y"),
-            (AuthStyle::Bearer, "authorization", "Bearer k3y"),
-            (AuthStyle::RawAuthorization, "authorization", "k3y"),
+            (header("X-API-Key"), "x-api-key", "k3y"),
+            (TokenPlacement::Bearer, "authorization", "Bearer k3y"),
+            (header("authorization"), "authorization", "k3y"),
         ] {
-            let (n, v) = auth_header(style, &token).unwrap().unwrap();
+            let (n, v) = auth_header(&style, &token).unwrap().unwrap();
             assert_eq!((n.as_str(), v.to_str().unwrap()), (name, value));
             assert!(v.is_sensitive(), "{style:?}");
             assert!(!format!("{v:?}").contains("k3y"));
         }
         assert!(
-            auth_header(AuthStyle::QueryToken, &token)
+            auth_header(&TokenPlacement::Query("token".into()), &token)
                 .unwrap()
                 .is_none()
         );
-        assert!(auth_header(AuthStyle::XApiKey, &Secret::new("a\nb")).is_err());
+        assert!(auth_header(&header("x-api-key"), &Secret::new("a\nb")).is_err());
     }
 
     #[test]

@@ -120,10 +120,7 @@ impl Exporter {
             .map(|b| (b.name.clone(), Arc::new(Budget::new(b))))
             .collect();
         let store = Arc::new(Store::new(
-            config
-                .sources
-                .iter()
-                .map(|s| (s.kind.as_str(), s.name.as_str())),
+            config.sources.iter().map(|s| (s.pool(), s.name.as_str())),
         ));
         let exposition = Arc::new(Exposition::new(
             store.clone(),
@@ -343,13 +340,13 @@ impl Exporter {
         let upstream = Upstream {
             http: self.http.clone(),
             base_url: source.base_url.clone(),
-            auth: source.kind.defaults().auth,
+            auth: source.settings.auth(),
             token,
             budget,
             host_budget,
             settings: source.http.clone(),
             telemetry: self.telemetry.clone(),
-            pool: source.kind.as_str(),
+            pool: source.pool(),
             source: source.name.clone(),
             warned: Default::default(),
             clock: self.clock,
@@ -500,7 +497,8 @@ impl Exporter {
         shutdown: &CancellationToken,
     ) -> Result<(), String> {
         let loaded = match &self.config_path {
-            Some(path) => Config::load(path, SecretMode::Require).map_err(|e| e.to_string()),
+            Some(path) => Config::load(path, SecretMode::Require, &crate::sources::KINDS)
+                .map_err(|e| e.to_string()),
             None => Err("this exporter was not started from a config file".to_string()),
         };
         let outcome = match loaded {
@@ -616,12 +614,8 @@ impl Exporter {
                 let _ = task.await;
             }
         }
-        self.store.set_sources(
-            config
-                .sources
-                .iter()
-                .map(|s| (s.kind.as_str(), s.name.as_str())),
-        );
+        self.store
+            .set_sources(config.sources.iter().map(|s| (s.pool(), s.name.as_str())));
         self.exposition.set_budgets(budgets.clone());
         // A cost learned by a source that runs on unchanged keeps planning it.
         self.learned

@@ -82,7 +82,12 @@ fn main() -> ExitCode {
                 Some(path) => WebConfig::load(&path),
                 None => Ok(WebConfig::default()),
             };
-            match web.and_then(|web| Ok((Config::load(&path, SecretMode::Require)?, web))) {
+            match web.and_then(|web| {
+                Ok((
+                    Config::load(&path, SecretMode::Require, &mining_exporter::sources::KINDS)?,
+                    web,
+                ))
+            }) {
                 Ok((config, web)) => {
                     let options = RunOptions {
                         config_path: Some(path),
@@ -112,7 +117,12 @@ fn check(path: &std::path::Path, state_dir: Option<&std::path::Path>) -> ExitCod
         },
         None => Default::default(),
     };
-    let result = Config::load(path, SecretMode::WarnIfMissing).map(|config| {
+    let result = Config::load(
+        path,
+        SecretMode::WarnIfMissing,
+        &mining_exporter::sources::KINDS,
+    )
+    .map(|config| {
         let plan = mining_exporter::plan::plan(&config, &learned);
         mining_exporter::plan::report(&config, &plan)
     });

@@ -92,7 +92,7 @@ pub fn plan(config: &Config, learned: &BTreeMap<String, u32>) -> Plan {
         .iter()
         .map(|s| match learned.get(&s.name) {
             Some(&cost) => (cost.max(1), true),
-            None => ((s.kind.defaults().min_requests_per_poll)(s).max(1), false),
+            None => (s.settings.min_requests_per_poll().max(1), false),
         })
         .collect();
     // Firings a second of each cron source, counted once: a busy expression takes a while.
@@ -332,7 +332,7 @@ pub fn report(config: &Config, plan: &Plan) -> String {
             out,
             "  {} ({}): {}, token from {}, budget {}{host}",
             s.name,
-            s.kind.as_str(),
+            s.kind(),
             s.base_url,
             s.token_origin,
             s.budget
@@ -360,7 +360,7 @@ pub fn report(config: &Config, plan: &Plan) -> String {
                 format!(
                     "{} requests a poll (assumed until it polls: {})",
                     p.cost,
-                    s.kind.defaults().requests
+                    s.settings.requests()
                 )
             };
             let planned = match (&p.asked, &p.trigger) {
@@ -415,7 +415,14 @@ mod tests {
     fn config(text: &str) -> Config {
         let dir = tempfile::TempDir::new().unwrap();
         std::fs::write(dir.path().join("t"), "not-a-real-key-0\n").unwrap();
-        Config::parse(text, "t.toml", dir.path(), SecretMode::Require).unwrap()
+        Config::parse(
+            text,
+            "t.toml",
+            dir.path(),
+            SecretMode::Require,
+            &crate::sources::KINDS,
+        )
+        .unwrap()
     }
 
     fn every(plan: &Plan, name: &str) -> u64 {
@@ -528,6 +535,7 @@ mod tests {
             "t.toml",
             dir.path(),
             SecretMode::Require,
+            &crate::sources::KINDS,
         )
         .unwrap();
         let p = plan(&c, &BTreeMap::new());

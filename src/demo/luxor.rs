@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::farm::{Farm, FarmWorker, iso, sha256_asic};
 use super::harness::{Counted, Counters, Refused, Running, Shared, TokenBucket, Wallet, lock};
-use crate::config::CURRENCIES;
+use crate::sources::luxor::config::CURRENCIES;
 
 /// Largest page the simulator serves (PROPOSED in the reference).
 const MAX_PAGE_SIZE: usize = 1000;

@@ -14,13 +14,18 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+
 use crate::config::{
-    BudgetConfig, Config, DEFAULT_CURRENCY, DEFAULT_TARGET_UTILIZATION, HttpSettings, SourceConfig,
-    Tier, Trigger,
+    BudgetConfig, Config, DEFAULT_TARGET_UTILIZATION, HttpSettings, KindSettings, SourceConfig,
+    Trigger,
 };
 use crate::error::StartError;
 use crate::secret::Secret;
-use crate::sources::SourceKind;
+use crate::sources::luxor::LuxorConfig;
+use crate::sources::ourpool::OurPoolConfig;
+use crate::sources::ultimate_proxy::UltimateProxyConfig;
+use crate::sources::ultimate_proxy::config::Tier;
 use crate::{Exporter, bind};
 
 pub use luxor::{LuxorOptions, LuxorSimulator};
@@ -53,42 +58,42 @@ impl DemoPools {
 
 /// One source pointed at a simulator, with the pool's default budget for its token.
 pub fn demo_source(
-    kind: SourceKind,
+    settings: Arc<dyn KindSettings>,
     name: &str,
     base_url: String,
     token: &str,
     interval: Duration,
 ) -> (SourceConfig, BudgetConfig) {
-    let tier = Tier::Vip;
+    let (limits, origin) = settings.default_limits();
     let budget = BudgetConfig {
         name: format!("auto:{name}"),
-        limits: kind.default_limits(tier),
-        origin: kind.default_limits_origin(tier),
+        limits,
+        origin,
         target: DEFAULT_TARGET_UTILIZATION,
     };
     let source = SourceConfig {
-        kind,
         name: name.to_string(),
-        account: "demo".to_string(),
         base_url,
         token: Some(Secret::new(token)),
         token_origin: "the demo simulator".to_string(),
         trigger: Trigger::Every(interval),
-        tier: if kind == SourceKind::UltimateProxy {
-            tier
-        } else {
-            Tier::NonVip
-        },
         budget: budget.name.clone(),
         host_budget: None,
         http: HttpSettings::default(),
-        currency: DEFAULT_CURRENCY.to_string(),
-        subaccounts: Vec::new(),
-        site_id: None,
         worker_series: Default::default(),
         max_workers: None,
+        settings,
     };
     (source, budget)
+}
+
+/// The settings the demo gives each built-in kind: the VIP tier, the simulators' accounts.
+pub fn demo_proxy() -> Arc<dyn KindSettings> {
+    UltimateProxyConfig::settings("demo", Tier::Vip)
+}
+
+pub fn demo_luxor() -> Arc<dyn KindSettings> {
+    Arc::new(LuxorConfig::default())
 }
 
 /// A config of `sources`, as if read from a file.
@@ -113,27 +118,26 @@ pub fn config_of(listen: SocketAddr, sources: Vec<(SourceConfig, BudgetConfig)>)
 /// The config the demo runs: a source per simulator. The Luxor source names no subaccount,
 /// so it watches every one the workspace lists.
 pub fn demo_config(listen: SocketAddr, pools: &DemoPools) -> Config {
-    let (mut ourpool, ourpool_budget) = demo_source(
-        SourceKind::Ourpool,
+    let ourpool = demo_source(
+        OurPoolConfig::settings(&pools.ourpool.account()),
         "demo-ourpool",
         pools.ourpool.base_url(),
         &pools.ourpool.token,
         DEMO_OURPOOL_INTERVAL,
     );
-    ourpool.account = pools.ourpool.account();
     config_of(
         listen,
         vec![
             demo_source(
-                SourceKind::UltimateProxy,
+                demo_proxy(),
                 "demo-proxy",
                 pools.ultimate_proxy.base_url(),
                 &pools.ultimate_proxy.token,
                 DEMO_INTERVAL,
             ),
-            (ourpool, ourpool_budget),
+            ourpool,
             demo_source(
-                SourceKind::Luxor,
+                demo_luxor(),
                 "demo-luxor",
                 pools.luxor.base_url(),
                 &pools.luxor.token,

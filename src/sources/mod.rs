@@ -1,10 +1,11 @@
-//! Sources: one file per pool API. A source turns the pool's JSON into a `Snapshot`; it
+//! Sources: one folder per pool API. A source turns the pool's JSON into a `Snapshot`; it
 //! never touches reqwest, the registry or the clock. Everything else (budget, auth, retries,
 //! timing, logging, the per-source health metrics) is the scheduler's and the client's job.
 //!
-//! Adding a pool: a file here with its `DEFAULTS`, its serde types and a `Source` impl; a
-//! variant in `SourceKind`; an arm in `defaults()` and `build()`; a config block in
-//! config.example.toml; a fixture and a test.
+//! Each folder holds the source (`mod.rs`) and the keys only its kind takes (`config.rs`:
+//! its `KindSettings`, read and checked there). Adding a pool: a folder like the others; a
+//! variant in `SourceKind` and its arms below; a config block in config.example.toml; a
+//! fixture and a test.
 
 #[cfg(test)]
 pub(crate) mod arbitrary;
@@ -17,13 +18,11 @@ pub mod ultimate_proxy;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
+use std::sync::Arc;
 
-use serde::Deserialize;
-
-use crate::client::{AuthStyle, Upstream};
-use crate::config::{RateWindow, SourceConfig, Tier};
-use crate::error::PollError;
+use crate::client::Upstream;
+use crate::config::{KindContext, KindSettings, SourceConfig, SourceKinds};
+use crate::error::{ConfigError, PollError};
 use crate::metrics::{WORKER_HASHRATE, WORKER_UP, WORKERS};
 use crate::snapshot::Snapshot;
 
@@ -35,62 +34,97 @@ pub trait Source: Send + Sync {
     fn poll<'a>(&'a self, api: &'a Upstream) -> PollFuture<'a>;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// The kinds of source there are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SourceKind {
     UltimateProxy,
     Ourpool,
     Luxor,
 }
 
-/// What a pool's file declares about its API, used by config, plan and client.
-#[derive(Debug)]
-pub struct KindDefaults {
-    /// The `pool` label and the `kind` in the config.
-    pub pool: &'static str,
-    pub base_url: &'static str,
-    pub interval: Duration,
-    pub auth: AuthStyle,
-    /// The keys of those only some kinds take (account, tier, currency, subaccounts,
-    /// site_id) that this kind accepts, and those it needs.
-    pub keys: &'static [&'static str],
-    pub required: &'static [&'static str],
-    /// Requests one poll of this source costs at the least (one page of each list).
-    pub min_requests_per_poll: fn(&SourceConfig) -> u32,
-    /// What one poll requests, for `check` and the README.
-    pub requests: &'static str,
-    /// The vendor's published limits for a token, by tier where the pool has tiers.
-    pub limits: fn(Tier) -> (Vec<RateWindow>, &'static str),
-}
-
 impl SourceKind {
-    pub fn defaults(self) -> &'static KindDefaults {
+    pub const ALL: [SourceKind; 3] = [
+        SourceKind::UltimateProxy,
+        SourceKind::Ourpool,
+        SourceKind::Luxor,
+    ];
+
+    /// The `kind` in the config.
+    pub fn as_str(self) -> &'static str {
         match self {
-            SourceKind::UltimateProxy => &ultimate_proxy::DEFAULTS,
-            SourceKind::Ourpool => &ourpool::DEFAULTS,
-            SourceKind::Luxor => &luxor::DEFAULTS,
+            SourceKind::UltimateProxy => ultimate_proxy::config::KIND,
+            SourceKind::Ourpool => ourpool::config::KIND,
+            SourceKind::Luxor => luxor::config::KIND,
         }
     }
 
-    pub fn as_str(self) -> &'static str {
-        self.defaults().pool
+    fn named(kind: &str) -> Option<SourceKind> {
+        SourceKind::ALL.into_iter().find(|k| k.as_str() == kind)
     }
 
-    pub fn default_base_url(self) -> &'static str {
-        self.defaults().base_url
+    /// The keys only this kind takes.
+    pub fn keys(self) -> &'static [&'static str] {
+        match self {
+            SourceKind::UltimateProxy => ultimate_proxy::config::KEYS,
+            SourceKind::Ourpool => ourpool::config::KEYS,
+            SourceKind::Luxor => luxor::config::KEYS,
+        }
     }
 
-    pub fn default_interval(self) -> Duration {
-        self.defaults().interval
+    fn parse(self, cx: &mut KindContext<'_, '_>) -> Result<Arc<dyn KindSettings>, ConfigError> {
+        match self {
+            SourceKind::UltimateProxy => ultimate_proxy::config::parse(cx),
+            SourceKind::Ourpool => ourpool::config::parse(cx),
+            SourceKind::Luxor => luxor::config::parse(cx),
+        }
+    }
+}
+
+/// Every kind, for `Config::load`.
+pub struct Kinds;
+
+/// What `Config::load` is given to read each source's own keys.
+pub static KINDS: Kinds = Kinds;
+
+impl SourceKinds for Kinds {
+    fn names(&self) -> Vec<&'static str> {
+        SourceKind::ALL.iter().map(|k| k.as_str()).collect()
     }
 
-    pub fn default_limits(self, tier: Tier) -> Vec<RateWindow> {
-        (self.defaults().limits)(tier).0
+    fn keys(&self, kind: &str) -> Option<&'static [&'static str]> {
+        SourceKind::named(kind).map(SourceKind::keys)
     }
 
-    pub fn default_limits_origin(self, tier: Tier) -> String {
-        (self.defaults().limits)(tier).1.to_string()
+    fn parse(
+        &self,
+        kind: &str,
+        cx: &mut KindContext<'_, '_>,
+    ) -> Result<Arc<dyn KindSettings>, ConfigError> {
+        match SourceKind::named(kind) {
+            Some(k) => k.parse(cx),
+            None => Err(cx.err(
+                "kind",
+                format!("{kind:?} is not a kind of source"),
+                &format!("use one of {}", self.names().join(", ")),
+            )),
+        }
     }
+}
+
+/// The `account` label of kinds that take one: as configured, or the source's name.
+pub(crate) fn account(
+    cx: &KindContext<'_, '_>,
+    account: Option<String>,
+) -> Result<String, ConfigError> {
+    let account = account.unwrap_or_else(|| cx.name().to_string());
+    if account.trim().is_empty() || account.chars().any(char::is_control) {
+        return Err(cx.err(
+            "account",
+            "the account is empty or holds control characters",
+            "write the account name as the pool shows it",
+        ));
+    }
+    Ok(account)
 }
 
 /// A worker's label: its name, or its id where the pool sends no usable name.
@@ -160,10 +194,32 @@ pub(crate) fn count_workers<'a>(snap: &mut Snapshot, accounts: impl IntoIterator
     }
 }
 
+/// The source `config` describes.
 pub fn build(config: &SourceConfig) -> Box<dyn Source> {
-    match config.kind {
-        SourceKind::UltimateProxy => Box::new(ultimate_proxy::UltimateProxy::new(config)),
-        SourceKind::Ourpool => Box::new(ourpool::OurPool::new(config)),
-        SourceKind::Luxor => Box::new(luxor::Luxor::new(config)),
+    let settings = config.settings.as_any();
+    if let Some(s) = settings.downcast_ref::<ultimate_proxy::UltimateProxyConfig>() {
+        Box::new(ultimate_proxy::UltimateProxy::new(s))
+    } else if let Some(s) = settings.downcast_ref::<ourpool::OurPoolConfig>() {
+        Box::new(ourpool::OurPool::new(s))
+    } else if let Some(s) = settings.downcast_ref::<luxor::LuxorConfig>() {
+        Box::new(luxor::Luxor::new(config, s))
+    } else {
+        Box::new(Unbuildable(config.kind()))
+    }
+}
+
+/// Settings no kind here reads: only a library user's own `SourceKinds` can make them, and
+/// each poll says so instead of the process stopping.
+struct Unbuildable(&'static str);
+
+impl Source for Unbuildable {
+    fn poll<'a>(&'a self, _: &'a Upstream) -> PollFuture<'a> {
+        let kind = self.0;
+        Box::pin(async move {
+            Err(PollError::decode(
+                "(config)",
+                format!("no source of kind {kind:?} is built into this exporter"),
+            ))
+        })
     }
 }

@@ -22,7 +22,14 @@ pub fn exporter(base_url: &str, extra: &str) -> (Exporter, TempDir) {
 pub fn config(dir: &Path, base_url: &str, extra: &str) -> Config {
     std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
     let text = config_text(base_url, extra);
-    Config::parse(&text, "test.toml", dir, SecretMode::Require).expect("valid test config")
+    Config::parse(
+        &text,
+        "test.toml",
+        dir,
+        SecretMode::Require,
+        &mining_exporter::sources::KINDS,
+    )
+    .expect("valid test config")
 }
 
 pub fn config_text(base_url: &str, extra: &str) -> String {

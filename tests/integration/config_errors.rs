@@ -82,7 +82,7 @@ fn every_bad_config_gives_its_exact_error_naming_file_key_and_fix() {
         (
             "unknown key",
             format!("{SOURCE}tokn = \"x\"\n"),
-            r#"error: bad.toml: line 5, `tokn`: unknown field `tokn`, expected one of `kind`, `name`, `account`, `base_url`, `token_env`, `token_file`, `interval`, `schedule`, `tier`, `budget`, `timeout`, `max_retries`, `retry_backoff`, `max_response_bytes`, `currency`, `subaccounts`, `site_id`, `worker_series`, `max_workers`
+            r#"error: bad.toml: line 5, `tokn`: unknown field `tokn`, expected one of `kind`, `name`, `base_url`, `token_env`, `token_file`, `interval`, `schedule`, `budget`, `timeout`, `max_retries`, `retry_backoff`, `max_response_bytes`, `worker_series`, `max_workers`, `account`, `tier`
   fix: remove the key or correct its spelling; config.example.toml documents every key
 "#,
         ),
@@ -312,7 +312,12 @@ fn run_names_every_unreadable_token_at_once() {
 #[test]
 fn the_example_config_is_valid_and_documents_every_key() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
-    let config = Config::load(path.as_ref(), SecretMode::WarnIfMissing).unwrap();
+    let config = Config::load(
+        path.as_ref(),
+        SecretMode::WarnIfMissing,
+        &mining_exporter::sources::KINDS,
+    )
+    .unwrap();
     assert_eq!(config.sources.len(), 5);
     assert_eq!(
         config.sources[0].trigger,
@@ -378,7 +383,14 @@ fn sources_over_their_budget_are_stretched_in_the_plan() {
         "{SOURCE}interval = \"20s\"\n{}interval = \"20s\"\n",
         SOURCE.replace("name = \"p\"", "name = \"q\"")
     );
-    let config = Config::parse(&toml, "x.toml", dir.path(), SecretMode::Require).unwrap();
+    let config = Config::parse(
+        &toml,
+        "x.toml",
+        dir.path(),
+        SecretMode::Require,
+        &mining_exporter::sources::KINDS,
+    )
+    .unwrap();
     assert_eq!(
         config.sources[0].budget, config.sources[1].budget,
         "same token, same budget"
@@ -410,9 +422,15 @@ fn a_token_file_others_can_read_is_a_warning_and_a_private_one_is_not() {
     let token = dir.path().join("token");
     std::fs::write(&token, TOKEN).unwrap();
     let load = || {
-        Config::parse(SOURCE, "perm.toml", dir.path(), SecretMode::Require)
-            .unwrap()
-            .warnings
+        Config::parse(
+            SOURCE,
+            "perm.toml",
+            dir.path(),
+            SecretMode::Require,
+            &mining_exporter::sources::KINDS,
+        )
+        .unwrap()
+        .warnings
     };
     for mode in [0o644, 0o640, 0o604] {
         std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).unwrap();

@@ -69,7 +69,13 @@ fn load(text: &str) {
     let dir = tempfile::TempDir::new().unwrap();
     std::fs::write(dir.path().join("token"), "s3cr3t-VALUE").unwrap();
     for mode in [SecretMode::WarnIfMissing, SecretMode::Require] {
-        if let Err(e) = Config::parse(text, "fuzz.toml", dir.path(), mode) {
+        if let Err(e) = Config::parse(
+            text,
+            "fuzz.toml",
+            dir.path(),
+            mode,
+            &mining_exporter::sources::KINDS,
+        ) {
             let shown = e.to_string();
             assert!(shown.starts_with("fuzz.toml: "), "{shown}");
             assert!(shown.contains("\n  fix: "), "{shown}");

@@ -40,6 +40,7 @@ fn every_path_the_compose_file_mounts_exists() {
         "deploy/compose/config.toml",
         root(),
         SecretMode::WarnIfMissing,
+        &mining_exporter::sources::KINDS,
     )
     .unwrap();
     assert_eq!(
@@ -119,6 +120,7 @@ fn the_systemd_unit_is_installed_from_files_that_exist_and_uses_them() {
         "deploy/systemd/config.toml",
         root(),
         SecretMode::WarnIfMissing,
+        &mining_exporter::sources::KINDS,
     )
     .unwrap();
     assert_eq!(

@@ -150,7 +150,14 @@ async fn run_case(dir: &Path, (auth, endpoints): &(Auth, &[Endpoint])) {
     let text = std::fs::read_to_string(dir.join("config.toml"))
         .unwrap()
         .replace("{BASE_URL}", &server.base_url());
-    let config = Config::parse(&text, "config.toml", secrets.path(), SecretMode::Require).unwrap();
+    let config = Config::parse(
+        &text,
+        "config.toml",
+        secrets.path(),
+        SecretMode::Require,
+        &mining_exporter::sources::KINDS,
+    )
+    .unwrap();
     let exporter = Exporter::new(config).unwrap();
     let outcome = exporter.poll_once("golden").await.unwrap();
     assert!(

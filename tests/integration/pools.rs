@@ -19,7 +19,14 @@ fn exporter_of(toml: &str, tokens: &[(&str, &str)]) -> (Exporter, TempDir) {
     for (file, token) in tokens {
         std::fs::write(dir.path().join(file), token).unwrap();
     }
-    let config = Config::parse(toml, "pools.toml", dir.path(), SecretMode::Require).unwrap();
+    let config = Config::parse(
+        toml,
+        "pools.toml",
+        dir.path(),
+        SecretMode::Require,
+        &mining_exporter::sources::KINDS,
+    )
+    .unwrap();
     (Exporter::new(config).unwrap(), dir)
 }
 

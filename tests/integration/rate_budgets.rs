@@ -11,10 +11,10 @@ use mining_exporter::clock::WallClock;
 use mining_exporter::config::{BudgetConfig, Config, SourceConfig};
 use mining_exporter::demo::{
     LuxorOptions, LuxorSimulator, OurPoolOptions, OurPoolSimulator, Simulator, SimulatorOptions,
-    config_of, demo_source,
+    config_of, demo_luxor, demo_proxy, demo_source,
 };
 use mining_exporter::exposition::Exposition;
-use mining_exporter::sources::SourceKind;
+use mining_exporter::sources::ourpool::OurPoolConfig;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -25,13 +25,8 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 /// Ultimate Proxy non-VIP: 10 requests a minute per account.
 fn non_vip(sim: &Simulator, name: &str, every: Duration) -> (SourceConfig, BudgetConfig) {
-    let (mut source, mut budget) = demo_source(
-        SourceKind::UltimateProxy,
-        name,
-        sim.base_url(),
-        &sim.token,
-        every,
-    );
+    let (mut source, mut budget) =
+        demo_source(demo_proxy(), name, sim.base_url(), &sim.token, every);
     budget.name = "proxy-key".into();
     budget.limits = vec!["10/1m".parse().unwrap()];
     source.budget = budget.name.clone();
@@ -119,14 +114,13 @@ async fn a_simulated_day_keeps_every_window_and_the_planned_pace() {
     .unwrap();
     // Two sources on one Ultimate Proxy key asking for 33 + 16.5 requests a minute of the 10
     // it grants; OurPool and Luxor asking for less than theirs.
-    let (mut ourpool_source, ourpool_budget) = demo_source(
-        SourceKind::Ourpool,
+    let (ourpool_source, ourpool_budget) = demo_source(
+        OurPoolConfig::settings(&ourpool.account()),
         "ourpool",
         ourpool.base_url(),
         &ourpool.token,
         MINUTE,
     );
-    ourpool_source.account = ourpool.account();
     let config = config_of(
         "127.0.0.1:0".parse().unwrap(),
         vec![
@@ -134,7 +128,7 @@ async fn a_simulated_day_keeps_every_window_and_the_planned_pace() {
             non_vip(&proxy, "proxy-slow", 2 * MINUTE),
             (ourpool_source, ourpool_budget),
             demo_source(
-                SourceKind::Luxor,
+                demo_luxor(),
                 "luxor",
                 luxor.base_url(),
                 &luxor.token,

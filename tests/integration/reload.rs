@@ -59,7 +59,7 @@ async fn serve_reloadable(
     String,
     tokio::task::JoinHandle<Result<(), mining_exporter::error::StartError>>,
 ) {
-    let config = Config::load(file, SecretMode::Require).unwrap();
+    let config = Config::load(file, SecretMode::Require, &mining_exporter::sources::KINDS).unwrap();
     let exporter = Exporter::new(config)
         .unwrap()
         .reload_from(file.to_path_buf())
@@ -184,7 +184,7 @@ async fn a_reload_adds_removes_keeps_and_refuses_a_broken_file() {
             sources(&server.base_url(), &["keep"], "50/1h")
         ),
     );
-    let expected = Config::load(&file, SecretMode::Require)
+    let expected = Config::load(&file, SecretMode::Require, &mining_exporter::sources::KINDS)
         .unwrap_err()
         .to_string();
     let (status, body) = post_reload(&base).await;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use httpmock::prelude::*;
 use mining_exporter::budget::Budget;
-use mining_exporter::client::{AuthStyle, Upstream, http_client};
+use mining_exporter::client::{Upstream, http_client};
+use mining_exporter::config::auth::{Auth, TokenPlacement};
 use mining_exporter::config::{BudgetConfig, Config, HttpSettings, SecretMode};
 use mining_exporter::secret::Secret;
 use mining_exporter::telemetry::Telemetry;
@@ -158,7 +159,11 @@ async fn a_token_in_the_query_string_stays_out_of_errors() {
                 .json_body(json!({"code": "auth.unexpected_error", "message": format!("permission check failed for /api/v1/x?token={TOKEN}")}));
         })
         .await;
-    let upstream = upstream_with(server.base_url(), AuthStyle::QueryToken, TOKEN);
+    let upstream = upstream_with(
+        server.base_url(),
+        TokenPlacement::Query("token".into()),
+        TOKEN,
+    );
     let error = upstream
         .get_json::<serde_json::Value>("/api/v1/x", "/api/v1/x", &[])
         .await
@@ -182,16 +187,17 @@ fn debug_output_of_a_config_hides_the_token() {
         "x.toml",
         dir.path(),
         SecretMode::Require,
+        &mining_exporter::sources::KINDS,
     )
     .unwrap();
     assert_eq!(reloaded.sources[0].token.as_ref().unwrap().expose(), TOKEN);
 }
 
-fn upstream_with(base_url: String, auth: AuthStyle, token: &str) -> Upstream {
+fn upstream_with(base_url: String, token_in: TokenPlacement, token: &str) -> Upstream {
     Upstream {
         http: http_client().unwrap(),
         base_url,
-        auth,
+        auth: Auth::token_in(token_in),
         token: Secret::new(token),
         budget: Arc::new(Budget::new(&BudgetConfig {
             name: "b".into(),
@@ -232,7 +238,7 @@ async fn an_echoed_token_is_scrubbed_before_the_message_is_cut_and_in_encoded_fo
                 .json_body(json!({"error": format!("bad key in /encoded?token={encoded}")}));
         })
         .await;
-    let mut upstream = upstream_with(server.base_url(), AuthStyle::Bearer, token);
+    let mut upstream = upstream_with(server.base_url(), TokenPlacement::Bearer, token);
     upstream.settings.max_retries = 0;
     for path in ["/cut", "/encoded"] {
         let error = upstream

@@ -4,43 +4,20 @@
 //! Hashrates are H/s, amounts BTC; both arrive as numbers or numeric strings.
 //! Reference: upstream-apis.md §3.
 
+pub mod config;
+
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
 use super::fields::{Num, num, unix_seconds};
 use super::optional::OptionalEndpoints;
-use super::{KindDefaults, PollFuture, Source, count_workers, set_worker};
-use crate::client::{AuthStyle, Upstream, escape_path_segment};
-use crate::config::{RateWindow, SourceConfig, Tier};
+use super::{PollFuture, Source, count_workers, set_worker};
+use crate::client::{Upstream, escape_path_segment};
 use crate::error::PollError;
 use crate::metrics::*;
 use crate::snapshot::Snapshot;
-
-pub const DEFAULTS: KindDefaults = KindDefaults {
-    pool: "ourpool",
-    base_url: "https://ourpool.io",
-    // 3 requests a poll every 60 s is 180 an hour, well inside the 1000/h that binds first.
-    interval: Duration::from_secs(60),
-    auth: AuthStyle::QueryToken,
-    keys: &["account"],
-    required: &["account"],
-    min_requests_per_poll: |_| 3,
-    requests: "rewards-stats + miner workers + miner stats",
-    limits,
-};
-
-/// The documented limits, per watcher token; whichever window fills first binds.
-fn limits(_: Tier) -> (Vec<RateWindow>, &'static str) {
-    (
-        vec![
-            RateWindow::new(100, Duration::from_secs(60)),
-            RateWindow::new(1000, Duration::from_secs(3600)),
-        ],
-        "OurPool, per token",
-    )
-}
+pub use config::OurPoolConfig;
 
 /// OurPool is a BTC pool; its paths say `btc`.
 const CURRENCY: &str = "BTC";
@@ -119,12 +96,12 @@ pub struct OurPool {
 }
 
 impl OurPool {
-    pub fn new(config: &SourceConfig) -> Self {
+    pub fn new(settings: &OurPoolConfig) -> Self {
         OurPool {
-            account: config.account.clone(),
+            account: settings.account.clone(),
             prefix: format!(
                 "/api/v1/accounts/{}/btc",
-                escape_path_segment(&config.account)
+                escape_path_segment(&settings.account)
             ),
             optional: OptionalEndpoints::new(),
         }

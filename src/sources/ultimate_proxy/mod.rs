@@ -5,47 +5,21 @@
 //! overview's totals are used only where the account mines one algorithm.
 //! Reference: upstream-apis.md §2.
 
+pub mod config;
+
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::fields::{Num, num, unix_seconds};
 use super::{
-    KindDefaults, PollFuture, Source, UNKNOWN_ALGORITHM, algorithm_label, count_workers,
-    set_worker, worker_label,
+    PollFuture, Source, UNKNOWN_ALGORITHM, algorithm_label, count_workers, set_worker, worker_label,
 };
-use crate::client::{AuthStyle, Upstream};
-use crate::config::{RateWindow, SourceConfig, Tier};
+use crate::client::Upstream;
 use crate::error::PollError;
 use crate::metrics::*;
 use crate::snapshot::Snapshot;
-
-pub const DEFAULTS: KindDefaults = KindDefaults {
-    pool: "ultimate_proxy",
-    base_url: "https://api.ultimate-proxy.com",
-    interval: Duration::from_secs(60),
-    auth: AuthStyle::XApiKey,
-    keys: &["account", "tier"],
-    required: &[],
-    min_requests_per_poll: |_| 3,
-    requests: "overview + workers (1 per 100 workers) + hashrate series (1 per algorithm)",
-    limits,
-};
-
-/// The documented per-user limits: the same window is shared by every key of the user.
-fn limits(tier: Tier) -> (Vec<RateWindow>, &'static str) {
-    match tier {
-        Tier::Vip => (
-            vec![RateWindow::new(60, Duration::from_secs(60))],
-            "Ultimate Proxy VIP tier, per account",
-        ),
-        Tier::NonVip => (
-            vec![RateWindow::new(10, Duration::from_secs(60))],
-            "Ultimate Proxy non-VIP tier, per account",
-        ),
-    }
-}
+pub use config::UltimateProxyConfig;
 
 /// The API's maximum page size (PROPOSED in the reference; the public client uses 100).
 pub const PAGE_SIZE: u32 = 100;
@@ -143,9 +117,9 @@ pub struct UltimateProxy {
 }
 
 impl UltimateProxy {
-    pub fn new(config: &SourceConfig) -> Self {
+    pub fn new(settings: &UltimateProxyConfig) -> Self {
         UltimateProxy {
-            account: config.account.clone(),
+            account: settings.account.clone(),
         }
     }
 

@@ -5,6 +5,8 @@
 //! Hashrates are H/s in strings or numbers; ratios 0-1; amounts in coins.
 //! Reference: upstream-apis.md §1.
 
+pub mod config;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,34 +15,13 @@ use serde::de::DeserializeOwned;
 
 use super::fields::{Num, num, unix_seconds};
 use super::optional::OptionalEndpoints;
-use super::{KindDefaults, PollFuture, Source, count_workers, set_worker, worker_label};
-use crate::client::{AuthStyle, Upstream};
-use crate::config::{RateWindow, SourceConfig, Tier, Trigger};
+use super::{PollFuture, Source, count_workers, set_worker, worker_label};
+use crate::client::Upstream;
+use crate::config::{SourceConfig, Trigger};
 use crate::error::PollError;
 use crate::metrics::*;
 use crate::snapshot::Snapshot;
-
-pub const DEFAULTS: KindDefaults = KindDefaults {
-    pool: "luxor",
-    base_url: "https://app.luxor.tech/api",
-    interval: Duration::from_secs(60),
-    auth: AuthStyle::RawAuthorization,
-    keys: &["currency", "subaccounts", "site_id"],
-    required: &[],
-    min_requests_per_poll: |s| s.subaccounts.len().max(1) as u32 + 1,
-    requests: "summary per subaccount + workers (1 per 1000 workers) + workspace every ~10 min",
-    limits,
-};
-
-/// Luxor documents a token bucket per key (and one per workspace) without sizes. 5 in any
-/// 5 s keeps a key at the 1 request/s the vendor's own collector uses, with no burst beyond
-/// the smallest bucket the reference proposes.
-fn limits(_: Tier) -> (Vec<RateWindow>, &'static str) {
-    (
-        vec![RateWindow::new(5, Duration::from_secs(5))],
-        "Luxor, per key: 1 request/s",
-    )
-}
+pub use config::LuxorConfig;
 
 /// No maximum is documented; Luxor's collector uses 100, other clients 1000.
 pub const PAGE_SIZE: u32 = 1000;
@@ -206,7 +187,7 @@ pub struct Luxor {
 }
 
 impl Luxor {
-    pub fn new(config: &SourceConfig) -> Self {
+    pub fn new(config: &SourceConfig, settings: &LuxorConfig) -> Self {
         let refresh_every = match config.trigger {
             Trigger::Every(every) if !every.is_zero() => {
                 (WORKSPACE_EVERY.as_secs_f64() / every.as_secs_f64()).ceil() as u32
@@ -214,9 +195,9 @@ impl Luxor {
             _ => 10,
         };
         Luxor {
-            currency: config.currency.clone(),
-            configured: config.subaccounts.clone(),
-            site_id: config.site_id.clone(),
+            currency: settings.currency.clone(),
+            configured: settings.subaccounts.clone(),
+            site_id: settings.site_id.clone(),
             refresh_every: refresh_every.max(1),
             optional: OptionalEndpoints::new(),
             cache: Mutex::new(WatchCache::default()),

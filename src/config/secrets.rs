@@ -1,0 +1,165 @@
+//! Reading secrets: from an environment variable or a file, never from the TOML itself, and
+//! no message built here ever holds a secret's value.
+
+use std::path::{Path, PathBuf};
+
+use super::{Loader, SecretMode};
+use crate::error::ConfigError;
+use crate::secret::Secret;
+
+/// Keys that would hold a secret inline; refused before anything else so no message echoes them.
+pub(super) const INLINE_SECRET_KEYS: &[&str] =
+    &["token", "api_key", "apikey", "key", "secret", "password"];
+
+/// Refuses a secret written inline in a source block or in any table inside it.
+pub(super) fn reject_inline_secrets(file: &str, table: &toml::Table) -> Result<(), ConfigError> {
+    let Some(toml::Value::Array(sources)) = table.get("sources") else {
+        return Ok(());
+    };
+    for (i, source) in sources.iter().enumerate() {
+        let Some(source) = source.as_table() else {
+            continue;
+        };
+        let nested = source
+            .iter()
+            .filter_map(|(name, value)| value.as_table().map(|t| (format!("{name}."), t)));
+        for (prefix, table) in std::iter::once((String::new(), source)).chain(nested) {
+            if let Some(key) = INLINE_SECRET_KEYS.iter().find(|k| table.contains_key(**k)) {
+                let (what, setting) = if prefix.is_empty() {
+                    ("token", "token".to_string())
+                } else {
+                    ("secret", format!("{prefix}secret"))
+                };
+                return Err(ConfigError::new(
+                    file,
+                    format!("sources[{i}].{prefix}{key}"),
+                    format!("a {what} is never written inline in the config file"),
+                    format!(
+                        "remove the key; put the {what} in an environment variable and set \
+                         {setting}_env = \"VAR_NAME\", or in a file readable only by the \
+                         exporter and set {setting}_file = \"/path/to/file\""
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Loader<'_> {
+    /// A secret from `<prefix>_env` or `<prefix>_file`; `at` names a key of the block. With
+    /// `SecretMode::Require` an unreadable one is collected and refused once every source is
+    /// read; otherwise it is a warning and the secret is `None`.
+    pub(super) fn secret(
+        &mut self,
+        at: &dyn Fn(&str) -> String,
+        prefix: &str,
+        env: Option<&str>,
+        file: Option<&PathBuf>,
+    ) -> Result<(Option<Secret>, String), ConfigError> {
+        let (env_key, file_key) = (format!("{prefix}_env"), format!("{prefix}_file"));
+        let (value, origin, key) = match (env, file) {
+            (Some(_), Some(_)) => {
+                return Err(self.err(
+                    at(&file_key),
+                    format!("both {env_key} and {file_key} are set"),
+                    "keep one of them",
+                ));
+            }
+            (None, None) => {
+                return Err(self.err(
+                    at(&env_key),
+                    format!("no {prefix} configured"),
+                    &format!(
+                        "set {env_key} = \"VAR_NAME\" (an environment variable holding the {prefix}) or {file_key} = \"/path/to/file\""
+                    ),
+                ));
+            }
+            (Some(var), None) => {
+                let value = match std::env::var(var) {
+                    Ok(v) => Ok(v),
+                    Err(std::env::VarError::NotPresent) => {
+                        Err(format!("the environment variable {var} is not set"))
+                    }
+                    Err(std::env::VarError::NotUnicode(_)) => {
+                        Err(format!("the environment variable {var} is not valid UTF-8"))
+                    }
+                };
+                (value, format!("env {var}"), at(&env_key))
+            }
+            (None, Some(path)) => {
+                let full = self.base_dir.join(path);
+                let value = std::fs::read_to_string(&full)
+                    .map_err(|e| format!("cannot read the {prefix} file {}: {e}", full.display()));
+                if value.is_ok() {
+                    self.warn_if_shared(&at(&file_key), &full);
+                }
+                (value, format!("file {}", full.display()), at(&file_key))
+            }
+        };
+        let value = value.and_then(|v| {
+            let v = v.trim().to_string();
+            if v.is_empty() {
+                Err(format!("the {prefix} from {origin} is empty"))
+            } else {
+                Ok(v)
+            }
+        });
+        match value {
+            Ok(v) => Ok((Some(Secret::new(v)), origin)),
+            Err(problem) => {
+                match self.mode {
+                    SecretMode::Require => self.unreadable.push((key, problem)),
+                    SecretMode::WarnIfMissing => self.warnings.push(format!(
+                        "{}: {key}: {problem}; `run` will refuse to start until it is readable",
+                        self.file
+                    )),
+                }
+                Ok((None, origin))
+            }
+        }
+    }
+
+    /// A secret file that group or others may read is a secret every local user can see.
+    #[cfg(unix)]
+    fn warn_if_shared(&mut self, key: &str, path: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(mode) = std::fs::metadata(path).map(|m| m.permissions().mode()) else {
+            return;
+        };
+        if mode & 0o077 != 0 {
+            self.warnings.push(format!(
+                "{}: {key}: the token file {} is readable by group or others (mode {:o}); make it readable by the exporter's user only: chmod 600 {}",
+                self.file,
+                path.display(),
+                mode & 0o777,
+                path.display()
+            ));
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn warn_if_shared(&mut self, _key: &str, _path: &Path) {}
+
+    /// One error naming every secret that cannot be read, so an operator fixes them in one go
+    /// instead of one restart per secret.
+    pub(super) fn refuse_unreadable_secrets(&self) -> Result<(), ConfigError> {
+        let fix = "export the variable (or create the file) before starting, or point the key at where the token is";
+        match self.unreadable.as_slice() {
+            [] => Ok(()),
+            [(key, problem)] => Err(self.err(key.clone(), problem.clone(), fix)),
+            all => {
+                let keys: Vec<&str> = all.iter().map(|(key, _)| key.as_str()).collect();
+                let problems: String = all
+                    .iter()
+                    .map(|(key, problem)| format!("\n    {key}: {problem}"))
+                    .collect();
+                Err(self.err(
+                    keys.join(", "),
+                    format!("{} tokens cannot be read:{problems}", all.len()),
+                    fix,
+                ))
+            }
+        }
+    }
+}
