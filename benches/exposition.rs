@@ -26,7 +26,6 @@ use mining_exporter::exposition::Exposition;
 use mining_exporter::metrics::*;
 use mining_exporter::scheduler::Outcome;
 use mining_exporter::snapshot::{Snapshot, Store};
-use mining_exporter::sources::SourceKind;
 use mining_exporter::sources::ourpool::OurPoolConfig;
 use mining_exporter::telemetry::Telemetry;
 use tower::ServiceExt;
@@ -255,15 +254,33 @@ async fn scrape_latency(router: axum::Router) {
     server.abort();
 }
 
+/// The pools with a simulator of their own.
+#[derive(Clone, Copy)]
+enum Pool {
+    UltimateProxy,
+    Ourpool,
+    Luxor,
+}
+
+impl Pool {
+    fn as_str(self) -> &'static str {
+        match self {
+            Pool::UltimateProxy => "ultimate_proxy",
+            Pool::Ourpool => "ourpool",
+            Pool::Luxor => "luxor",
+        }
+    }
+}
+
 /// One pool's simulator with `workers` workers and no rate limit, and a source polling it.
 async fn pool_under_test(
-    pool: SourceKind,
+    pool: Pool,
     workers: usize,
     interval: Duration,
 ) -> (Exporter, Box<dyn Fn() -> u64>) {
     let unlimited = vec![RateWindow::new(1_000_000, Duration::from_secs(1))];
     let (mut source, mut budget, requests): (_, _, Box<dyn Fn() -> u64>) = match pool {
-        SourceKind::UltimateProxy => {
+        Pool::UltimateProxy => {
             let sim = Simulator::start(SimulatorOptions {
                 workers,
                 limit_per_minute: u32::MAX,
@@ -276,14 +293,14 @@ async fn pool_under_test(
                 demo_source(demo_proxy(), "bench", sim.base_url(), &sim.token, interval);
             (source, budget, Box::new(move || sim.requests().0))
         }
-        SourceKind::Ourpool => {
+        Pool::Ourpool => {
             let sim = unlimited_ourpool(workers).await;
             let settings = OurPoolConfig::settings(&sim.account());
             let (source, budget) =
                 demo_source(settings, "bench", sim.base_url(), &sim.token, interval);
             (source, budget, Box::new(move || sim.requests().0))
         }
-        SourceKind::Luxor => {
+        Pool::Luxor => {
             let sim = LuxorSimulator::start(LuxorOptions {
                 subaccounts: vec![("main".to_string(), workers)],
                 key_bucket: (1_000_000, 1e6),
@@ -306,11 +323,7 @@ async fn pool_under_test(
 /// Requests and time one poll of each pool costs, over loopback against its simulator.
 async fn poll_costs() {
     println!("full poll over loopback (requests, decode, snapshot, render)");
-    for pool in [
-        SourceKind::UltimateProxy,
-        SourceKind::Ourpool,
-        SourceKind::Luxor,
-    ] {
+    for pool in [Pool::UltimateProxy, Pool::Ourpool, Pool::Luxor] {
         for workers in [1, 100, 10_000, 100_000] {
             let (exporter, requests) = pool_under_test(pool, workers, DEMO_INTERVAL).await;
             // The first poll also reads what is polled slowly (Luxor's workspace).
@@ -383,7 +396,7 @@ fn cpu_seconds() -> f64 {
 /// An exporter with one 10,000-worker source polled every minute: the CPU it uses between
 /// polls, the simulator's share included.
 async fn idle_cpu() {
-    let (exporter, _) = pool_under_test(SourceKind::Ourpool, 10_000, Duration::from_secs(60)).await;
+    let (exporter, _) = pool_under_test(Pool::Ourpool, 10_000, Duration::from_secs(60)).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
     let serving = tokio::spawn(exporter.serve(listener, shutdown.clone()));

@@ -21,9 +21,10 @@ use tracing::{debug, warn};
 use crate::budget::{Budget, MAX_UPSTREAM_PAUSE, acquire_all};
 use crate::clock::WallClock;
 use crate::config::HttpSettings;
-use crate::config::auth::{Auth, TokenPlacement};
+use crate::config::auth::{Auth, Signing, TokenPlacement};
 use crate::error::PollError;
 use crate::secret::{REDACTED, Secret};
+use crate::signing;
 use crate::telemetry::Telemetry;
 
 /// Query parameters whose values are hidden whenever a URL is logged.
@@ -96,10 +97,18 @@ impl WarnedOnce {
 /// One attempt's failure, before retries are decided.
 #[derive(Debug)]
 enum Failure {
-    Status { status: StatusCode, message: String },
+    Status {
+        status: StatusCode,
+        message: String,
+    },
     Timeout,
     Transport(String),
     Decode(String),
+    /// The response's `Date` is this many seconds behind our clock (negative: ahead).
+    ClockSkew {
+        status: StatusCode,
+        skew: i64,
+    },
 }
 
 #[derive(Debug)]
@@ -118,7 +127,7 @@ impl AttemptError {
                     || status.is_server_error()
             }
             Failure::Timeout | Failure::Transport(_) => true,
-            Failure::Decode(_) => false,
+            Failure::Decode(_) | Failure::ClockSkew { .. } => false,
         }
     }
 }
@@ -133,6 +142,20 @@ impl Upstream {
         query: &[(&str, &str)],
     ) -> Result<T, PollError> {
         let url = self.url(path, query)?;
+        self.get_json_at(endpoint, url).await
+    }
+
+    /// GET `url` (a next page's address the API gave), decoded as `T`; the token is added
+    /// where it travels in the query. The caller checks that `url` is the API's.
+    pub async fn get_json_at<T: DeserializeOwned + Send + 'static>(
+        &self,
+        endpoint: &'static str,
+        mut url: reqwest::Url,
+    ) -> Result<T, PollError> {
+        if let TokenPlacement::Query(param) = &self.auth.token {
+            url.query_pairs_mut()
+                .append_pair(param, self.token.expose());
+        }
         self.requests_asked.fetch_add(1, Ordering::Relaxed);
         let attempts = AtomicUsize::new(0);
         let max_backoff = self.settings.max_backoff;
@@ -163,7 +186,7 @@ impl Upstream {
             debug!(
                 source = %self.source,
                 endpoint,
-                url = %redact_url(&url),
+                url = %self.shown(&url),
                 ?wait,
                 failure = ?e.failure,
                 "retrying request"
@@ -177,17 +200,10 @@ impl Upstream {
         let mut url = reqwest::Url::parse(&format!("{}{}", self.base_url, path)).map_err(|e| {
             PollError::decode("(url)", format!("cannot build a URL from base_url: {e}"))
         })?;
-        let token_param = match &self.auth.token {
-            TokenPlacement::Query(param) => Some(param.as_str()),
-            _ => None,
-        };
-        if !query.is_empty() || token_param.is_some() {
+        if !query.is_empty() {
             let mut pairs = url.query_pairs_mut();
             for (k, v) in query {
                 pairs.append_pair(k, v);
-            }
-            if let Some(param) = token_param {
-                pairs.append_pair(param, self.token.expose());
             }
         }
         Ok(url)
@@ -224,7 +240,15 @@ impl Upstream {
         for (name, value) in &self.auth.headers {
             request = request.header(name.as_str(), value.as_str());
         }
-        debug!(source = %self.source, url = %redact_url(url), "GET");
+        if let Some(signing) = &self.auth.signing {
+            request = self
+                .sign(request, signing, url)
+                .map_err(|problem| AttemptError {
+                    failure: Failure::Transport(problem.to_string()),
+                    server_delay: None,
+                })?;
+        }
+        debug!(source = %self.source, url = %self.shown(url), "GET");
         let outcome = match self.send(request).await {
             Ok((status, body)) => decode_off_async_threads::<T>(body)
                 .await
@@ -254,6 +278,10 @@ impl Upstream {
                 failure: Failure::Decode(_),
                 ..
             }) => "decode",
+            Err(AttemptError {
+                failure: Failure::ClockSkew { status, .. },
+                ..
+            }) => status.as_str(),
         };
         self.telemetry
             .upstream_requests
@@ -277,6 +305,16 @@ impl Upstream {
         };
         let mut response = request.send().await.map_err(transport)?;
         let status = response.status();
+        if let Some(signing) = &self.auth.signing {
+            let skew = clock_skew(response.headers(), self.clock.now());
+            if let Some(skew) = skew.filter(|s| s.unsigned_abs() > signing.max_clock_skew.as_secs())
+            {
+                return Err(AttemptError {
+                    failure: Failure::ClockSkew { status, skew },
+                    server_delay: None,
+                });
+            }
+        }
         let rate = rate_headers(
             response.headers(),
             self.clock.now(),
@@ -366,8 +404,60 @@ impl Upstream {
             },
             Failure::Transport(detail) => PollError::Transport { endpoint, detail },
             Failure::Decode(detail) => PollError::Decode { endpoint, detail },
+            Failure::ClockSkew { skew, .. } => PollError::ClockSkew {
+                endpoint,
+                skew_seconds: skew,
+                max_seconds: self
+                    .auth
+                    .signing
+                    .as_ref()
+                    .map_or(0, |s| s.max_clock_skew.as_secs()),
+            },
         }
     }
+
+    /// `url` as logs may show it: known token parameters hidden, and the token scrubbed
+    /// wherever else a configured query parameter put it.
+    fn shown(&self, url: &reqwest::Url) -> String {
+        self.token.scrub(&redact_url(url))
+    }
+
+    /// Adds the HMAC signature headers for a GET of `url` with no body.
+    fn sign(
+        &self,
+        request: reqwest::RequestBuilder,
+        signing: &Signing,
+        url: &reqwest::Url,
+    ) -> Result<reqwest::RequestBuilder, &'static str> {
+        let secret = signing
+            .secret
+            .as_ref()
+            .ok_or("the signing secret could not be read")?;
+        let timestamp = self.clock.unix_seconds();
+        let nonce = signing::nonce();
+        let path_with_query = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_string(),
+        };
+        let canonical = signing::canonical(timestamp, &nonce, "GET", &path_with_query, b"");
+        let mut signature =
+            HeaderValue::from_str(&signing::signature(secret.expose().as_bytes(), &canonical))
+                .map_err(|_| "the signature is not a header value")?;
+        signature.set_sensitive(true);
+        Ok(request
+            .header(signing::TIMESTAMP, timestamp)
+            .header(signing::NONCE, nonce)
+            .header(signing::VERSION, signing::VERSION_V1)
+            .header(signing::SIGNATURE, signature))
+    }
+}
+
+/// Our clock minus the response's `Date`, in whole seconds; `None` without a usable Date.
+fn clock_skew(headers: &HeaderMap, now: SystemTime) -> Option<i64> {
+    let date = headers.get(reqwest::header::DATE)?.to_str().ok()?;
+    let theirs = chrono::DateTime::parse_from_rfc2822(date).ok()?.timestamp();
+    let ours = i64::try_from(now.duration_since(UNIX_EPOCH).ok()?.as_secs()).ok()?;
+    Some(ours.saturating_sub(theirs))
 }
 
 /// The header that carries the token, marked sensitive so that no debug output of a request

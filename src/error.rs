@@ -68,6 +68,17 @@ pub enum PollError {
         endpoint: &'static str,
         detail: String,
     },
+    /// A signed API's clock and ours differ by more than it accepts: it would refuse (or
+    /// already refused) every signature, and only the clock can be fixed.
+    #[error(
+        "{endpoint}: our clock is {skew_seconds} s off the API's (its Date header), more than the {max_seconds} s a signed request may be; fix this machine's clock (NTP)"
+    )]
+    ClockSkew {
+        endpoint: &'static str,
+        /// Ours minus theirs.
+        skew_seconds: i64,
+        max_seconds: u64,
+    },
     /// A bug met input it did not expect; the poll was abandoned, the source goes on.
     #[error("the poll panicked: {message}")]
     Panic { message: String },
@@ -84,6 +95,7 @@ impl PollError {
             PollError::Timeout { .. } => "timeout",
             PollError::Transport { .. } => "transport",
             PollError::Decode { .. } => "decode",
+            PollError::ClockSkew { .. } => "clock_skew",
             PollError::Panic { .. } => "panic",
         }
     }
@@ -105,6 +117,7 @@ pub const POLL_ERROR_KINDS: &[&str] = &[
     "timeout",
     "transport",
     "decode",
+    "clock_skew",
     "panic",
 ];
 

@@ -7,7 +7,7 @@ pub enum MetricKind {
     Counter,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct MetricDef {
     pub name: &'static str,
     pub help: &'static str,
@@ -220,4 +220,45 @@ pub mod exporter {
         POLL_COST,
         BUDGET_PLANNED_USE,
     ];
+}
+
+/// The contract family named `name`, if there is one.
+pub fn pool_family(name: &str) -> Option<&'static MetricDef> {
+    POOL_FAMILIES.iter().copied().find(|def| def.name == name)
+}
+
+/// A family a generic source's config defines, kept for the life of the process like the
+/// contract's. Checked at load (`sources::http_json::config`); the same definition asked for
+/// again, as on every reload, is the one already kept.
+pub fn defined_family(
+    name: &str,
+    help: &str,
+    kind: MetricKind,
+    labels: &[String],
+) -> &'static MetricDef {
+    use std::sync::Mutex;
+    static DEFINED: Mutex<Vec<&'static MetricDef>> = Mutex::new(Vec::new());
+    let mut defined = DEFINED.lock().unwrap_or_else(|e| e.into_inner());
+    let same = |def: &&&'static MetricDef| {
+        def.name == name
+            && def.help == help
+            && def.kind == kind
+            && def
+                .labels
+                .iter()
+                .copied()
+                .eq(labels.iter().map(String::as_str))
+    };
+    if let Some(def) = defined.iter().find(same) {
+        return def;
+    }
+    let labels: Vec<&'static str> = labels.iter().map(|l| crate::interned::intern(l)).collect();
+    let def: &'static MetricDef = Box::leak(Box::new(MetricDef {
+        name: crate::interned::intern(name),
+        help: crate::interned::intern(help),
+        kind,
+        labels: Box::leak(labels.into_boxed_slice()),
+    }));
+    defined.push(def);
+    def
 }

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::auth::Auth;
 use super::toml_errors::deserialize_keys;
-use super::{Loader, RateWindow};
+use super::{Loader, RateWindow, SourceConfig};
 use crate::error::ConfigError;
 use crate::secret::Secret;
 
@@ -67,6 +67,11 @@ pub trait SourceKinds: Sync {
         kind: &str,
         cx: &mut KindContext<'_, '_>,
     ) -> Result<Arc<dyn KindSettings>, ConfigError>;
+    /// What only all the sources together can get wrong, as (index of the source, problem,
+    /// fix).
+    fn check_together(&self, _sources: &[SourceConfig]) -> Result<(), (usize, String, String)> {
+        Ok(())
+    }
 }
 
 /// What a kind gets to read its keys: the keys themselves, and the shared means to report a

@@ -379,6 +379,12 @@ impl Loader<'_> {
             sources.push(source);
         }
         self.refuse_unreadable_secrets()?;
+        kinds
+            .check_together(&sources)
+            .map_err(|(i, problem, fix)| {
+                let name = sources.get(i).map(|s| s.name.as_str()).unwrap_or_default();
+                self.err(format!("sources[{i}] (source {name:?})"), problem, &fix)
+            })?;
         self.assign_default_budgets(&mut sources, &mut budgets, target)?;
         for name in budgets.keys() {
             if !sources.iter().any(|s| &s.budget == name) {

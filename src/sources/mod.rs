@@ -10,6 +10,7 @@
 #[cfg(test)]
 pub(crate) mod arbitrary;
 pub mod fields;
+pub mod http_json;
 pub mod luxor;
 pub mod optional;
 pub mod ourpool;
@@ -40,13 +41,15 @@ pub enum SourceKind {
     UltimateProxy,
     Ourpool,
     Luxor,
+    HttpJson,
 }
 
 impl SourceKind {
-    pub const ALL: [SourceKind; 3] = [
+    pub const ALL: [SourceKind; 4] = [
         SourceKind::UltimateProxy,
         SourceKind::Ourpool,
         SourceKind::Luxor,
+        SourceKind::HttpJson,
     ];
 
     /// The `kind` in the config.
@@ -55,6 +58,7 @@ impl SourceKind {
             SourceKind::UltimateProxy => ultimate_proxy::config::KIND,
             SourceKind::Ourpool => ourpool::config::KIND,
             SourceKind::Luxor => luxor::config::KIND,
+            SourceKind::HttpJson => http_json::config::KIND,
         }
     }
 
@@ -68,6 +72,7 @@ impl SourceKind {
             SourceKind::UltimateProxy => ultimate_proxy::config::KEYS,
             SourceKind::Ourpool => ourpool::config::KEYS,
             SourceKind::Luxor => luxor::config::KEYS,
+            SourceKind::HttpJson => http_json::config::KEYS,
         }
     }
 
@@ -76,6 +81,7 @@ impl SourceKind {
             SourceKind::UltimateProxy => ultimate_proxy::config::parse(cx),
             SourceKind::Ourpool => ourpool::config::parse(cx),
             SourceKind::Luxor => luxor::config::parse(cx),
+            SourceKind::HttpJson => http_json::config::parse(cx),
         }
     }
 }
@@ -108,6 +114,16 @@ impl SourceKinds for Kinds {
                 &format!("use one of {}", self.names().join(", ")),
             )),
         }
+    }
+
+    fn check_together(&self, sources: &[SourceConfig]) -> Result<(), (usize, String, String)> {
+        http_json::config::check_families(sources).map_err(|(i, problem)| {
+            (
+                i,
+                problem,
+                "define each new family once, alike, or give them different names".to_string(),
+            )
+        })
     }
 }
 
@@ -203,6 +219,8 @@ pub fn build(config: &SourceConfig) -> Box<dyn Source> {
         Box::new(ourpool::OurPool::new(s))
     } else if let Some(s) = settings.downcast_ref::<luxor::LuxorConfig>() {
         Box::new(luxor::Luxor::new(config, s))
+    } else if let Some(s) = settings.downcast_ref::<http_json::HttpJsonConfig>() {
+        Box::new(http_json::HttpJson::new(s))
     } else {
         Box::new(Unbuildable(config.kind()))
     }
