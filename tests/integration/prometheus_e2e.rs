@@ -144,7 +144,8 @@ async fn prometheus_scrapes_evaluates_every_rule_and_answers_every_panel() {
     let pools = DemoPools::start().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let target = listener.local_addr().unwrap().to_string();
-    let exporter = Exporter::new(demo_config(listener.local_addr().unwrap(), &pools)).unwrap();
+    let exporter =
+        Exporter::new(demo_config(listener.local_addr().unwrap(), &pools).unwrap()).unwrap();
     let shutdown = CancellationToken::new();
     let serving = tokio::spawn(exporter.serve(listener, shutdown.clone()));
     let Some(prometheus) = Prometheus::start(&target) else {

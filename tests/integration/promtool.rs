@@ -41,7 +41,8 @@ pub fn promtool_check(page: &str) -> Option<String> {
 #[tokio::test]
 async fn the_demo_page_passes_promtool() {
     let pools = DemoPools::start().await.unwrap();
-    let exporter = Exporter::new(demo_config("127.0.0.1:0".parse().unwrap(), &pools)).unwrap();
+    let exporter =
+        Exporter::new(demo_config("127.0.0.1:0".parse().unwrap(), &pools).unwrap()).unwrap();
     for source in ["demo-proxy", "demo-ourpool", "demo-luxor"] {
         let outcome = exporter.poll_once(source).await.unwrap();
         assert!(

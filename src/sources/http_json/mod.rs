@@ -163,7 +163,13 @@ fn number(mapping: &Mapping, raw: &Value) -> Result<f64, String> {
             _ => return Err("an object or list where a number belongs".to_string()),
         },
     };
-    let scaled = value * mapping.scale;
+    // 1789876 * 0.01 is 17898.760000000002; / 100 is 17898.76, as an operator expects.
+    let inverse = 1.0 / mapping.scale;
+    let scaled = if mapping.scale.abs() < 1.0 && (inverse - inverse.round()).abs() < 1e-9 {
+        value / inverse.round()
+    } else {
+        value * mapping.scale
+    };
     if scaled.is_finite() {
         Ok(scaled)
     } else {
