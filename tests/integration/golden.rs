@@ -1,7 +1,8 @@
 //! Golden triplets: tests/fixtures/<pool>/<case>/ holds config.toml (with {BASE_URL}), the
 //! upstream JSON for each endpoint (an endpoint without its file answers 404), and
-//! expected.prom, the pool series the exporter must produce. Regenerate after an intended
-//! change with:
+//! expected.prom, the pool series the exporter must produce. The generic source's cases,
+//! tests/fixtures/http_json/<example>/<case>/, take their config from config.example.toml's
+//! block as shipped. Regenerate after an intended change with:
 //!     UPDATE_GOLDEN=1 cargo test --test integration golden
 
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use httpmock::prelude::*;
 use mining_exporter::Exporter;
 use mining_exporter::config::{Config, SecretMode};
+use mining_exporter::demo::{config_of, example_source};
 use mining_exporter::scheduler::Outcome;
 
 use crate::common::*;
@@ -19,6 +21,8 @@ struct Endpoint {
     file: &'static str,
     /// Query parameters the request must carry.
     query: &'static [(&'static str, &'static str)],
+    /// Query parameters it must not carry (a first page has no cursor).
+    without: &'static [&'static str],
 }
 
 const fn endpoint(
@@ -26,13 +30,19 @@ const fn endpoint(
     file: &'static str,
     query: &'static [(&'static str, &'static str)],
 ) -> Endpoint {
-    Endpoint { path, file, query }
+    Endpoint {
+        path,
+        file,
+        query,
+        without: &[],
+    }
 }
 
 /// How each pool's requests must carry the token.
 enum Auth {
     Header(&'static str),
     Query(&'static str),
+    Bearer,
 }
 
 const ULTIMATE_PROXY: (Auth, &[Endpoint]) = (
@@ -108,6 +118,30 @@ const LUXOR: (Auth, &[Endpoint]) = (
     ],
 );
 
+/// config.example.toml's LuxCore-style gateway (v1, unsigned).
+const LUXCORE: (Auth, &[Endpoint]) = (
+    Auth::Header("x-api-key"),
+    &[endpoint("/api/v1/balance/all", "balance_all.json", &[])],
+);
+
+/// config.example.toml's Luxbio-style API: pages of 100 by cursor.
+const LUXBIO: (Auth, &[Endpoint]) = (
+    Auth::Bearer,
+    &[
+        Endpoint {
+            path: "/v1/workers",
+            file: "workers_page1.json",
+            query: &[("limit", "100")],
+            without: &["cursor"],
+        },
+        endpoint(
+            "/v1/workers",
+            "workers_page2.json",
+            &[("limit", "100"), ("cursor", "c2")],
+        ),
+    ],
+);
+
 /// Pool series and their HELP/TYPE lines; self-metrics carry times and durations.
 fn pool_lines(page: &str) -> String {
     page.lines()
@@ -121,9 +155,50 @@ fn pool_lines(page: &str) -> String {
         .collect()
 }
 
-async fn run_case(dir: &Path, (auth, endpoints): &(Auth, &[Endpoint])) {
+/// The case's config.toml, with the mock server's address and the test token.
+fn case_config(dir: &Path, base_url: &str, secrets: &Path) -> Config {
+    let text = std::fs::read_to_string(dir.join("config.toml"))
+        .unwrap()
+        .replace("{BASE_URL}", base_url);
+    Config::parse(
+        &text,
+        "config.toml",
+        secrets,
+        SecretMode::Require,
+        &mining_exporter::sources::KINDS,
+    )
+    .unwrap()
+}
+
+/// config.example.toml's block `name`, pointed at the mock server.
+fn example(name: &str, base_url: &str) -> Config {
+    let mut source = example_source(name, base_url.to_string(), TOKEN, None).unwrap();
+    source.0.name = "golden".to_string();
+    config_of("127.0.0.1:0".parse().unwrap(), vec![source])
+}
+
+async fn run_case(dir: &Path, endpoints: &(Auth, &[Endpoint])) {
+    let secrets = tempfile::TempDir::new().unwrap();
+    std::fs::write(secrets.path().join("token"), TOKEN).unwrap();
+    run_case_with(dir, endpoints, |base_url| {
+        case_config(dir, base_url, secrets.path())
+    })
+    .await;
+}
+
+async fn run_case_with(
+    dir: &Path,
+    (auth, endpoints): &(Auth, &[Endpoint]),
+    config: impl FnOnce(&str) -> Config,
+) {
     let server = MockServer::start_async().await;
-    for Endpoint { path, file, query } in endpoints.iter() {
+    for Endpoint {
+        path,
+        file,
+        query,
+        without,
+    } in endpoints.iter()
+    {
         let fixture = dir.join(file);
         if !fixture.exists() {
             continue;
@@ -135,9 +210,13 @@ async fn run_case(dir: &Path, (auth, endpoints): &(Auth, &[Endpoint])) {
                 when = match auth {
                     Auth::Header(name) => when.header(*name, TOKEN),
                     Auth::Query(name) => when.query_param(*name, TOKEN),
+                    Auth::Bearer => when.header("authorization", format!("Bearer {TOKEN}")),
                 };
                 for (k, v) in query.iter() {
                     when = when.query_param(*k, *v);
+                }
+                for k in without.iter() {
+                    when = when.query_param_missing(*k);
                 }
                 then.status(200)
                     .header("content-type", "application/json")
@@ -145,20 +224,7 @@ async fn run_case(dir: &Path, (auth, endpoints): &(Auth, &[Endpoint])) {
             })
             .await;
     }
-    let secrets = tempfile::TempDir::new().unwrap();
-    std::fs::write(secrets.path().join("token"), TOKEN).unwrap();
-    let text = std::fs::read_to_string(dir.join("config.toml"))
-        .unwrap()
-        .replace("{BASE_URL}", &server.base_url());
-    let config = Config::parse(
-        &text,
-        "config.toml",
-        secrets.path(),
-        SecretMode::Require,
-        &mining_exporter::sources::KINDS,
-    )
-    .unwrap();
-    let exporter = Exporter::new(config).unwrap();
+    let exporter = Exporter::new(config(&server.base_url())).unwrap();
     let outcome = exporter.poll_once("golden").await.unwrap();
     assert!(
         matches!(outcome, Outcome::Success { .. }),
@@ -186,13 +252,17 @@ async fn run_case(dir: &Path, (auth, endpoints): &(Auth, &[Endpoint])) {
 }
 
 fn cases(pool: &str) -> Vec<PathBuf> {
+    cases_where(pool, |p| p.join("config.toml").exists())
+}
+
+fn cases_where(pool: &str, is_case: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(pool);
     let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.join("config.toml").exists())
+        .filter(|p| is_case(p))
         .collect();
     cases.sort();
     assert!(!cases.is_empty(), "no cases under {}", root.display());
@@ -217,5 +287,19 @@ async fn ourpool_golden_cases() {
 async fn luxor_golden_cases() {
     for case in cases("luxor") {
         run_case(&case, &LUXOR).await;
+    }
+}
+
+#[tokio::test]
+async fn http_json_luxcore_golden_cases() {
+    for case in cases_where("http_json/luxcore", |p| p.is_dir()) {
+        run_case_with(&case, &LUXCORE, |url| example("luxcore-payouts", url)).await;
+    }
+}
+
+#[tokio::test]
+async fn http_json_luxbio_golden_cases() {
+    for case in cases_where("http_json/luxbio", |p| p.is_dir()) {
+        run_case_with(&case, &LUXBIO, |url| example("luxbio-farm", url)).await;
     }
 }

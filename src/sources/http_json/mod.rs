@@ -141,7 +141,16 @@ fn number(mapping: &Mapping, raw: &Value) -> Result<f64, String> {
         _ => None,
     };
     let value = match (&mapping.values, word) {
-        (Some(values), Some(word)) => match values.get(&word).or(mapping.default.as_ref()) {
+        (Some(values), Some(word)) => match values
+            .get(&word)
+            .or_else(|| {
+                values
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(&word))
+                    .map(|(_, v)| v)
+            })
+            .or(mapping.default.as_ref())
+        {
             Some(v) => *v,
             None => {
                 let mut known: Vec<&str> = values.keys().map(String::as_str).collect();
