@@ -108,7 +108,7 @@ impl KindContext<'_, '_> {
     /// The kind's keys as `T` (a `deny_unknown_fields` struct of `Option`s); a type error
     /// names the key and its line, never the value.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
-        deserialize_keys(self.loader.file, &self.keys, &self.lines)
+        deserialize_keys(self.loader.file, self.loader.text, &self.keys, &self.lines)
     }
 
     /// A duration of at least `min`.

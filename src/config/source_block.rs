@@ -104,7 +104,7 @@ impl Loader<'_> {
                 ));
             }
         }
-        let raw: RawShared = deserialize_keys(self.file, &shared, &lines)?;
+        let raw: RawShared = deserialize_keys(self.file, self.text, &shared, &lines)?;
 
         let at = |key: &str| format!("sources[{i}].{key}");
         if !valid_name(&raw.name) {

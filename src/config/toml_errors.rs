@@ -74,9 +74,11 @@ pub(super) fn error_on_key(
 
 /// Deserializes some keys of a source block as `T`. The keys were already parsed out of the
 /// file, so serde's error would name no line: the keys are written out again, read from that
-/// text, and the key the error points at is looked up in the file's `lines`.
+/// text, and the key the error points at is looked up in the file: a top-level key of the
+/// block by `lines`, a key inside one of its tables by searching `file_text` below it.
 pub(super) fn deserialize_keys<T: DeserializeOwned>(
     file: &str,
+    file_text: &str,
     keys: &toml::Table,
     lines: &BTreeMap<String, usize>,
 ) -> Result<T, ConfigError> {
@@ -90,32 +92,49 @@ pub(super) fn deserialize_keys<T: DeserializeOwned>(
     })?;
     toml::from_str(&text).map_err(|err| {
         let message = err.message().trim().to_string();
-        // The top-level key that holds the error: the line it points at, or for an error in
-        // a nested table, the table's header.
-        let key = err.span().and_then(|span| {
-            let start = span.start.min(text.len());
-            let upto = text.get(..start)?;
-            let this_line = text.get(start..)?.lines().next().unwrap_or("");
-            let mut lines_up: Vec<&str> = upto.lines().collect();
-            // The line the error is on is split at the error; take it whole.
-            if let Some(last) = lines_up.pop() {
-                if !upto.ends_with('\n') {
-                    let whole = format!("{last}{this_line}");
-                    return std::iter::once(whole)
-                        .chain(lines_up.iter().rev().map(|l| l.to_string()))
-                        .find_map(|l| top_level_key(&key_on_line(&l), lines));
-                }
-                lines_up.push(last);
-            }
-            std::iter::once(this_line)
-                .chain(lines_up.iter().rev().copied())
-                .find_map(|l| top_level_key(&key_on_line(l), lines))
-        });
-        match key {
-            Some(key) => error_on_key(file, &key, lines, message),
-            None => error_at(file, "(source block)".to_string(), 0, message),
-        }
+        let Some(start) = err.span().map(|s| s.start.min(text.len())) else {
+            return error_at(file, "(source block)".to_string(), 0, message);
+        };
+        let upto = text.get(..start).unwrap_or_default();
+        let error_line = text
+            .lines()
+            .nth(upto.matches('\n').count())
+            .unwrap_or_default();
+        // toml writes a table's plain keys first, then its tables under headers: the nearest
+        // header above the error, if any, is the table the error is in.
+        let header = upto
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('['));
+        let Some(header) = header else {
+            return match top_level_key(&key_on_line(error_line), lines) {
+                Some(key) => error_on_key(file, &key, lines, message),
+                None => error_at(file, "(source block)".to_string(), 0, message),
+            };
+        };
+        let Some(table) = top_level_key(header, lines) else {
+            return error_at(file, "(source block)".to_string(), 0, message);
+        };
+        let inner = quoted_field(&message)
+            .unwrap_or_else(|| key_on_line(error_line).trim_matches('`').to_string());
+        let from = lines.get(&table).copied().unwrap_or(1);
+        let line = file_text
+            .lines()
+            .enumerate()
+            .skip(from.saturating_sub(1))
+            .find(|(_, l)| key_on_line(l) == format!("`{inner}`"))
+            .map_or(from, |(n, _)| n + 1);
+        error_at(file, format!("`{table}` … `{inner}`"), line, message)
     })
+}
+
+/// The field an "unknown field `x`" or "missing field `x`" message names.
+fn quoted_field(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("missing field `"))?;
+    rest.split('`').next().map(str::to_string)
 }
 
 /// `key` as one of the block's own keys: `` `tier` `` → `tier`, `[endpoints.query]` →
@@ -147,7 +166,7 @@ mod tests {
         }
         let keys: toml::Table = toml::from_str("a = 1\nb = \"two\"").unwrap();
         let lines = BTreeMap::from([("a".to_string(), 7), ("b".to_string(), 9)]);
-        let err = deserialize_keys::<Keys>("f.toml", &keys, &lines).unwrap_err();
+        let err = deserialize_keys::<Keys>("f.toml", "", &keys, &lines).unwrap_err();
         assert_eq!(err.key, "line 9, `b`");
     }
 }

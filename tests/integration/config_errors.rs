@@ -12,6 +12,10 @@ const SOURCE: &str =
 const OURPOOL: &str =
     "[[sources]]\nkind = \"ourpool\"\nname = \"o\"\naccount = \"farm\"\ntoken_file = \"token\"\n";
 const LUXOR: &str = "[[sources]]\nkind = \"luxor\"\nname = \"l\"\ntoken_file = \"token\"\n";
+/// A generic source up to its first mapping, whose keys each case appends.
+const HTTP_JSON: &str = "[[sources]]\nkind = \"http_json\"\nname = \"h\"\nbase_url = \"http://127.0.0.1:1\"\ntoken_file = \"token\"\n[[sources.endpoints]]\npath = \"/x\"\n[[sources.endpoints.metrics]]\n";
+/// A new family's name, type and help, for the cases about its value.
+const NEW_FAMILY: &str = "name = \"mining_x_ratio\"\ntype = \"gauge\"\nhelp = \"x\"\n";
 
 /// Runs `check` on `toml` (in a folder that holds a readable `token` file).
 fn check(toml: &str) -> (i32, String, String) {
@@ -131,7 +135,7 @@ fn every_bad_config_gives_its_exact_error_naming_file_key_and_fix() {
         (
             "unknown kind",
             SOURCE.replace("ultimate_proxy", "nicehash"),
-            r#"error: bad.toml: line 2, `kind`: unknown variant `nicehash`, expected one of `ultimate_proxy`, `ourpool`, `luxor`
+            r#"error: bad.toml: line 2, `kind`: unknown variant `nicehash`, expected one of `ultimate_proxy`, `ourpool`, `luxor`, `http_json`
   fix: use one of the values listed above
 "#,
         ),
@@ -229,6 +233,83 @@ fn every_bad_config_gives_its_exact_error_naming_file_key_and_fix() {
 "#,
         ),
         (
+            "an unknown key in a mapping, on its own line",
+            format!("{HTTP_JSON}{NEW_FAMILY}valu = \"$.a\"\n"),
+            r#"error: bad.toml: line 12, `endpoints` … `valu`: unknown field `valu`, expected one of `name`, `type`, `help`, `unit`, `items`, `value`, `scale`, `values`, `default`, `optional`, `labels`
+  fix: remove the key or correct its spelling; config.example.toml documents every key
+"#,
+        ),
+        (
+            "a JSONPath that does not parse",
+            format!("{HTTP_JSON}{NEW_FAMILY}value = \"$.a[\"\n"),
+            r#"error: bad.toml: sources[0].endpoints[0].metrics[0].value (source "h"): "$.a[" is not a JSONPath: at position 3, parser error
+  fix: write an RFC 9535 JSONPath from the document's root, e.g. "$.data[*]" or "$.balance_amount"
+"#,
+        ),
+        (
+            "a contract family with other labels",
+            format!("{HTTP_JSON}name = \"mining_worker_up\"\nvalue = \"$.a\"\nlabels = {{ worker = \"$.w\" }}\n"),
+            r#"error: bad.toml: sources[0].endpoints[0].metrics[0].labels (source "h"): mining_worker_up has the labels account, worker, and the mapping gives worker
+  fix: give exactly the family's labels (pool and source are added)
+"#,
+        ),
+        (
+            "a name that is neither the contract's nor mining_",
+            format!("{HTTP_JSON}name = \"payout\"\nvalue = \"$.a\"\n"),
+            r#"error: bad.toml: sources[0].endpoints[0].metrics[0].name (source "h"): "payout" is neither a family of the contract nor a new mining_ name
+  fix: name it mining_<what>[_<unit>][_total] in lower case, e.g. mining_payout_balance; or use a family of the contract (README, Metrics)
+"#,
+        ),
+        (
+            "a counter without _total",
+            format!("{HTTP_JSON}name = \"mining_paid\"\ntype = \"counter\"\nhelp = \"x\"\nvalue = \"$.a\"\n"),
+            r#"error: bad.toml: sources[0].endpoints[0].metrics[0].name (source "h"): mining_paid is a counter, and a counter's name ends in _total
+  fix: rename it mining_paid_total
+"#,
+        ),
+        (
+            "a unit that is not a base unit",
+            format!("{HTTP_JSON}name = \"mining_latency_milliseconds\"\ntype = \"gauge\"\nhelp = \"x\"\nvalue = \"$.a\"\n"),
+            r#"error: bad.toml: sources[0].endpoints[0].metrics[0].name (source "h"): mining_latency_milliseconds is in milliseconds, not a base unit
+  fix: name it in seconds and convert with `scale`
+"#,
+        ),
+        (
+            "a new family without help",
+            format!("{HTTP_JSON}name = \"mining_x_ratio\"\ntype = \"gauge\"\nunit = \"ratio\"\nvalue = \"$.a\"\n"),
+            r#"error: bad.toml: sources[0].endpoints[0].metrics[0].help (source "h"): mining_x_ratio is a new family and needs a help text of one line
+  fix: add help = "what the value is, and its unit" (up to 300 characters)
+"#,
+        ),
+        (
+            "a credential in a plain header",
+            HTTP_JSON.replace("[[sources.endpoints]]", "headers = { \"X-Auth-Token\" = \"abc\" }\n[[sources.endpoints]]") + NEW_FAMILY + "value = \"$.a\"\n",
+            r#"error: bad.toml: sources[0].headers.X-Auth-Token (source "h"): a header that carries a credential is never written in the config file
+  fix: send the key with token_env/token_file and auth = "header" (auth_header names the header), or sign with [sources.signing]
+"#,
+        ),
+        (
+            "an inline signing secret",
+            HTTP_JSON.replace("[[sources.endpoints]]", "[sources.signing]\nsecret = \"inline-s3cret-value\"\n[[sources.endpoints]]") + NEW_FAMILY + "value = \"$.a\"\n",
+            r#"error: bad.toml: sources[0].signing.secret: a secret is never written inline in the config file
+  fix: remove the key; put the secret in an environment variable and set signing.secret_env = "VAR_NAME", or in a file readable only by the exporter and set signing.secret_file = "/path/to/file"
+"#,
+        ),
+        (
+            "a generic source without base_url",
+            HTTP_JSON.replace("base_url = \"http://127.0.0.1:1\"\n", "") + NEW_FAMILY + "value = \"$.a\"\n",
+            r#"error: bad.toml: sources[0].base_url (source "h"): http_json sources need `base_url`
+  fix: write the API's root, e.g. "https://api.example.com"
+"#,
+        ),
+        (
+            "a key of a pagination it does not apply to",
+            format!("{HTTP_JSON}{NEW_FAMILY}value = \"$.a\"\n").replace("path = \"/x\"\n", "path = \"/x\"\n[sources.endpoints.pagination]\ntype = \"cursor\"\nfirst_page = 0\n"),
+            r#"error: bad.toml: sources[0].endpoints[0].pagination.first_page (source "h"): `first_page` does not apply to "cursor" pagination
+  fix: remove it; "cursor" pagination takes: param, size_param, size, has_more, next_cursor
+"#,
+        ),
+        (
             "no sources",
             "[server]\nlisten = \"127.0.0.1:9898\"\n".into(),
             r#"error: bad.toml: sources: no [[sources]] are configured
@@ -318,7 +399,7 @@ fn the_example_config_is_valid_and_documents_every_key() {
         &mining_exporter::sources::KINDS,
     )
     .unwrap();
-    assert_eq!(config.sources.len(), 5);
+    assert_eq!(config.sources.len(), 8);
     assert_eq!(
         config.sources[0].trigger,
         Trigger::Every(std::time::Duration::from_secs(60))
@@ -341,6 +422,19 @@ fn the_example_config_is_valid_and_documents_every_key() {
             example.contains(key),
             "config.example.toml does not show {key}"
         );
+    }
+
+    // The generic source's keys, its tables' included: each shown or described.
+    for key in [
+        "pool =", "auth =", "auth_header =", "auth_param", "headers =", "limits =",
+        "[sources.signing]", "secret_env =", "secret_file", "max_clock_skew =",
+        "[[sources.endpoints]]", "path =", "query =", "max_pages =",
+        "[sources.endpoints.pagination]", "type =", "param =", "first_page", "size_param =",
+        "size =", "total_pages", "has_more =", "next_cursor =", "next_url",
+        "[[sources.endpoints.metrics]]", "help =", "unit", "items =", "value =", "scale =",
+        "values =", "default =", "optional = true", "labels =",
+    ] {
+        assert!(example.contains(key), "config.example.toml does not show {key}");
     }
 
     let out = Command::new(BIN)
