@@ -426,15 +426,45 @@ fn the_example_config_is_valid_and_documents_every_key() {
 
     // The generic source's keys, its tables' included: each shown or described.
     for key in [
-        "pool =", "auth =", "auth_header =", "auth_param", "headers =", "limits =",
-        "[sources.signing]", "secret_env =", "secret_file", "max_clock_skew =",
-        "[[sources.endpoints]]", "path =", "query =", "max_pages =",
-        "[sources.endpoints.pagination]", "type =", "param =", "first_page", "size_param =",
-        "size =", "total_pages", "has_more =", "next_cursor =", "next_url",
-        "[[sources.endpoints.metrics]]", "help =", "unit", "items =", "value =", "scale =",
-        "values =", "default =", "optional = true", "labels =",
+        "pool =",
+        "auth =",
+        "auth_header =",
+        "auth_param",
+        "headers =",
+        "limits =",
+        "[sources.signing]",
+        "secret_env =",
+        "secret_file",
+        "max_clock_skew =",
+        "[[sources.endpoints]]",
+        "path =",
+        "query =",
+        "max_pages =",
+        "[sources.endpoints.pagination]",
+        "type =",
+        "param =",
+        "first_page",
+        "size_param =",
+        "size =",
+        "total_pages",
+        "has_more =",
+        "next_cursor =",
+        "next_url",
+        "[[sources.endpoints.metrics]]",
+        "help =",
+        "unit",
+        "items =",
+        "value =",
+        "scale =",
+        "values =",
+        "default =",
+        "optional = true",
+        "labels =",
     ] {
-        assert!(example.contains(key), "config.example.toml does not show {key}");
+        assert!(
+            example.contains(key),
+            "config.example.toml does not show {key}"
+        );
     }
 
     let out = Command::new(BIN)

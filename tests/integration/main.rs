@@ -11,6 +11,7 @@ mod deploy;
 mod escaping;
 mod golden;
 mod hostile_input;
+mod http_json;
 mod pools;
 mod prometheus_e2e;
 mod promtool;

@@ -1,0 +1,480 @@
+//! The generic `http_json` source: the shipped examples against their simulators (signing,
+//! clock skew, cursor pages through the budget), the other paginations and auth styles
+//! against httpmock, and data that does not fit its mapping.
+
+use httpmock::prelude::*;
+use mining_exporter::Exporter;
+use mining_exporter::config::{Config, SecretMode};
+use mining_exporter::demo::{
+    LuxCoreOptions, LuxCoreSimulator, LuxbioOptions, LuxbioSimulator, config_of, example_source,
+};
+use mining_exporter::scheduler::Outcome;
+use serde_json::json;
+use tempfile::TempDir;
+
+use crate::common::*;
+
+fn exporter_of(
+    sources: Vec<(
+        mining_exporter::config::SourceConfig,
+        mining_exporter::config::BudgetConfig,
+    )>,
+) -> Exporter {
+    Exporter::new(config_of("127.0.0.1:0".parse().unwrap(), sources)).unwrap()
+}
+
+/// An exporter with one generic source named `h` at `base_url`: `block` holds its keys after
+/// the shared ones (auth, endpoints, mappings).
+fn generic(base_url: &str, block: &str) -> (Exporter, TempDir) {
+    let dir = TempDir::new().unwrap();
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    let text = format!(
+        "[[sources]]\nkind = \"http_json\"\nname = \"h\"\npool = \"generic\"\nbase_url = \"{base_url}\"\ntoken_file = \"token\"\nretry_backoff = \"10ms\"\n{block}"
+    );
+    let config = Config::parse(
+        &text,
+        "h.toml",
+        dir.path(),
+        SecretMode::Require,
+        &mining_exporter::sources::KINDS,
+    )
+    .unwrap();
+    (Exporter::new(config).unwrap(), dir)
+}
+
+async fn poll(exporter: &Exporter, name: &str) -> Outcome {
+    exporter.poll_once(name).await.unwrap()
+}
+
+#[tokio::test]
+async fn signed_requests_pass_the_gateway_s_check_and_a_wrong_secret_is_refused() {
+    let sim = LuxCoreSimulator::start(LuxCoreOptions::default())
+        .await
+        .unwrap();
+    let secret = sim.hmac_secret();
+    let source = example_source(
+        "luxcore-payouts-v2",
+        sim.base_url(),
+        &sim.token,
+        Some(&secret),
+    )
+    .unwrap();
+    let exporter = exporter_of(vec![source]);
+    // Every poll signs with a fresh nonce: the gateway refuses one it saw in the last 300 s.
+    for _ in 0..3 {
+        assert!(matches!(
+            poll(&exporter, "luxcore-payouts-v2").await,
+            Outcome::Success { .. }
+        ));
+    }
+    assert_eq!(sim.refused_signatures(), 0);
+    let page = text(&exporter);
+    let frozen = sample(&page, "mining_payout_frozen_balance", &["currency=\"MXN\""]).unwrap();
+    let held = sim
+        .balance("MXN", "frozen")
+        .unwrap()
+        .min(sim.balance("MXN", "main").unwrap());
+    assert!(
+        (frozen - held as f64 / 100.0).abs() < 1e-9,
+        "{frozen} vs {held}"
+    );
+
+    let wrong = example_source(
+        "luxcore-payouts-v2",
+        sim.base_url(),
+        &sim.token,
+        Some("not-the-secret"),
+    )
+    .unwrap();
+    let (logs, _guard) = capture_logs();
+    let refused = exporter_of(vec![wrong]);
+    assert_eq!(
+        poll(&refused, "luxcore-payouts-v2").await,
+        Outcome::Failure { kind: "auth" }
+    );
+    assert_eq!(sim.refused_signatures(), 1);
+    let logged = logs.text();
+    assert!(logged.contains("signature mismatch"), "{logged}");
+    assert!(
+        !logged.contains("not-the-secret") && !logged.contains(&sim.token),
+        "{logged}"
+    );
+}
+
+#[tokio::test]
+async fn a_clock_further_off_than_the_replay_window_fails_as_clock_skew_after_one_request() {
+    let sim = LuxCoreSimulator::start(LuxCoreOptions {
+        clock_offset: 900,
+        ..LuxCoreOptions::default()
+    })
+    .await
+    .unwrap();
+    let secret = sim.hmac_secret();
+    let source = example_source(
+        "luxcore-payouts-v2",
+        sim.base_url(),
+        &sim.token,
+        Some(&secret),
+    )
+    .unwrap();
+    let exporter = exporter_of(vec![source]);
+    let (logs, _guard) = capture_logs();
+    assert_eq!(
+        poll(&exporter, "luxcore-payouts-v2").await,
+        Outcome::Failure { kind: "clock_skew" }
+    );
+    // Retrying cannot help: only the clock can be fixed.
+    assert_eq!(sim.requests().0, 1);
+    let logged = logs.text();
+    assert!(
+        logged.contains("our clock is -900 s off the API's"),
+        "{logged}"
+    );
+    let page = text(&exporter);
+    assert_eq!(
+        sample(
+            &page,
+            "mining_exporter_poll_errors_total",
+            &["kind=\"clock_skew\""]
+        ),
+        Some(1.0)
+    );
+
+    // Within the window, the same source signs and reads.
+    let near = LuxCoreSimulator::start(LuxCoreOptions {
+        clock_offset: 120,
+        ..LuxCoreOptions::default()
+    })
+    .await
+    .unwrap();
+    let secret = near.hmac_secret();
+    let source = example_source(
+        "luxcore-payouts-v2",
+        near.base_url(),
+        &near.token,
+        Some(&secret),
+    )
+    .unwrap();
+    let exporter = exporter_of(vec![source]);
+    assert!(matches!(
+        poll(&exporter, "luxcore-payouts-v2").await,
+        Outcome::Success { .. }
+    ));
+}
+
+#[tokio::test]
+async fn every_cursor_page_is_a_request_in_the_budget_and_every_worker_is_read() {
+    let sim = LuxbioSimulator::start(LuxbioOptions {
+        workers: 250,
+        lively: false,
+        ..LuxbioOptions::default()
+    })
+    .await
+    .unwrap();
+    let source = example_source("luxbio-farm", sim.base_url(), &sim.token, None).unwrap();
+    let exporter = exporter_of(vec![source]);
+    assert!(matches!(
+        poll(&exporter, "luxbio-farm").await,
+        Outcome::Success { .. }
+    ));
+    assert_eq!(sim.requests(), (3, 0), "250 workers at 100 a page");
+    let page = text(&exporter);
+    let workers = sim.workers();
+    let up = workers.iter().filter(|(_, online)| *online).count() as f64;
+    assert_eq!(
+        sample(&page, "mining_workers", &["state=\"active\""]),
+        Some(up)
+    );
+    assert_eq!(
+        sample(&page, "mining_workers", &["state=\"inactive\""]),
+        Some(workers.len() as f64 - up)
+    );
+    for (name, online) in workers.iter().step_by(37) {
+        assert_eq!(
+            sample(&page, "mining_worker_up", &[&format!("worker=\"{name}\"")]),
+            Some(if *online { 1.0 } else { 0.0 }),
+            "{name}"
+        );
+    }
+    // The example's 60/1m budget, less the three pages.
+    assert_eq!(
+        sample(
+            &page,
+            "mining_exporter_budget_remaining",
+            &["budget=\"auto:luxbio-farm\""]
+        ),
+        Some(57.0)
+    );
+}
+
+const MAPPING: &str = r#"
+[[sources.endpoints.metrics]]
+name = "mining_worker_up"
+items = "$.items[*]"
+value = "$.up"
+labels = { account = "a", worker = "$.name" }
+"#;
+
+#[tokio::test]
+async fn page_numbers_stop_at_total_pages_or_at_an_empty_page() {
+    let server = MockServer::start_async().await;
+    let mut pages = Vec::new();
+    for n in 1..=3 {
+        pages.push(
+            server
+                .mock_async(|when, then| {
+                    when.path("/list").query_param("p", n.to_string()).query_param("per", "2");
+                    then.status(200).json_body(json!({
+                        "items": if n < 3 { json!([{"name": format!("w{n}a"), "up": true}, {"name": format!("w{n}b"), "up": 0}]) } else { json!([]) },
+                        "pages": 2,
+                    }));
+                })
+                .await,
+        );
+    }
+    let endpoint = |extra: &str| {
+        format!(
+            "[[sources.endpoints]]\npath = \"/list\"\n[sources.endpoints.pagination]\ntype = \"page\"\nparam = \"p\"\nsize_param = \"per\"\nsize = 2\n{extra}{MAPPING}"
+        )
+    };
+    let (by_count, _dir) = generic(&server.base_url(), &endpoint("total_pages = \"$.pages\"\n"));
+    assert!(matches!(
+        poll(&by_count, "h").await,
+        Outcome::Success { .. }
+    ));
+    assert_eq!(
+        (
+            pages[0].calls_async().await,
+            pages[1].calls_async().await,
+            pages[2].calls_async().await
+        ),
+        (1, 1, 0)
+    );
+    let (until_empty, _dir) = generic(&server.base_url(), &endpoint(""));
+    assert!(matches!(
+        poll(&until_empty, "h").await,
+        Outcome::Success { .. }
+    ));
+    assert_eq!(
+        pages[2].calls_async().await,
+        1,
+        "the empty page ends the walk"
+    );
+    let page = text(&until_empty);
+    assert_eq!(
+        sample(&page, "mining_worker_up", &["worker=\"w2a\""]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&page, "mining_worker_up", &["worker=\"w2b\""]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&page, "mining_workers", &["state=\"active\""]),
+        Some(2.0)
+    );
+}
+
+#[tokio::test]
+async fn next_urls_are_followed_on_the_api_s_origin_only() {
+    let server = MockServer::start_async().await;
+    let elsewhere = MockServer::start_async().await;
+    let stray = elsewhere
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(200).json_body(json!({"items": []}));
+        })
+        .await;
+    let first = server
+        .mock_async(|when, then| {
+            when.path("/list")
+                .query_param_missing("after")
+                .header("authorization", format!("Bearer {TOKEN}"));
+            then.status(200)
+                .json_body(json!({"items": [{"name": "w1", "up": 1}], "next": "/list?after=w1"}));
+        })
+        .await;
+    let second = server
+        .mock_async(|when, then| {
+            when.path("/list")
+                .query_param("after", "w1")
+                .header("authorization", format!("Bearer {TOKEN}"));
+            then.status(200)
+                .json_body(json!({"items": [{"name": "w2", "up": 1}], "next": null}));
+        })
+        .await;
+    let block = format!(
+        "auth = \"bearer\"\n[[sources.endpoints]]\npath = \"/list\"\n[sources.endpoints.pagination]\ntype = \"next_url\"\nnext_url = \"$.next\"\n{MAPPING}"
+    );
+    let (exporter, _dir) = generic(&server.base_url(), &block);
+    assert!(matches!(
+        poll(&exporter, "h").await,
+        Outcome::Success { .. }
+    ));
+    assert_eq!(
+        (first.calls_async().await, second.calls_async().await),
+        (1, 1)
+    );
+    assert_eq!(
+        sample(&text(&exporter), "mining_worker_up", &["worker=\"w2\""]),
+        Some(1.0)
+    );
+
+    // A next page on another host would carry the token there: the poll fails instead.
+    second.delete_async().await;
+    server
+        .mock_async(|when, then| {
+            when.path("/list").query_param("after", "w1");
+            then.status(200)
+                .json_body(json!({"items": [], "next": format!("{}/steal", elsewhere.base_url())}));
+        })
+        .await;
+    let (logs, _guard) = capture_logs();
+    assert_eq!(
+        poll(&exporter, "h").await,
+        Outcome::Failure { kind: "decode" }
+    );
+    assert_eq!(stray.calls_async().await, 0);
+    assert!(
+        logs.text().contains("points away from base_url's origin"),
+        "{}",
+        logs.text()
+    );
+    // The last good snapshot stays.
+    assert_eq!(
+        sample(&text(&exporter), "mining_worker_up", &["worker=\"w2\""]),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn a_token_in_a_query_parameter_of_any_name_is_sent_and_never_shown() {
+    let server = MockServer::start_async().await;
+    let mock = server
+        .mock_async(|when, then| {
+            when.path("/stats").query_param("access", TOKEN);
+            then.status(500)
+                .json_body(json!({"error": format!("upstream failed for /stats?access={TOKEN}")}));
+        })
+        .await;
+    let block = format!(
+        "auth = \"query\"\nauth_param = \"access\"\nmax_retries = 1\n[[sources.endpoints]]\npath = \"/stats\"\n{}",
+        MAPPING.replace("items = \"$.items[*]\"\n", "")
+    );
+    let (logs, _guard) = capture_logs();
+    let (exporter, _dir) = generic(&server.base_url(), &block);
+    assert_eq!(
+        poll(&exporter, "h").await,
+        Outcome::Failure { kind: "http" }
+    );
+    assert_eq!(mock.calls_async().await, 2);
+    let logged = logs.text();
+    assert!(logged.contains("upstream failed"), "{logged}");
+    assert!(!logged.contains(TOKEN), "{logged}");
+    assert!(!text(&exporter).contains(TOKEN));
+}
+
+#[tokio::test]
+async fn data_that_does_not_fit_the_mapping_fails_that_poll_as_decode_and_keeps_the_last_good_values()
+ {
+    let server = MockServer::start_async().await;
+    let block = r#"
+[[sources.endpoints]]
+name = "balance"
+path = "/balance"
+[[sources.endpoints.metrics]]
+name = "mining_payout_balance"
+type = "gauge"
+help = "Balance."
+value = "$.amount"
+scale = 0.01
+labels = { currency = "$.currency" }
+"#;
+    let (exporter, _dir) = generic(&server.base_url(), block);
+    let mut good = server
+        .mock_async(|when, then| {
+            when.path("/balance");
+            then.status(200)
+                .json_body(json!({"amount": "1234", "currency": "ARS"}));
+        })
+        .await;
+    assert!(matches!(
+        poll(&exporter, "h").await,
+        Outcome::Success { .. }
+    ));
+    good.delete_async().await;
+    let hostile = [
+        (
+            json!({"amount": "lots", "currency": "ARS"}),
+            "\"lots\" is not a number",
+        ),
+        (
+            json!({"amount": {"v": 1}, "currency": "ARS"}),
+            "an object or list where a number belongs",
+        ),
+        (json!({"currency": "ARS"}), "$.amount selects no value"),
+        (
+            json!({"amount": 1, "currency": ["ARS"]}),
+            "label currency: $.currency is not a string",
+        ),
+        (
+            json!({"amount": 1}),
+            "label currency: $.currency selects nothing",
+        ),
+        (json!([1, 2, 3]), "$.amount selects no value"),
+    ];
+    for (n, (body, why)) in hostile.iter().enumerate() {
+        let (logs, _guard) = capture_logs();
+        let bad = server
+            .mock_async(|when, then| {
+                when.path("/balance");
+                then.status(200).json_body(body.clone());
+            })
+            .await;
+        assert_eq!(
+            poll(&exporter, "h").await,
+            Outcome::Failure { kind: "decode" },
+            "{body}"
+        );
+        let logged = logs.text();
+        assert!(logged.contains(why), "{body}: {logged}");
+        assert!(
+            logged.contains("balance") && logged.contains("mining_payout_balance"),
+            "{logged}"
+        );
+        let page = text(&exporter);
+        assert_eq!(
+            sample(&page, "mining_payout_balance", &["currency=\"ARS\""]),
+            Some(12.34)
+        );
+        assert_eq!(
+            sample(
+                &page,
+                "mining_exporter_poll_errors_total",
+                &["kind=\"decode\""]
+            ),
+            Some((n + 1) as f64)
+        );
+        bad.delete_async().await;
+    }
+    good = server
+        .mock_async(|when, then| {
+            when.path("/balance");
+            then.status(200)
+                .json_body(json!({"amount": 99, "currency": "ARS"}));
+        })
+        .await;
+    assert!(matches!(
+        poll(&exporter, "h").await,
+        Outcome::Success { .. }
+    ));
+    assert_eq!(
+        sample(
+            &text(&exporter),
+            "mining_payout_balance",
+            &["currency=\"ARS\""]
+        ),
+        Some(0.99)
+    );
+    good.delete_async().await;
+}
