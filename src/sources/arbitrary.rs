@@ -64,6 +64,15 @@ const KEYS: &[&str] = &[
     "efficiency",
     "stale_shares",
     "last_share_time",
+    // The shipped http_json examples
+    "balances",
+    "balance_amount",
+    "available_amount",
+    "frozen_amount",
+    "balance_type",
+    "hashrate_ths",
+    "has_more",
+    "next_cursor",
 ];
 
 fn leaf() -> impl Strategy<Value = Value> {

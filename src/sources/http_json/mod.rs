@@ -193,3 +193,46 @@ fn number(mapping: &Mapping, raw: &Value) -> Result<f64, String> {
 fn shorten(text: &str) -> String {
     text.chars().take(40).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::example_source;
+    use crate::sources::arbitrary::{pool_json, pool_page};
+    use proptest::prelude::*;
+
+    /// The mappings of config.example.toml's generic sources.
+    fn shipped() -> Vec<Endpoint> {
+        ["luxcore-payouts", "luxcore-payouts-v2", "luxbio-farm"]
+            .iter()
+            .flat_map(|name| {
+                let (source, _) =
+                    example_source(name, "http://127.0.0.1:1".into(), "t", Some("s")).unwrap();
+                let settings = source.settings.as_any().downcast_ref::<HttpJsonConfig>();
+                settings.unwrap().endpoints.clone()
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn any_page_maps_or_fails_without_panicking_and_up_is_0_or_1(
+            page in prop_oneof![pool_page("data"), pool_page("balances"), pool_json()],
+        ) {
+            for endpoint in shipped() {
+                let mut snap = Snapshot::new();
+                for mapping in &endpoint.metrics {
+                    let _ = apply(mapping, &page, &mut snap);
+                }
+                for (_, up) in snap.samples(&WORKER_UP).into_iter().flatten() {
+                    prop_assert!(*up == 0.0 || *up == 1.0);
+                }
+                for (_, samples) in snap.families() {
+                    for (_, value) in samples {
+                        prop_assert!(value.is_finite());
+                    }
+                }
+            }
+        }
+    }
+}
