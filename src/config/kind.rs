@@ -100,9 +100,14 @@ impl KindContext<'_, '_> {
         ConfigError::new(self.loader.file, self.at(key), problem, fix)
     }
 
-    /// Whether the block sets `key`.
+    /// Whether the block sets `key`, one of the kind's own.
     pub fn has(&self, key: &str) -> bool {
         self.keys.contains_key(key)
+    }
+
+    /// Whether the block sets `key`, shared or the kind's.
+    pub fn block_sets(&self, key: &str) -> bool {
+        self.lines.contains_key(key)
     }
 
     /// The kind's keys as `T` (a `deny_unknown_fields` struct of `Option`s); a type error

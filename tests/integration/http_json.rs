@@ -478,3 +478,50 @@ labels = { currency = "$.currency" }
     );
     good.delete_async().await;
 }
+
+#[test]
+fn a_generic_source_without_limits_or_budget_is_warned_about_and_a_signing_secret_never_shows() {
+    let dir = TempDir::new().unwrap();
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    std::fs::write(dir.path().join("hmac"), "hmac-s3cret-value").unwrap();
+    let block = |extra: &str| {
+        format!(
+            "[[sources]]\nkind = \"http_json\"\nname = \"h\"\nbase_url = \"http://127.0.0.1:1\"\ntoken_file = \"token\"\n{extra}[sources.signing]\nsecret_file = \"hmac\"\n[[sources.endpoints]]\npath = \"/x\"\n{}",
+            MAPPING.replace("items = \"$.items[*]\"\n", "")
+        )
+    };
+    let parse = |text: &str| {
+        Config::parse(
+            text,
+            "w.toml",
+            dir.path(),
+            SecretMode::Require,
+            &mining_exporter::sources::KINDS,
+        )
+        .unwrap()
+    };
+    let assumed = parse(&block(""));
+    assert!(
+        assumed.warnings.iter().any(|w| w
+            .contains("w.toml: sources[0].limits (source \"h\"): neither `limits` nor `budget`")),
+        "{:?}",
+        assumed.warnings
+    );
+    assert_eq!(
+        assumed.budgets["auto:h"].limits,
+        vec!["10/1m".parse().unwrap()]
+    );
+    let given = parse(&block("limits = [\"30/1m\", \"500/1h\"]\n"));
+    assert!(
+        given.warnings.iter().all(|w| !w.contains("limits")),
+        "{:?}",
+        given.warnings
+    );
+    assert_eq!(given.budgets["auto:h"].limits.len(), 2);
+    let shown = format!("{given:?}");
+    assert!(shown.contains("file "), "the secret's origin is shown");
+    assert!(
+        !shown.contains("hmac-s3cret-value") && !shown.contains(TOKEN),
+        "{shown}"
+    );
+}

@@ -1,5 +1,5 @@
 //! End to end with a real Prometheus (Debian's `prometheus` package): it scrapes the exporter
-//! polling the three simulators, loads rules.yml and alerts.yml, and answers, through its
+//! polling the demo's simulators (the three pools and the two http_json APIs), loads rules.yml and alerts.yml, and answers, through its
 //! HTTP API, every query the shipped files make: the target is up, every rule evaluates
 //! without error, every recording rule produces series, and every dashboard panel and
 //! variable query returns data.
@@ -163,9 +163,9 @@ async fn prometheus_scrapes_evaluates_every_rule_and_answers_every_panel() {
     // Every source polled and scraped, and rates with two samples in their window.
     prometheus
         .wait_for(
-            "all three pools up",
+            "all six sources up (three pools, three http_json)",
             Duration::from_secs(30),
-            HasData("count(mining_exporter_source_up == 1) == 3"),
+            HasData("count(mining_exporter_source_up == 1) == 6"),
         )
         .await;
     prometheus

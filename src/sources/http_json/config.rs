@@ -236,6 +236,12 @@ pub fn parse(cx: &mut KindContext<'_, '_>) -> Result<Arc<dyn KindSettings>, Conf
         }
     };
     let auth = auth(cx, &keys)?;
+    if keys.limits.is_none() && !cx.block_sets("budget") {
+        cx.warn(
+            "limits",
+            "neither `limits` nor `budget`: the exporter assumes 10 requests a minute; give the API's own limits",
+        );
+    }
     let (limits, limits_configured) = match &keys.limits {
         None => (vec![ASSUMED_LIMIT], false),
         Some(list) if list.is_empty() => {
