@@ -228,7 +228,7 @@ mod tests {
                     prop_assert!(*up == 0.0 || *up == 1.0);
                 }
                 for (_, samples) in snap.families() {
-                    for (_, value) in samples {
+                    for value in samples.values() {
                         prop_assert!(value.is_finite());
                     }
                 }
