@@ -19,13 +19,15 @@ use mining_exporter::Exporter;
 use mining_exporter::budget::Budgets;
 use mining_exporter::config::RateWindow;
 use mining_exporter::demo::{
-    DEMO_INTERVAL, LuxorOptions, LuxorSimulator, OurPoolOptions, OurPoolSimulator, Simulator,
-    SimulatorOptions, config_of, demo_luxor, demo_proxy, demo_source,
+    DEMO_INTERVAL, LuxbioOptions, LuxbioSimulator, LuxorOptions, LuxorSimulator, OurPoolOptions,
+    OurPoolSimulator, Simulator, SimulatorOptions, config_of, demo_luxor, demo_proxy, demo_source,
+    example_source,
 };
 use mining_exporter::exposition::Exposition;
 use mining_exporter::metrics::*;
 use mining_exporter::scheduler::Outcome;
 use mining_exporter::snapshot::{Snapshot, Store};
+use mining_exporter::sources::http_json::HttpJsonConfig;
 use mining_exporter::sources::ourpool::OurPoolConfig;
 use mining_exporter::telemetry::Telemetry;
 use tower::ServiceExt;
@@ -260,6 +262,8 @@ enum Pool {
     UltimateProxy,
     Ourpool,
     Luxor,
+    /// config.example.toml's `luxbio-farm` block: the generic source, cursor pages of 100.
+    HttpJsonLuxbio,
 }
 
 impl Pool {
@@ -268,6 +272,7 @@ impl Pool {
             Pool::UltimateProxy => "ultimate_proxy",
             Pool::Ourpool => "ourpool",
             Pool::Luxor => "luxor",
+            Pool::HttpJsonLuxbio => "http_json luxbio",
         }
     }
 }
@@ -313,6 +318,31 @@ async fn pool_under_test(
                 demo_source(demo_luxor(), "bench", sim.base_url(), &sim.token, interval);
             (source, budget, Box::new(move || sim.requests().0))
         }
+        Pool::HttpJsonLuxbio => {
+            let sim = LuxbioSimulator::start(LuxbioOptions {
+                workers,
+                per_minute: u32::MAX,
+                lively: false,
+                ..LuxbioOptions::default()
+            })
+            .await
+            .unwrap();
+            let (mut source, budget) =
+                example_source("luxbio-farm", sim.base_url(), &sim.token, None).unwrap();
+            source.name = "bench".to_string();
+            // 100,000 workers are 1,000 pages, past the example's cap of 50.
+            let mut settings = source
+                .settings
+                .as_any()
+                .downcast_ref::<HttpJsonConfig>()
+                .unwrap()
+                .clone();
+            for endpoint in &mut settings.endpoints {
+                endpoint.max_pages = 2_000;
+            }
+            source.settings = Arc::new(settings);
+            (source, budget, Box::new(move || sim.requests().0))
+        }
     };
     budget.limits = unlimited;
     source.budget = budget.name.clone();
@@ -323,7 +353,12 @@ async fn pool_under_test(
 /// Requests and time one poll of each pool costs, over loopback against its simulator.
 async fn poll_costs() {
     println!("full poll over loopback (requests, decode, snapshot, render)");
-    for pool in [Pool::UltimateProxy, Pool::Ourpool, Pool::Luxor] {
+    for pool in [
+        Pool::UltimateProxy,
+        Pool::Ourpool,
+        Pool::Luxor,
+        Pool::HttpJsonLuxbio,
+    ] {
         for workers in [1, 100, 10_000, 100_000] {
             let (exporter, requests) = pool_under_test(pool, workers, DEMO_INTERVAL).await;
             // The first poll also reads what is polled slowly (Luxor's workspace).

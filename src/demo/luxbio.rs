@@ -110,13 +110,18 @@ struct PageQuery {
     limit: Option<usize>,
 }
 
-/// An opaque cursor: where the next page starts.
+/// An opaque cursor: where the next page starts, scrambled so that clients cannot make one up.
+const CURSOR_MASK: u64 = 0x5bd1_9e37_a4c3_0f21;
+
 fn cursor_at(offset: usize) -> String {
-    format!("c_{:x}", offset.wrapping_mul(2_654_435_761) ^ 0x5bd1)
+    format!("c_{:x}", offset as u64 ^ CURSOR_MASK)
 }
 
 fn offset_of(cursor: &str, len: usize) -> Option<usize> {
-    (0..=len).find(|&o| cursor_at(o) == cursor)
+    let raw = u64::from_str_radix(cursor.strip_prefix("c_")?, 16).ok()?;
+    usize::try_from(raw ^ CURSOR_MASK)
+        .ok()
+        .filter(|o| *o <= len)
 }
 
 impl LuxbioSim {
