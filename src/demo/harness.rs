@@ -66,6 +66,14 @@ impl Counters {
     }
 }
 
+/// `response` (a 429) telling the client to come back in `wait` seconds.
+pub fn with_retry_after(mut response: Refused, wait: u64) -> Refused {
+    if let Ok(value) = axum::http::HeaderValue::from_str(&wait.to_string()) {
+        response.headers_mut().insert("retry-after", value);
+    }
+    response
+}
+
 pub trait Counted {
     fn counters(&mut self) -> &mut Counters;
 }

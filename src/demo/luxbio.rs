@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -16,7 +16,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::farm::{Farm, sha256_asic};
-use super::harness::{Counted, Counters, FixedWindow, Refused, Running, Shared, lock};
+use super::harness::{
+    Counted, Counters, FixedWindow, Refused, Running, Shared, lock, with_retry_after,
+};
 
 const DEFAULT_LIMIT: usize = 25;
 const MAX_LIMIT: usize = 100;
@@ -137,15 +139,14 @@ impl LuxbioSim {
         }
         if let Err(wait) = self.minute.hit() {
             self.counters.rate_limited += 1;
-            let mut response = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "Rate limit exceeded",
-            );
-            if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
-                response.headers_mut().insert("retry-after", value);
-            }
-            return Err(response);
+            return Err(with_retry_after(
+                error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "Rate limit exceeded",
+                ),
+                wait,
+            ));
         }
         if let Some(status) = self.counters.injected() {
             return Err(error(

@@ -20,7 +20,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::farm::unix_now;
-use super::harness::{Counted, Counters, FixedWindow, Refused, Running, Shared, lock};
+use super::harness::{
+    Counted, Counters, FixedWindow, Refused, Running, Shared, lock, with_retry_after,
+};
 use crate::signing;
 
 /// The window a signed request's timestamp must fall in, and a nonce is remembered for.
@@ -191,15 +193,14 @@ impl LuxCoreSim {
         }
         if let Err(wait) = self.minute.hit() {
             self.counters.rate_limited += 1;
-            let mut response = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "Too many requests",
-            );
-            if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
-                response.headers_mut().insert("retry-after", value);
-            }
-            return Err(response);
+            return Err(with_retry_after(
+                error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "Too many requests",
+                ),
+                wait,
+            ));
         }
         if uri.path().starts_with("/api/v2/") {
             self.check_signature(uri, headers)?;

@@ -42,6 +42,18 @@ fn generic(base_url: &str, block: &str) -> (Exporter, TempDir) {
     (Exporter::new(config).unwrap(), dir)
 }
 
+/// config.example.toml's signed gateway block against `sim`, with its signing secret.
+fn signed(sim: &LuxCoreSimulator) -> Exporter {
+    let secret = sim.hmac_secret();
+    let source = example_source(
+        "luxcore-payouts-v2",
+        sim.base_url(),
+        &sim.token,
+        Some(&secret),
+    );
+    exporter_of(vec![source.unwrap()])
+}
+
 async fn poll(exporter: &Exporter, name: &str) -> Outcome {
     exporter.poll_once(name).await.unwrap()
 }
@@ -51,15 +63,7 @@ async fn signed_requests_pass_the_gateway_s_check_and_a_wrong_secret_is_refused(
     let sim = LuxCoreSimulator::start(LuxCoreOptions::default())
         .await
         .unwrap();
-    let secret = sim.hmac_secret();
-    let source = example_source(
-        "luxcore-payouts-v2",
-        sim.base_url(),
-        &sim.token,
-        Some(&secret),
-    )
-    .unwrap();
-    let exporter = exporter_of(vec![source]);
+    let exporter = signed(&sim);
     // Every poll signs with a fresh nonce: the gateway refuses one it saw in the last 300 s.
     for _ in 0..3 {
         assert!(matches!(
@@ -109,15 +113,7 @@ async fn a_clock_further_off_than_the_replay_window_fails_as_clock_skew_after_on
     })
     .await
     .unwrap();
-    let secret = sim.hmac_secret();
-    let source = example_source(
-        "luxcore-payouts-v2",
-        sim.base_url(),
-        &sim.token,
-        Some(&secret),
-    )
-    .unwrap();
-    let exporter = exporter_of(vec![source]);
+    let exporter = signed(&sim);
     let (logs, _guard) = capture_logs();
     assert_eq!(
         poll(&exporter, "luxcore-payouts-v2").await,
@@ -147,15 +143,7 @@ async fn a_clock_further_off_than_the_replay_window_fails_as_clock_skew_after_on
     })
     .await
     .unwrap();
-    let secret = near.hmac_secret();
-    let source = example_source(
-        "luxcore-payouts-v2",
-        near.base_url(),
-        &near.token,
-        Some(&secret),
-    )
-    .unwrap();
-    let exporter = exporter_of(vec![source]);
+    let exporter = signed(&near);
     assert!(matches!(
         poll(&exporter, "luxcore-payouts-v2").await,
         Outcome::Success { .. }
