@@ -19,12 +19,24 @@ use config::{Endpoint, Label, Mapping, Path};
 
 pub struct HttpJson {
     endpoints: Vec<Endpoint>,
+    /// Whether `mining_workers` follows from `mining_worker_up`: the config maps the up
+    /// series but not the counts.
+    counts_workers: bool,
 }
 
 impl HttpJson {
     pub fn new(settings: &HttpJsonConfig) -> Self {
+        let families = || {
+            settings
+                .endpoints
+                .iter()
+                .flat_map(|e| &e.metrics)
+                .map(|m| m.family)
+        };
         HttpJson {
             endpoints: settings.endpoints.clone(),
+            counts_workers: families().any(|f| std::ptr::eq(f, &WORKER_UP))
+                && !families().any(|f| std::ptr::eq(f, &WORKERS)),
         }
     }
 
@@ -41,12 +53,7 @@ impl HttpJson {
                 pages.read(&page, items)?;
             }
         }
-        let counts_workers = self
-            .endpoints
-            .iter()
-            .flat_map(|e| &e.metrics)
-            .any(|m| std::ptr::eq(m.family, &WORKERS));
-        if !counts_workers && snap.samples(&WORKER_UP).is_some() {
+        if self.counts_workers {
             // Like the built-in pools: mining_workers follows from the workers' up series.
             count_workers(&mut snap, std::iter::empty());
         }
