@@ -305,16 +305,6 @@ impl Upstream {
         };
         let mut response = request.send().await.map_err(transport)?;
         let status = response.status();
-        if let Some(signing) = &self.auth.signing {
-            let skew = clock_skew(response.headers(), self.clock.now());
-            if let Some(skew) = skew.filter(|s| s.unsigned_abs() > signing.max_clock_skew.as_secs())
-            {
-                return Err(AttemptError {
-                    failure: Failure::ClockSkew { status, skew },
-                    server_delay: None,
-                });
-            }
-        }
         let rate = rate_headers(
             response.headers(),
             self.clock.now(),
@@ -335,6 +325,17 @@ impl Upstream {
             retry_after
         };
 
+        // After the rate headers: a skewed answer still tells the budget what it knows.
+        if let Some(signing) = &self.auth.signing {
+            let skew = clock_skew(response.headers(), self.clock.now());
+            if let Some(skew) = skew.filter(|s| s.unsigned_abs() > signing.max_clock_skew.as_secs())
+            {
+                return Err(AttemptError {
+                    failure: Failure::ClockSkew { status, skew },
+                    server_delay: None,
+                });
+            }
+        }
         let limit = self.settings.max_response_bytes;
         if status.is_success() && response.content_length().is_some_and(|n| n > limit as u64) {
             return Err(too_large(limit));
