@@ -328,9 +328,15 @@ pub fn report(config: &Config, plan: &Plan) -> String {
             .as_ref()
             .map(|h| format!(", host budget {h}"))
             .unwrap_or_default();
+        let signed = s
+            .settings
+            .auth()
+            .signing
+            .map(|signing| format!(", signed with the secret from {}", signing.secret_origin))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {} ({}): {}, token from {}, budget {}{host}",
+            "  {} ({}): {}, token from {}{signed}, budget {}{host}",
             s.name,
             s.kind(),
             s.base_url,

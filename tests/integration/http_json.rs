@@ -513,3 +513,59 @@ fn a_generic_source_without_limits_or_budget_is_warned_about_and_a_signing_secre
         "{shown}"
     );
 }
+
+#[test]
+fn the_same_generic_blocks_read_twice_are_equal_so_a_reload_keeps_them_and_check_names_the_signing_secret()
+ {
+    let read = || {
+        Config::parse(
+            mining_exporter::demo::EXAMPLE_CONFIG,
+            "config.example.toml",
+            std::path::Path::new("."),
+            SecretMode::WarnIfMissing,
+            &mining_exporter::sources::KINDS,
+        )
+        .unwrap()
+    };
+    let (first, second) = (read(), read());
+    let generic: Vec<_> = first
+        .sources
+        .iter()
+        .filter(|s| s.kind() == "http_json")
+        .collect();
+    assert_eq!(generic.len(), 3);
+    for source in generic {
+        let again = second
+            .sources
+            .iter()
+            .find(|s| s.name == source.name)
+            .unwrap();
+        assert_eq!(source, again, "{}", source.name);
+    }
+    // One changed mapping is a changed source.
+    let changed = Config::parse(
+        &mining_exporter::demo::EXAMPLE_CONFIG.replace("scale = 1e12", "scale = 1e9"),
+        "config.example.toml",
+        std::path::Path::new("."),
+        SecretMode::WarnIfMissing,
+        &mining_exporter::sources::KINDS,
+    )
+    .unwrap();
+    let farm = |c: &Config| {
+        c.sources
+            .iter()
+            .find(|s| s.name == "luxbio-farm")
+            .cloned()
+            .unwrap()
+    };
+    assert_ne!(farm(&first), farm(&changed));
+
+    let report = mining_exporter::plan::report(
+        &first,
+        &mining_exporter::plan::plan(&first, &Default::default()),
+    );
+    assert!(
+        report.contains("luxcore-payouts-v2 (http_json): https://api.lux-core.io, token from env LUXCORE_API_KEY, signed with the secret from env LUXCORE_HMAC_SECRET"),
+        "{report}"
+    );
+}
