@@ -108,6 +108,12 @@ pub(super) fn deserialize_keys<T: DeserializeOwned>(
             .map(str::trim)
             .find(|l| l.starts_with('['));
         let Some(header) = header else {
+            if let Some(missing) = message.strip_prefix("missing field `") {
+                // Nothing to point at but the block: its first line.
+                let key = missing.split('`').next().unwrap_or_default();
+                let first = lines.values().min().copied().unwrap_or(0);
+                return error_at(file, format!("`{key}`"), first, message);
+            }
             return match top_level_key(&key_on_line(error_line), lines) {
                 Some(key) => error_on_key(file, &key, lines, message),
                 None => error_at(file, "(source block)".to_string(), 0, message),

@@ -310,6 +310,13 @@ fn every_bad_config_gives_its_exact_error_naming_file_key_and_fix() {
 "#,
         ),
         (
+            "a block without a name",
+            "[[sources]]\nkind = \"luxor\"\ntoken_file = \"token\"\n".into(),
+            r#"error: bad.toml: line 2, `name`: missing field `name`
+  fix: add the key; config.example.toml documents every key
+"#,
+        ),
+        (
             "no sources",
             "[server]\nlisten = \"127.0.0.1:9898\"\n".into(),
             r#"error: bad.toml: sources: no [[sources]] are configured
