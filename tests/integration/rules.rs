@@ -47,7 +47,7 @@ fn every_alert_fires_and_stays_silent_as_its_promtool_tests_say() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- alert: "))
         .collect();
-    assert_eq!(names.len(), 6, "{names:?}");
+    assert_eq!(names.len(), 7, "{names:?}");
     for name in names {
         let fires = format!("alertname: {name}\n        exp_alerts:\n          - exp_labels:");
         let silent = format!("alertname: {name}\n        exp_alerts: []");
