@@ -185,7 +185,7 @@ async fn prometheus_scrapes_evaluates_every_rule_and_answers_every_panel() {
             .iter()
             .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
             .collect();
-        assert_eq!(rules.len(), 12, "rules loaded: {rules:#?}");
+        assert_eq!(rules.len(), 13, "rules loaded: {rules:#?}");
         for rule in &rules {
             assert_eq!(rule["health"], "ok", "{rule:#}");
         }
