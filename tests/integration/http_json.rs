@@ -569,3 +569,38 @@ fn the_same_generic_blocks_read_twice_are_equal_so_a_reload_keeps_them_and_check
         "{report}"
     );
 }
+
+#[tokio::test]
+async fn the_shipped_gateway_block_reads_every_balance_of_the_simulator_in_units() {
+    let sim = LuxCoreSimulator::start(LuxCoreOptions::default())
+        .await
+        .unwrap();
+    let source = example_source("luxcore-payouts", sim.base_url(), &sim.token, None).unwrap();
+    let exporter = exporter_of(vec![source]);
+    assert!(matches!(
+        poll(&exporter, "luxcore-payouts").await,
+        Outcome::Success { .. }
+    ));
+    let page = text(&exporter);
+    let mut seen = 0;
+    for currency in ["ARS", "MXN"] {
+        for kind in ["main", "deposit", "withdrawal", "commission", "frozen"] {
+            let labels = [
+                format!("currency=\"{currency}\""),
+                format!("balance_type=\"{kind}\""),
+            ];
+            let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+            let minor = sim.balance(currency, kind).unwrap();
+            assert_eq!(
+                sample(&page, "mining_payout_balance", &labels),
+                Some(minor as f64 / 100.0),
+                "{currency} {kind}"
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 10);
+    // v1 takes the key alone: nothing was signed, nothing refused.
+    assert_eq!(sim.requests(), (1, 0));
+    assert_eq!(sim.refused_signatures(), 0);
+}
