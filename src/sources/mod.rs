@@ -3,9 +3,8 @@
 //! timing, logging, the per-source health metrics) is the scheduler's and the client's job.
 //!
 //! Each folder holds the source (`mod.rs`) and the keys only its kind takes (`config.rs`:
-//! its `KindSettings`, read and checked there). Adding a pool: a folder like the others; a
-//! variant in `SourceKind` and its arms below; a config block in config.example.toml; a
-//! fixture and a test.
+//! its `KindSettings`, read and checked there). Adding a pool: a folder like the others; its
+//! row in `KIND_TABLE` below; a config block in config.example.toml; a fixture and a test.
 
 #[cfg(test)]
 pub(crate) mod arbitrary;
@@ -35,55 +34,53 @@ pub trait Source: Send + Sync {
     fn poll<'a>(&'a self, api: &'a Upstream) -> PollFuture<'a>;
 }
 
-/// The kinds of source there are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SourceKind {
-    UltimateProxy,
-    Ourpool,
-    Luxor,
-    HttpJson,
+/// One kind of source: its name in the config, the keys only it takes, how it reads them,
+/// and how its source is built from what it read (`None` for another kind's settings).
+struct Kind {
+    name: &'static str,
+    keys: &'static [&'static str],
+    parse: fn(&mut KindContext<'_, '_>) -> Result<Arc<dyn KindSettings>, ConfigError>,
+    build: fn(&SourceConfig) -> Option<Box<dyn Source>>,
 }
 
-impl SourceKind {
-    pub const ALL: [SourceKind; 4] = [
-        SourceKind::UltimateProxy,
-        SourceKind::Ourpool,
-        SourceKind::Luxor,
-        SourceKind::HttpJson,
-    ];
+/// The settings of `config` as `T`, where they are `T`'s.
+fn settings_of<T: 'static>(config: &SourceConfig) -> Option<&T> {
+    config.settings.as_any().downcast_ref::<T>()
+}
 
-    /// The `kind` in the config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::UltimateProxy => ultimate_proxy::config::KIND,
-            SourceKind::Ourpool => ourpool::config::KIND,
-            SourceKind::Luxor => luxor::config::KIND,
-            SourceKind::HttpJson => http_json::config::KIND,
-        }
-    }
+/// Every kind, in the order error messages list them.
+const KIND_TABLE: [Kind; 4] = [
+    Kind {
+        name: ultimate_proxy::config::KIND,
+        keys: ultimate_proxy::config::KEYS,
+        parse: ultimate_proxy::config::parse,
+        build: |c| {
+            settings_of(c)
+                .map(|s| Box::new(ultimate_proxy::UltimateProxy::new(s)) as Box<dyn Source>)
+        },
+    },
+    Kind {
+        name: ourpool::config::KIND,
+        keys: ourpool::config::KEYS,
+        parse: ourpool::config::parse,
+        build: |c| settings_of(c).map(|s| Box::new(ourpool::OurPool::new(s)) as Box<dyn Source>),
+    },
+    Kind {
+        name: luxor::config::KIND,
+        keys: luxor::config::KEYS,
+        parse: luxor::config::parse,
+        build: |c| settings_of(c).map(|s| Box::new(luxor::Luxor::new(c, s)) as Box<dyn Source>),
+    },
+    Kind {
+        name: http_json::config::KIND,
+        keys: http_json::config::KEYS,
+        parse: http_json::config::parse,
+        build: |c| settings_of(c).map(|s| Box::new(http_json::HttpJson::new(s)) as Box<dyn Source>),
+    },
+];
 
-    fn named(kind: &str) -> Option<SourceKind> {
-        SourceKind::ALL.into_iter().find(|k| k.as_str() == kind)
-    }
-
-    /// The keys only this kind takes.
-    pub fn keys(self) -> &'static [&'static str] {
-        match self {
-            SourceKind::UltimateProxy => ultimate_proxy::config::KEYS,
-            SourceKind::Ourpool => ourpool::config::KEYS,
-            SourceKind::Luxor => luxor::config::KEYS,
-            SourceKind::HttpJson => http_json::config::KEYS,
-        }
-    }
-
-    fn parse(self, cx: &mut KindContext<'_, '_>) -> Result<Arc<dyn KindSettings>, ConfigError> {
-        match self {
-            SourceKind::UltimateProxy => ultimate_proxy::config::parse(cx),
-            SourceKind::Ourpool => ourpool::config::parse(cx),
-            SourceKind::Luxor => luxor::config::parse(cx),
-            SourceKind::HttpJson => http_json::config::parse(cx),
-        }
-    }
+fn kind_named(name: &str) -> Option<&'static Kind> {
+    KIND_TABLE.iter().find(|k| k.name == name)
 }
 
 /// Every kind, for `Config::load`.
@@ -94,11 +91,11 @@ pub static KINDS: Kinds = Kinds;
 
 impl SourceKinds for Kinds {
     fn names(&self) -> Vec<&'static str> {
-        SourceKind::ALL.iter().map(|k| k.as_str()).collect()
+        KIND_TABLE.iter().map(|k| k.name).collect()
     }
 
     fn keys(&self, kind: &str) -> Option<&'static [&'static str]> {
-        SourceKind::named(kind).map(SourceKind::keys)
+        kind_named(kind).map(|k| k.keys)
     }
 
     fn parse(
@@ -106,8 +103,8 @@ impl SourceKinds for Kinds {
         kind: &str,
         cx: &mut KindContext<'_, '_>,
     ) -> Result<Arc<dyn KindSettings>, ConfigError> {
-        match SourceKind::named(kind) {
-            Some(k) => k.parse(cx),
+        match kind_named(kind) {
+            Some(k) => (k.parse)(cx),
             None => Err(cx.err(
                 "kind",
                 format!("{kind:?} is not a kind of source"),
@@ -212,18 +209,10 @@ pub(crate) fn count_workers<'a>(snap: &mut Snapshot, accounts: impl IntoIterator
 
 /// The source `config` describes.
 pub fn build(config: &SourceConfig) -> Box<dyn Source> {
-    let settings = config.settings.as_any();
-    if let Some(s) = settings.downcast_ref::<ultimate_proxy::UltimateProxyConfig>() {
-        Box::new(ultimate_proxy::UltimateProxy::new(s))
-    } else if let Some(s) = settings.downcast_ref::<ourpool::OurPoolConfig>() {
-        Box::new(ourpool::OurPool::new(s))
-    } else if let Some(s) = settings.downcast_ref::<luxor::LuxorConfig>() {
-        Box::new(luxor::Luxor::new(config, s))
-    } else if let Some(s) = settings.downcast_ref::<http_json::HttpJsonConfig>() {
-        Box::new(http_json::HttpJson::new(s))
-    } else {
-        Box::new(Unbuildable(config.kind()))
-    }
+    KIND_TABLE
+        .iter()
+        .find_map(|k| (k.build)(config))
+        .unwrap_or_else(|| Box::new(Unbuildable(config.kind())))
 }
 
 /// Settings no kind here reads: only a library user's own `SourceKinds` can make them, and
