@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{BudgetConfig, Loader, RateWindow, RawBudget, SourceConfig, valid_name};
+use super::{BudgetConfig, Loader, RateWindow, RawBudget, SourceConfig, source_key, valid_name};
 use crate::error::ConfigError;
 
 /// A DNS name or an IP address, as a URL's host: no scheme, port, path or credentials.
@@ -162,7 +162,7 @@ impl Loader<'_> {
                 .collect();
             if let Some(other) = named.iter().find(|b| Some(*b) != named.first()) {
                 return Err(self.err(
-                    format!("sources[{i}].budget (source {:?})", this.name),
+                    source_key(i, &this.name, "budget"),
                     format!(
                         "sources with the same token name different budgets ({:?} and {:?}), but the pool counts their requests together",
                         named.first().copied().unwrap_or_default(),
@@ -179,7 +179,7 @@ impl Loader<'_> {
             {
                 let ours = shared.map(|(_, v)| v).unwrap_or_default();
                 return Err(self.err(
-                    format!("sources[{i}].{key} (source {:?})", this.name),
+                    source_key(i, &this.name, key),
                     format!(
                         "sources with the same token disagree on the {key} ({ours} and {theirs})"
                     ),

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::auth::Auth;
 use super::toml_errors::deserialize_keys;
-use super::{Loader, RateWindow, SourceConfig};
+use super::{Loader, RateWindow, SourceConfig, source_key};
 use crate::error::ConfigError;
 use crate::secret::Secret;
 
@@ -93,7 +93,7 @@ impl KindContext<'_, '_> {
 
     /// How an error names `key` of this block: `sources[2].currency (source "lux")`.
     pub fn at(&self, key: &str) -> String {
-        format!("sources[{}].{key} (source {:?})", self.index, self.name)
+        source_key(self.index, &self.name, key)
     }
 
     pub fn err(&self, key: &str, problem: impl Into<String>, fix: &str) -> ConfigError {
@@ -129,7 +129,8 @@ impl KindContext<'_, '_> {
         env: Option<&str>,
         file: Option<&PathBuf>,
     ) -> Result<(Option<Secret>, String), ConfigError> {
-        let at = |key: &str| format!("sources[{}].{key} (source {:?})", self.index, self.name);
+        let (index, name) = (self.index, self.name.as_str());
+        let at = |key: &str| source_key(index, name, key);
         self.loader.secret(&at, prefix, env, file)
     }
 

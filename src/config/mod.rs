@@ -310,6 +310,12 @@ impl Config {
     }
 }
 
+/// How an error names `key` of the source block `index` named `name`:
+/// `sources[2].currency (source "lux")`.
+fn source_key(index: usize, name: &str, key: &str) -> String {
+    format!("sources[{index}].{key} (source {name:?})")
+}
+
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())

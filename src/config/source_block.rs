@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::toml_errors::{deserialize_keys, error_on_key, line_of};
 use super::{
     BudgetConfig, HttpSettings, KindContext, Loader, MIN_INTERVAL, RawShared, SHARED_SOURCE_KEYS,
-    SourceConfig, SourceKinds, Trigger, valid_name,
+    SourceConfig, SourceKinds, Trigger, source_key, valid_name,
 };
 use crate::error::ConfigError;
 
@@ -80,7 +80,7 @@ impl Loader<'_> {
                 .any(|k| kinds.keys(k).unwrap_or_default().contains(&key.as_str()))
             {
                 return Err(self.err(
-                    format!("sources[{i}].{key} (source {name:?})"),
+                    source_key(i, &name, &key),
                     format!("`{key}` does not apply to {kind} sources"),
                     &format!(
                         "remove it; the keys only some kinds take are, for {kind}: {}",
@@ -122,7 +122,7 @@ impl Loader<'_> {
             lines,
         };
         let settings = kinds.parse(&kind, &mut cx)?;
-        let at = |key: &str| format!("sources[{i}].{key} (source {:?})", raw.name);
+        let at = |key: &str| source_key(i, &raw.name, key);
 
         let base_url = match (raw.base_url.as_deref(), settings.default_base_url()) {
             (Some(url), _) | (None, Some(url)) => url.trim_end_matches('/').to_string(),
