@@ -366,7 +366,7 @@ impl Upstream {
 
     /// Text that came from the pool, made fit for errors and logs: the token scrubbed out in
     /// every form, then cut to length.
-    fn pool_text(&self, text: &str) -> String {
+    pub(crate) fn pool_text(&self, text: &str) -> String {
         shorten(&self.token.scrub(text))
     }
 

@@ -401,6 +401,11 @@ labels = { currency = "$.currency" }
             "an object or list where a number belongs",
         ),
         (json!({"currency": "ARS"}), "$.amount selects no value"),
+        // An API that echoes the token where a number belongs: quoted, but scrubbed.
+        (
+            json!({"amount": TOKEN, "currency": "ARS"}),
+            "\"[REDACTED]\" is not a number",
+        ),
         (
             json!({"amount": 1, "currency": ["ARS"]}),
             "label currency: $.currency is not a string",
@@ -426,6 +431,7 @@ labels = { currency = "$.currency" }
         );
         let logged = logs.text();
         assert!(logged.contains(why), "{body}: {logged}");
+        assert!(!logged.contains(TOKEN), "{logged}");
         assert!(
             logged.contains("balance") && logged.contains("mining_payout_balance"),
             "{logged}"

@@ -47,8 +47,10 @@ impl HttpJson {
             while let Some(page) = pages.next(api).await? {
                 let mut items = 0;
                 for mapping in &endpoint.metrics {
-                    items += apply(mapping, &page, &mut snap)
-                        .map_err(|detail| PollError::decode(endpoint.name, detail))?;
+                    // The detail quotes what the API sent, which may echo the token.
+                    items += apply(mapping, &page, &mut snap).map_err(|detail| {
+                        PollError::decode(endpoint.name, api.pool_text(&detail))
+                    })?;
                 }
                 pages.read(&page, items)?;
             }
