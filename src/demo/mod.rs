@@ -14,17 +14,15 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
 use std::sync::Arc;
 
-use crate::config::SecretMode;
+use tokio_util::sync::CancellationToken;
+
 use crate::config::{
-    BudgetConfig, Config, DEFAULT_TARGET_UTILIZATION, HttpSettings, KindSettings, SourceConfig,
-    Trigger,
+    BudgetConfig, Config, DEFAULT_TARGET_UTILIZATION, HttpSettings, KindSettings, SecretMode,
+    SourceConfig, Trigger,
 };
 use crate::error::{ConfigError, StartError};
-use crate::secret::Secret as SigningSecret;
 use crate::secret::Secret;
 use crate::sources::http_json::HttpJsonConfig;
 use crate::sources::luxor::LuxorConfig;
@@ -134,6 +132,17 @@ pub fn config_of(listen: SocketAddr, sources: Vec<(SourceConfig, BudgetConfig)>)
 /// The shipped example config: the demo and the tests run its `http_json` blocks as written.
 pub const EXAMPLE_CONFIG: &str = include_str!("../../config.example.toml");
 
+/// config.example.toml as shipped; tokens it cannot read are left unset.
+pub fn example_config() -> Result<Config, ConfigError> {
+    Config::parse(
+        EXAMPLE_CONFIG,
+        "config.example.toml",
+        std::path::Path::new("."),
+        SecretMode::WarnIfMissing,
+        &crate::sources::KINDS,
+    )
+}
+
 /// The source `name` of config.example.toml, pointed at `base_url` with `token` (and the
 /// signing secret, for a signed one), with the budget the example gives it.
 pub fn example_source(
@@ -142,13 +151,17 @@ pub fn example_source(
     token: &str,
     signing_secret: Option<&str>,
 ) -> Result<(SourceConfig, BudgetConfig), ConfigError> {
-    let config = Config::parse(
-        EXAMPLE_CONFIG,
-        "config.example.toml",
-        std::path::Path::new("."),
-        SecretMode::WarnIfMissing,
-        &crate::sources::KINDS,
-    )?;
+    pointed(&example_config()?, name, base_url, token, signing_secret)
+}
+
+/// `example_source` out of an example config already read.
+fn pointed(
+    config: &Config,
+    name: &str,
+    base_url: String,
+    token: &str,
+    signing_secret: Option<&str>,
+) -> Result<(SourceConfig, BudgetConfig), ConfigError> {
     let missing = |what: &str| {
         ConfigError::new(
             "config.example.toml",
@@ -159,8 +172,9 @@ pub fn example_source(
     };
     let mut source = config
         .sources
-        .into_iter()
+        .iter()
         .find(|s| s.name == name)
+        .cloned()
         .ok_or_else(|| missing("such source"))?;
     let budget = config
         .budgets
@@ -177,7 +191,7 @@ pub fn example_source(
     ) {
         let mut settings = settings.clone();
         if let Some(signing) = settings.auth.signing.as_mut() {
-            signing.secret = Some(SigningSecret::new(secret));
+            signing.secret = Some(Secret::new(secret));
         }
         source.settings = Arc::new(settings);
     }
@@ -189,9 +203,11 @@ pub fn example_source(
 pub fn demo_http_json_sources(
     pools: &DemoPools,
 ) -> Result<Vec<(SourceConfig, BudgetConfig)>, ConfigError> {
+    let example = example_config()?;
+    let secret = pools.luxcore.hmac_secret();
     let luxcore = |name| {
-        let secret = pools.luxcore.hmac_secret();
-        example_source(
+        pointed(
+            &example,
             name,
             pools.luxcore.base_url(),
             &pools.luxcore.token,
@@ -201,7 +217,8 @@ pub fn demo_http_json_sources(
     let mut sources = vec![
         luxcore("luxcore-payouts")?,
         luxcore("luxcore-payouts-v2")?,
-        example_source(
+        pointed(
+            &example,
             "luxbio-farm",
             pools.luxbio.base_url(),
             &pools.luxbio.token,

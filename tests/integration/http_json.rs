@@ -523,16 +523,7 @@ fn a_generic_source_without_limits_or_budget_is_warned_about_and_a_signing_secre
 #[test]
 fn the_same_generic_blocks_read_twice_are_equal_so_a_reload_keeps_them_and_check_names_the_signing_secret()
  {
-    let read = || {
-        Config::parse(
-            mining_exporter::demo::EXAMPLE_CONFIG,
-            "config.example.toml",
-            std::path::Path::new("."),
-            SecretMode::WarnIfMissing,
-            &mining_exporter::sources::KINDS,
-        )
-        .unwrap()
-    };
+    let read = || mining_exporter::demo::example_config().unwrap();
     let (first, second) = (read(), read());
     let generic: Vec<_> = first
         .sources
