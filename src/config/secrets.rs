@@ -92,7 +92,7 @@ impl Loader<'_> {
                 let value = std::fs::read_to_string(&full)
                     .map_err(|e| format!("cannot read the {prefix} file {}: {e}", full.display()));
                 if value.is_ok() {
-                    self.warn_if_shared(&at(&file_key), &full);
+                    self.warn_if_shared(&at(&file_key), prefix, &full);
                 }
                 (value, format!("file {}", full.display()), at(&file_key))
             }
@@ -122,14 +122,14 @@ impl Loader<'_> {
 
     /// A secret file that group or others may read is a secret every local user can see.
     #[cfg(unix)]
-    fn warn_if_shared(&mut self, key: &str, path: &Path) {
+    fn warn_if_shared(&mut self, key: &str, prefix: &str, path: &Path) {
         use std::os::unix::fs::PermissionsExt;
         let Ok(mode) = std::fs::metadata(path).map(|m| m.permissions().mode()) else {
             return;
         };
         if mode & 0o077 != 0 {
             self.warnings.push(format!(
-                "{}: {key}: the token file {} is readable by group or others (mode {:o}); make it readable by the exporter's user only: chmod 600 {}",
+                "{}: {key}: the {prefix} file {} is readable by group or others (mode {:o}); make it readable by the exporter's user only: chmod 600 {}",
                 self.file,
                 path.display(),
                 mode & 0o777,
@@ -139,7 +139,7 @@ impl Loader<'_> {
     }
 
     #[cfg(not(unix))]
-    fn warn_if_shared(&mut self, _key: &str, _path: &Path) {}
+    fn warn_if_shared(&mut self, _key: &str, _prefix: &str, _path: &Path) {}
 
     /// One error naming every secret that cannot be read, so an operator fixes them in one go
     /// instead of one restart per secret.

@@ -478,6 +478,12 @@ fn a_generic_source_without_limits_or_budget_is_warned_about_and_a_signing_secre
     let dir = TempDir::new().unwrap();
     std::fs::write(dir.path().join("token"), TOKEN).unwrap();
     std::fs::write(dir.path().join("hmac"), "hmac-s3cret-value").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::Permissions::from_mode(0o640);
+        std::fs::set_permissions(dir.path().join("hmac"), mode).unwrap();
+    }
     let block = |extra: &str| {
         format!(
             "[[sources]]\nkind = \"http_json\"\nname = \"h\"\nbase_url = \"http://127.0.0.1:1\"\ntoken_file = \"token\"\n{extra}[sources.signing]\nsecret_file = \"hmac\"\n[[sources.endpoints]]\npath = \"/x\"\n{}",
@@ -508,6 +514,15 @@ fn a_generic_source_without_limits_or_budget_is_warned_about_and_a_signing_secre
     let given = parse(&block("limits = [\"30/1m\", \"500/1h\"]\n"));
     assert!(
         given.warnings.iter().all(|w| !w.contains("limits")),
+        "{:?}",
+        given.warnings
+    );
+    #[cfg(unix)]
+    assert!(
+        given
+            .warnings
+            .iter()
+            .any(|w| w.contains("signing.secret_file (source \"h\"): the signing.secret file")),
         "{:?}",
         given.warnings
     );
