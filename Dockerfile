@@ -9,7 +9,10 @@ FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
-# Cargo.toml declares the benchmark target, so its file must be present to build.
+# The demo compiles the example config in (include_str!), and Cargo.toml declares the
+# benchmark target, so both must be present to build. tests/integration/deploy.rs checks
+# that every file the build reads is copied here.
+COPY config.example.toml ./
 COPY benches ./benches
 RUN cargo build --release --locked --bin mining-exporter
 

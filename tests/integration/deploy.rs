@@ -70,8 +70,119 @@ fn every_file_the_dockerfile_copies_exists() {
             copied += 1;
         }
     }
-    assert_eq!(copied, 4, "{dockerfile}");
+    assert_eq!(copied, 5, "{dockerfile}");
     assert!(dockerfile.contains("\nUSER 10001:10001\n"), "runs as root");
+}
+
+/// The paths the Dockerfile's build stage copies into its context (`COPY SRC... DEST`).
+fn dockerfile_copies() -> Vec<String> {
+    let dockerfile = read("Dockerfile");
+    let mut copied = Vec::new();
+    for line in dockerfile.lines() {
+        let Some(args) = line.strip_prefix("COPY ") else {
+            continue;
+        };
+        if args.starts_with("--from=") {
+            continue;
+        }
+        let words: Vec<&str> = args.split_whitespace().collect();
+        if let Some((_, sources)) = words.split_last() {
+            copied.extend(sources.iter().map(|s| s.trim_end_matches('/').to_string()));
+        }
+    }
+    copied
+}
+
+/// Every file the crate reads while it builds: the manifest and lock file, a build script,
+/// every target Cargo.toml declares, and every file an `include_str!`/`include_bytes!` in
+/// the sources names (resolved against the file that names it).
+fn files_the_build_reads() -> Vec<String> {
+    let mut needed = vec!["Cargo.toml".to_string(), "Cargo.lock".to_string()];
+    if root().join("build.rs").exists() {
+        needed.push("build.rs".to_string());
+    }
+    let manifest: toml::Table = read("Cargo.toml").parse().unwrap();
+    if let Some(build) = manifest
+        .get("package")
+        .and_then(|p| p.get("build"))
+        .and_then(|b| b.as_str())
+    {
+        needed.push(build.to_string());
+    }
+    for (table, folder) in [
+        ("bench", "benches"),
+        ("test", "tests"),
+        ("bin", "src/bin"),
+        ("example", "examples"),
+    ] {
+        for target in manifest
+            .get(table)
+            .and_then(|t| t.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let path = match target.get("path").and_then(|p| p.as_str()) {
+                Some(path) => path.to_string(),
+                None => format!("{folder}/{}.rs", target["name"].as_str().unwrap()),
+            };
+            needed.push(path);
+        }
+    }
+    let mut stack = vec![root().join("src"), root().join("benches")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for macro_name in ["include_str!(\"", "include_bytes!(\""] {
+                for (at, _) in text.match_indices(macro_name) {
+                    let rest = &text[at + macro_name.len()..];
+                    let included = &rest[..rest.find('"').unwrap()];
+                    let file = path.parent().unwrap().join(included);
+                    let file = std::fs::canonicalize(&file)
+                        .unwrap_or_else(|e| panic!("{}: {included}: {e}", path.display()));
+                    let relative = file
+                        .strip_prefix(std::fs::canonicalize(root()).unwrap())
+                        .unwrap_or_else(|_| panic!("{included} lies outside the crate"));
+                    needed.push(relative.to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+    }
+    needed
+}
+
+/// The image's build context, reproduced without Docker: every file the build reads lies
+/// under a path the Dockerfile copies, so `docker build` cannot fail on a missing file.
+#[test]
+fn the_image_build_context_holds_every_file_the_crate_reads() {
+    let copied = dockerfile_copies();
+    let needed = files_the_build_reads();
+    assert!(
+        needed.iter().any(|f| f == "config.example.toml"),
+        "the demo includes the example config: {needed:?}"
+    );
+    let missing: Vec<&String> = needed
+        .iter()
+        .filter(|file| {
+            !copied
+                .iter()
+                .any(|c| *file == c || file.starts_with(&format!("{c}/")))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the Dockerfile does not copy {missing:?} (it copies {copied:?})"
+    );
 }
 
 #[test]
