@@ -14,8 +14,15 @@ use tokio::time::Instant;
 
 use crate::config::{BudgetConfig, RateWindow};
 
-/// Longest pause a pool's headers may impose; a larger value is treated as this.
+/// Longest pause a pool's `Retry-After` may impose beyond the budget's longest window.
 pub const MAX_UPSTREAM_PAUSE: Duration = Duration::from_secs(3600);
+
+/// How many entries the send log keeps over its longest window, whatever the counts: sends
+/// closer together than a bucket's width (longest window / this) share one entry, dated at
+/// the newest of them. Dating a group by its newest send makes every one of them count for
+/// as long as the newest does, so grouping can only hold requests back, never let one more
+/// through; and "10000000/1h" or "1000000000/1m" costs a thousand entries, not millions.
+pub const SEND_LOG_BUCKETS: usize = 1024;
 
 #[derive(Debug)]
 pub struct Budget {
@@ -32,12 +39,20 @@ pub struct Budget {
 
 #[derive(Debug, Default, Clone)]
 struct State {
-    /// Send times, oldest first; only the last `max count` entries can matter.
-    sent: VecDeque<Instant>,
+    /// Sends, oldest first, grouped (see `SEND_LOG_BUCKETS`); kept for the longest window.
+    sent: VecDeque<Sent>,
     /// Set by a 429's Retry-After: nothing is sent before it.
     paused_until: Option<Instant>,
     /// What the pool last said about its own window (X-RateLimit-Remaining/Reset).
     upstream: Option<UpstreamWindow>,
+}
+
+/// `count` sends, all counted as made at `at`; `opened` is when the group's first was made.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    opened: Instant,
+    at: Instant,
+    count: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -83,14 +98,24 @@ impl Budget {
         &self.windows
     }
 
-    /// The longest window: no wait a pool asks for is taken longer than this.
+    /// The longest window: sends are kept this long, and no reset a pool announces is
+    /// taken as further away than this.
     pub fn longest_window(&self) -> Duration {
         self.windows
             .iter()
             .map(|w| w.per)
             .max()
             .unwrap_or(MAX_UPSTREAM_PAUSE)
-            .min(MAX_UPSTREAM_PAUSE)
+    }
+
+    /// The longest pause a pool's wait may impose: a block may outlast a short window.
+    pub fn longest_pause(&self) -> Duration {
+        self.longest_window().max(MAX_UPSTREAM_PAUSE)
+    }
+
+    /// Sends closer together than this share one entry of the log.
+    fn bucket_width(&self) -> Duration {
+        self.longest_window() / SEND_LOG_BUCKETS as u32
     }
 
     /// Waits until one more request fits every window, then records it as sent.
@@ -120,12 +145,19 @@ impl Budget {
                 later(up.resets_at);
             }
         }
-        let len = state.sent.len();
         for w in &self.windows {
-            let count = w.count as usize;
-            if let Some(oldest_that_counts) = len.checked_sub(count).and_then(|i| state.sent.get(i))
-            {
-                later(*oldest_that_counts + w.per);
+            // The window is full while `count` sends lie inside it: it opens when the
+            // count-th newest leaves.
+            let mut seen = 0u64;
+            for sent in state.sent.iter().rev() {
+                if sent.at + w.per <= now {
+                    break;
+                }
+                seen = seen.saturating_add(sent.count);
+                if seen >= u64::from(w.count) {
+                    later(sent.at + w.per);
+                    break;
+                }
             }
         }
         earliest
@@ -133,23 +165,36 @@ impl Budget {
 
     fn record(&self, state: &mut State, now: Instant) {
         state.paused_until = None;
-        state.sent.push_back(now);
-        while state.sent.len() > self.log_length() {
-            state.sent.pop_front();
-        }
+        self.add_sends(state, now, 1);
+        self.forget_old(state, now);
         if let Some(up) = state.upstream.as_mut() {
             up.remaining = up.remaining.saturating_sub(1);
         }
         self.changes.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Only the last `max count` sends can hold a request back.
-    fn log_length(&self) -> usize {
-        self.windows
-            .iter()
-            .map(|w| w.count as usize)
-            .max()
-            .unwrap_or(1)
+    /// Adds `count` sends made at `at`, which is no older than the newest entry.
+    fn add_sends(&self, state: &mut State, at: Instant, count: u64) {
+        let width = self.bucket_width();
+        match state.sent.back_mut() {
+            Some(last) if at >= last.at && at < last.opened + width => {
+                last.at = at;
+                last.count = last.count.saturating_add(count);
+            }
+            _ => state.sent.push_back(Sent {
+                opened: at,
+                at,
+                count,
+            }),
+        }
+    }
+
+    /// Drops the sends no window counts any more.
+    fn forget_old(&self, state: &mut State, now: Instant) {
+        let longest = self.longest_window();
+        while state.sent.front().is_some_and(|s| s.at + longest <= now) {
+            state.sent.pop_front();
+        }
     }
 
     /// Records what the pool says is left of its window. Both values are needed: a count
@@ -158,22 +203,28 @@ impl Budget {
         let (Some(remaining), Some(reset_in)) = (remaining, reset_in) else {
             return;
         };
+        let longest = self.longest_window();
         let mut state = self.lock();
         state.upstream = Some(UpstreamWindow {
             remaining,
-            resets_at: Instant::now() + reset_in.min(MAX_UPSTREAM_PAUSE),
+            resets_at: Instant::now() + reset_in.min(longest),
         });
     }
 
-    /// Called on a 429: counts it and, when the pool said how long, holds every request back.
-    pub fn note_rate_limited(&self, pause: Option<Duration>) {
+    /// Counts a 429 the pool returned.
+    pub fn note_rate_limited(&self) {
         self.rate_limited.fetch_add(1, Ordering::Relaxed);
-        if let Some(pause) = pause {
-            let until = Instant::now() + pause.min(MAX_UPSTREAM_PAUSE);
-            let mut state = self.lock();
-            state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
-            self.changes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Holds every request back for `pause` (at most `longest_pause`): the pool said to wait.
+    pub fn pause(&self, pause: Duration) {
+        if pause.is_zero() {
+            return;
         }
+        let until = Instant::now() + pause.min(self.longest_pause());
+        let mut state = self.lock();
+        state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
+        self.changes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Requests that could be sent right now in the tightest window (pool's headers included).
@@ -184,13 +235,14 @@ impl Budget {
             .windows
             .iter()
             .map(|w| {
-                let used = state
+                let used: u64 = state
                     .sent
                     .iter()
                     .rev()
-                    .take_while(|t| **t + w.per > now)
-                    .count();
-                (w.count as u64).saturating_sub(used as u64)
+                    .take_while(|s| s.at + w.per > now)
+                    .map(|s| s.count)
+                    .sum();
+                u64::from(w.count).saturating_sub(used)
             })
             .min()
             .unwrap_or(0);
@@ -226,11 +278,11 @@ impl Budget {
         let state = self.lock();
         let longest = self.longest_window();
         SendLog {
-            sent_ago: state
+            sent: state
                 .sent
                 .iter()
-                .map(|t| now.saturating_duration_since(*t))
-                .filter(|ago| *ago < longest)
+                .map(|s| (now.saturating_duration_since(s.at), s.count))
+                .filter(|(ago, _)| *ago < longest)
                 .collect(),
             paused_for: state
                 .paused_until
@@ -242,19 +294,22 @@ impl Budget {
     /// Takes in the sends and pause of a previous run, as if this budget had made them.
     pub fn restore(&self, log: &SendLog, now: Instant) {
         let longest = self.longest_window();
-        let mut sent: Vec<Instant> = log
-            .sent_ago
+        let mut sent: Vec<(Instant, u64)> = log
+            .sent
             .iter()
-            .filter(|ago| **ago < longest)
-            .filter_map(|ago| now.checked_sub(*ago))
+            .filter(|(ago, count)| *ago < longest && *count > 0)
+            .filter_map(|(ago, count)| Some((now.checked_sub(*ago)?, *count)))
             .collect();
         let mut state = self.lock();
-        sent.extend(state.sent.iter().copied());
-        sent.sort();
-        let keep = sent.len().saturating_sub(self.log_length());
-        state.sent = sent.into_iter().skip(keep).collect();
+        sent.extend(state.sent.iter().map(|s| (s.at, s.count)));
+        sent.sort_by_key(|(at, _)| *at);
+        state.sent.clear();
+        for (at, count) in sent {
+            self.add_sends(&mut state, at, count);
+        }
+        self.forget_old(&mut state, now);
         if let Some(pause) = log.paused_for {
-            let until = now + pause.min(MAX_UPSTREAM_PAUSE);
+            let until = now + pause.min(self.longest_pause());
             state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
         }
     }
@@ -272,23 +327,36 @@ impl Budget {
             return;
         };
         let longest = self.longest_window();
-        let sends = (rate * self.target * longest.as_secs_f64()).floor();
-        if sends < 1.0 {
+        // A hair above the product, so that 0.85 x 1000 is 850 and not 849.99999...
+        let sends = (rate * self.target * longest.as_secs_f64() * (1.0 + 1e-12)).floor();
+        if !(1.0..=u64::MAX as f64).contains(&sends) {
             return;
         }
-        let gap = longest.div_f64(sends);
+        // In range, checked above: the cast is exact up to the fraction floor() dropped.
+        let sends = sends as u64;
+        // Send i (0 = the newest) left (i + 1/2) gaps ago; a group of them is dated at its
+        // newest, so no more than one entry per bucket is made whatever the count.
+        let groups = sends.min(SEND_LOG_BUCKETS as u64);
         let log = SendLog {
-            sent_ago: (1..=sends as u32).map(|i| gap * i - gap / 2).collect(),
+            sent: (0..groups)
+                .map(|g| {
+                    let first = g * sends / groups;
+                    let next = (g + 1) * sends / groups;
+                    let ago = longest.mul_f64((first as f64 + 0.5) / sends as f64);
+                    (ago, next - first)
+                })
+                .collect(),
             paused_for: None,
         };
         self.restore(&log, now);
     }
 }
 
-/// A budget's sends that still count, relative to a moment: what a state file keeps.
+/// A budget's sends that still count, relative to a moment: what a state file keeps. Each
+/// entry is how long ago, and how many sends were made then.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SendLog {
-    pub sent_ago: Vec<Duration>,
+    pub sent: Vec<(Duration, u64)>,
     pub paused_for: Option<Duration>,
 }
 
@@ -411,7 +479,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_429_pause_holds_every_request_back() {
         let b = budget(&["60/1m"]);
-        b.note_rate_limited(Some(Duration::from_secs(7)));
+        b.note_rate_limited();
+        b.pause(Duration::from_secs(7));
         assert_eq!(b.rate_limited_total(), 1);
         assert_eq!(b.remaining(), 0);
         let start = Instant::now();
@@ -477,5 +546,81 @@ mod tests {
         let b = budget(&["3/1m"]);
         b.observe_upstream(Some(0), None);
         assert_eq!(b.remaining(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_day_window_keeps_its_sends_for_the_day() {
+        let b = budget(&["1000/1d"]);
+        for _ in 0..10 {
+            b.acquire().await;
+        }
+        tokio::time::advance(Duration::from_secs(5 * 3600)).await;
+        assert_eq!(b.remaining(), 990);
+        let log = b.send_log(Instant::now());
+        let kept: u64 = log.sent.iter().map(|(_, n)| *n).sum();
+        assert_eq!(
+            kept, 10,
+            "sends five hours old still count in a day: {log:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_day_window_with_no_record_is_assumed_used_over_the_day() {
+        let b = budget(&["1000/1d"]);
+        b.assume_partly_used(Instant::now());
+        assert_eq!(b.remaining(), 150);
+        // Two hours free a twelfth of the 850 assumed, not all of them.
+        tokio::time::advance(Duration::from_secs(2 * 3600)).await;
+        let left = b.remaining();
+        assert!((200..=230).contains(&left), "{left}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reset_hours_away_is_honoured_up_to_the_longest_window() {
+        let b = budget(&["1000/1d"]);
+        b.observe_upstream(Some(0), Some(Duration::from_secs(5 * 3600)));
+        tokio::time::advance(Duration::from_secs(2 * 3600)).await;
+        assert_eq!(b.remaining(), 0, "the pool's window resets in five hours");
+        tokio::time::advance(Duration::from_secs(3 * 3600)).await;
+        assert_eq!(b.remaining(), 1000);
+        assert_eq!(b.longest_window(), Duration::from_secs(86_400));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_count_keeps_the_assumed_use_and_the_state_small() {
+        for limits in [["10000000/1h"], ["1000000000/1m"]] {
+            let b = budget(&limits);
+            b.assume_partly_used(Instant::now());
+            let log = b.send_log(Instant::now());
+            assert!(
+                log.sent.len() <= 2 * SEND_LOG_BUCKETS,
+                "{limits:?}: {} entries",
+                log.sent.len()
+            );
+            let assumed: u64 = log.sent.iter().map(|(_, n)| *n).sum();
+            let count = u64::from(b.windows()[0].count);
+            assert_eq!(assumed, (count as f64 * 0.85).floor() as u64, "{limits:?}");
+            assert_eq!(b.remaining(), count - assumed, "{limits:?}");
+            for _ in 0..5000 {
+                b.acquire().await;
+            }
+            assert!(b.send_log(Instant::now()).sent.len() <= 2 * SEND_LOG_BUCKETS + 1);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sends_grouped_in_one_entry_never_let_more_through_than_the_window() {
+        let b = budget(&["100/10s"]);
+        let mut times = Vec::new();
+        for i in 0..400u64 {
+            b.acquire().await;
+            times.push(Instant::now());
+            tokio::time::advance(Duration::from_millis(i % 7)).await;
+        }
+        assert!(max_in_any_window(&times, Duration::from_secs(10)) <= 100);
+        // And restored from its own log, it still counts every send.
+        let restored = budget(&["100/10s"]);
+        restored.restore(&b.send_log(Instant::now()), Instant::now());
+        assert_eq!(restored.remaining(), b.remaining());
     }
 }

@@ -46,6 +46,11 @@ struct Saved {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SavedBudget {
+    /// Each entry: when (Unix ms), and how many sends were made then.
+    #[serde(default)]
+    sent: Vec<(u64, u64)>,
+    /// One entry per send, as earlier builds wrote it; read, never written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     sent_unix_ms: Vec<u64>,
     paused_until_unix_ms: Option<u64>,
 }
@@ -112,7 +117,12 @@ impl StateFile {
             .into_iter()
             .map(|(name, b)| {
                 let log = SendLog {
-                    sent_ago: b.sent_unix_ms.into_iter().map(ago).collect(),
+                    sent: b
+                        .sent
+                        .into_iter()
+                        .map(|(at, count)| (ago(at), count))
+                        .chain(b.sent_unix_ms.into_iter().map(|at| (ago(at), 1)))
+                        .collect(),
                     paused_for: b
                         .paused_until_unix_ms
                         .map(|until| Duration::from_millis(until.saturating_sub(now)))
@@ -139,11 +149,12 @@ impl StateFile {
                 .map(|(name, budget)| {
                     let log = budget.send_log(now);
                     let saved = SavedBudget {
-                        sent_unix_ms: log
-                            .sent_ago
+                        sent: log
+                            .sent
                             .iter()
-                            .map(|ago| now_ms.saturating_sub(ms(*ago)))
+                            .map(|(ago, count)| (now_ms.saturating_sub(ms(*ago)), *count))
                             .collect(),
+                        sent_unix_ms: Vec::new(),
                         paused_until_unix_ms: log.paused_for.map(|p| now_ms.saturating_add(ms(p))),
                     };
                     (name.clone(), saved)
@@ -194,7 +205,7 @@ mod tests {
             before["key"].acquire().await;
             tokio::time::advance(Duration::from_secs(10)).await;
         }
-        before["key"].note_rate_limited(Some(Duration::from_secs(30)));
+        before["key"].pause(Duration::from_secs(30));
         file.save(&before, &BTreeMap::from([("proxy".to_string(), 33)]))
             .unwrap();
 
@@ -207,6 +218,30 @@ mod tests {
         // first still count: 3 of the 5 are free, not all 5.
         assert_eq!(after["key"].remaining(), 0);
         tokio::time::advance(Duration::from_secs(25)).await;
+        assert_eq!(after["key"].remaining(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_file_an_earlier_build_wrote_one_entry_per_send_is_still_read() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let file = StateFile::in_dir(dir.path(), WallClock::Tokio);
+        let now = WallClock::Tokio
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        std::fs::write(
+            file.path(),
+            format!(
+                "{{\"version\":1,\"budgets\":{{\"key\":{{\"sent_unix_ms\":[{},{}],\"paused_until_unix_ms\":null}}}},\"costs\":{{}}}}",
+                now - 1000,
+                now - 2000
+            ),
+        )
+        .unwrap();
+        let restored = file.load().unwrap();
+        let after = budgets("5/1m");
+        after["key"].restore(&restored.budgets["key"], Instant::now());
         assert_eq!(after["key"].remaining(), 3);
     }
 

@@ -120,6 +120,24 @@ impl SourceConfig {
     pub fn pool(&self) -> &'static str {
         self.settings.pool()
     }
+
+    /// The host `base_url` names, lower case.
+    pub fn host(&self) -> Option<String> {
+        reqwest::Url::parse(&self.base_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+    }
+
+    /// Whether `other` sends the same secret to the same host, whatever its kind or name:
+    /// the API counts the two as one client, so they share one budget. Unreadable secrets
+    /// (`check` without them) compare by where they would come from.
+    pub fn same_token_as(&self, other: &SourceConfig) -> bool {
+        let same_secret = match (&self.token, &other.token) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.token_origin == other.token_origin,
+        };
+        same_secret && self.host() == other.host()
+    }
 }
 
 /// The per-worker series a source exports. A farm of 100,000 workers at six or more series
@@ -178,6 +196,9 @@ pub struct BudgetConfig {
 /// The share of each budget the plan fills unless the config says otherwise.
 pub const DEFAULT_TARGET_UTILIZATION: f64 = 0.85;
 
+/// The longest window a budget may have.
+pub const MAX_WINDOW: Duration = Duration::from_secs(31 * 86_400);
+
 /// "COUNT/DURATION": at most `count` requests in any span of `per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateWindow {
@@ -212,6 +233,16 @@ impl FromStr for RateWindow {
             .map_err(|e| format!("{s:?}: the duration {per:?} is not valid ({e})"))?;
         if count == 0 || per.is_zero() {
             return Err(format!("{s:?}: count and duration must both be above zero"));
+        }
+        // No pool counts in windows under a second, and a window is a span the exporter
+        // keeps sends for: a month is already more than any pool publishes.
+        if per < Duration::from_secs(1) {
+            return Err(format!(
+                "{s:?}: a window must be at least one second long (write \"5/1s\" for 5 a second)"
+            ));
+        }
+        if per > MAX_WINDOW {
+            return Err(format!("{s:?}: a window may be at most 31 days long"));
         }
         Ok(RateWindow { count, per })
     }
@@ -440,6 +471,10 @@ mod tests {
     fn rate_windows_parse_and_print() {
         let w: RateWindow = "10/1m".parse().unwrap();
         assert_eq!(w, RateWindow::new(10, Duration::from_secs(60)));
+        let short = "10/500ms".parse::<RateWindow>().unwrap_err();
+        assert!(short.contains("at least one second"), "{short}");
+        let long = "10/400d".parse::<RateWindow>().unwrap_err();
+        assert!(long.contains("at most 31 days"), "{long}");
         assert_eq!(w.to_string(), "10/1m");
         assert!("0/1m".parse::<RateWindow>().is_err());
         assert!("10".parse::<RateWindow>().is_err());
