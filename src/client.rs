@@ -150,10 +150,29 @@ impl Upstream {
     pub async fn get_json_at<T: DeserializeOwned + Send + 'static>(
         &self,
         endpoint: &'static str,
+        url: reqwest::Url,
+    ) -> Result<T, PollError> {
+        self.get_json_at_with(endpoint, url, ErrorProbe::TopLevel)
+            .await
+    }
+
+    /// Like `get_json_at`, with the API's own way of saying a 200 failed.
+    pub async fn get_json_at_with<T: DeserializeOwned + Send + 'static>(
+        &self,
+        endpoint: &'static str,
         mut url: reqwest::Url,
+        probe: ErrorProbe,
     ) -> Result<T, PollError> {
         if let TokenPlacement::Query(param) = &self.auth.token {
+            // A next link the API gave may carry the token already: sent once, not twice.
+            let others: Vec<(String, String)> = url
+                .query_pairs()
+                .filter(|(k, _)| k != param.as_str())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
             url.query_pairs_mut()
+                .clear()
+                .extend_pairs(others)
                 .append_pair(param, self.token.expose());
         }
         self.requests_asked.fetch_add(1, Ordering::Relaxed);
@@ -167,18 +186,19 @@ impl Upstream {
             .with_jitter();
         let result = (|| async {
             attempts.fetch_add(1, Ordering::Relaxed);
-            self.attempt::<T>(endpoint, &url).await
+            self.attempt::<T>(endpoint, &url, probe).await
         })
         .retry(backoff)
         .sleep(tokio::time::sleep)
         .when(AttemptError::retryable)
-        // The pool's own word beats our backoff; a wait longer than our cap ends this poll
-        // instead, and the budget keeps the next requests back until then.
+        // The pool's own word stretches our backoff, never shortens it (a reset already
+        // past is a wait of 0); a wait longer than our cap ends this poll instead, and the
+        // budget keeps the next requests back until then.
         .adjust(
             move |e: &AttemptError, backoff| match (backoff, e.server_delay) {
                 (None, _) => None,
                 (Some(_), Some(server)) if server > max_backoff => None,
-                (Some(_), Some(server)) => Some(server),
+                (Some(ours), Some(server)) => Some(server.max(ours)),
                 (Some(ours), None) => Some(ours),
             },
         )
@@ -196,7 +216,8 @@ impl Upstream {
         result.map_err(|e| self.poll_error(endpoint, e, attempts.load(Ordering::Relaxed)))
     }
 
-    fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<reqwest::Url, PollError> {
+    /// `base_url` + `path` + `query`, as the request for them goes out (before the token).
+    pub fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<reqwest::Url, PollError> {
         let mut url = reqwest::Url::parse(&format!("{}{}", self.base_url, path)).map_err(|e| {
             PollError::decode("(url)", format!("cannot build a URL from base_url: {e}"))
         })?;
@@ -213,6 +234,7 @@ impl Upstream {
         &self,
         endpoint: &'static str,
         url: &reqwest::Url,
+        probe: ErrorProbe,
     ) -> Result<T, AttemptError> {
         match &self.host_budget {
             Some(host) => acquire_all(&[&self.budget, host]).await,
@@ -250,7 +272,7 @@ impl Upstream {
         }
         debug!(source = %self.source, url = %self.shown(url), "GET");
         let outcome = match self.send(request).await {
-            Ok((status, body)) => decode_off_async_threads::<T>(body)
+            Ok((status, body)) => decode_off_async_threads::<T>(body, probe)
                 .await
                 .map(|value| (status, value))
                 .map_err(|detail| AttemptError {
@@ -312,18 +334,28 @@ impl Upstream {
         );
         self.warn_once_about(&rate.clamped);
         self.budget.observe_upstream(rate.remaining, rate.reset_in);
-        let retry_after = rate.retry_after;
-        let server_delay = if status == StatusCode::TOO_MANY_REQUESTS {
-            let delay = retry_after.or(rate.reset_in);
-            self.budget.note_rate_limited(delay);
-            // A pool that bans by address holds back every source calling it.
+        let limited = status == StatusCode::TOO_MANY_REQUESTS;
+        let server_delay = if limited {
+            self.budget.note_rate_limited();
             if let Some(host) = &self.host_budget {
-                host.note_rate_limited(delay);
+                host.note_rate_limited();
             }
-            delay
+            rate.retry_after.or(rate.reset_in)
         } else {
-            retry_after
+            rate.retry_after
         };
+        if !status.is_success() && (limited || server_delay.is_some()) {
+            // A "wait" answer holds back every request on the budgets this one used (a pool
+            // that bans by address, every source calling it), never for less than our own
+            // backoff: a reset already past or a 429 without headers still means "not now".
+            let pause = server_delay
+                .unwrap_or_default()
+                .max(self.settings.retry_backoff);
+            self.budget.pause(pause);
+            if let Some(host) = &self.host_budget {
+                host.pause(pause);
+            }
+        }
 
         // After the rate headers: a skewed answer still tells the budget what it knows.
         if let Some(signing) = &self.auth.signing {
@@ -378,7 +410,7 @@ impl Upstream {
                     pool = self.pool,
                     header,
                     cap = ?self.budget.longest_window(),
-                    "the pool sent an unusable wait (not a number or date, negative, a reset further than the budget's longest window, or a Retry-After over an hour); waiting the window (or the hour) instead (logged once)"
+                    "the pool sent an unusable wait (not a number or date, negative, a reset further than the budget's longest window, or a Retry-After past both the longest window and an hour); waiting that long instead (logged once)"
                 );
             }
         }
@@ -497,28 +529,60 @@ const DECODE_INLINE_MAX: usize = 64 * 1024;
 
 async fn decode_off_async_threads<T: DeserializeOwned + Send + 'static>(
     body: Vec<u8>,
+    probe: ErrorProbe,
 ) -> Result<T, String> {
     if body.len() <= DECODE_INLINE_MAX {
-        return decode(&body);
+        return decode(&body, probe);
     }
-    tokio::task::spawn_blocking(move || decode(&body))
+    tokio::task::spawn_blocking(move || decode(&body, probe))
         .await
         .unwrap_or_else(|_| Err("decoding the body panicked".to_string()))
 }
 
-/// Decodes a 2xx body. A 200 that carries an `error` field is a failure, not empty data.
-fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+/// Where a 2xx answer says that it failed after all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ErrorProbe {
+    /// A top-level `error` of an object, as the pools send it (see `error_in`).
+    #[default]
+    TopLevel,
+    /// Nowhere the client looks: the API has no such field, or the source reads its own.
+    Off,
+}
+
+/// The failure a 2xx answer's error field holds: a non-empty string, or an object. `null`,
+/// `false`, `0` and `""` say "no error", as APIs that always send the field do.
+pub fn error_in(field: &serde_json::Value) -> Option<String> {
+    match field {
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        serde_json::Value::Object(fields) => Some(
+            fields
+                .get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+                .unwrap_or_else(|| field.to_string()),
+        ),
+        _ => None,
+    }
+}
+
+/// Decodes a 2xx body. A 200 whose object carries an error is a failure, not empty data.
+fn decode<T: DeserializeOwned>(body: &[u8], probe: ErrorProbe) -> Result<T, String> {
     #[derive(serde::Deserialize)]
-    struct ErrorProbe {
+    struct TopLevelError {
         #[serde(default)]
         error: Option<serde_json::Value>,
     }
-    if let Ok(ErrorProbe { error: Some(e) }) = serde_json::from_slice::<ErrorProbe>(body) {
-        if !e.is_null() {
-            return Err(format!(
-                "the pool answered 200 with an error: {}",
-                error_message(body)
-            ));
+    // Only an object has named fields: serde would read a one-element list's element as
+    // the struct's first field.
+    let object = body.trim_ascii_start().first() == Some(&b'{');
+    if probe == ErrorProbe::TopLevel && object {
+        if let Ok(TopLevelError { error: Some(e) }) = serde_json::from_slice(body) {
+            if error_in(&e).is_some() {
+                return Err(format!(
+                    "the pool answered 200 with an error: {}",
+                    error_message(body)
+                ));
+            }
         }
     }
     serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))
@@ -775,12 +839,18 @@ mod tests {
         let big: Vec<u32> = (0..50_000).collect();
         let body = serde_json::to_vec(&big).unwrap();
         assert!(body.len() > DECODE_INLINE_MAX);
-        let decoded: Vec<u32> = decode_off_async_threads(body.clone()).await.unwrap();
+        let decoded: Vec<u32> = decode_off_async_threads(body.clone(), ErrorProbe::TopLevel)
+            .await
+            .unwrap();
         assert_eq!(decoded, big);
-        let small: Vec<u32> = decode_off_async_threads(b"[1,2]".to_vec()).await.unwrap();
+        let small: Vec<u32> = decode_off_async_threads(b"[1,2]".to_vec(), ErrorProbe::TopLevel)
+            .await
+            .unwrap();
         assert_eq!(small, [1, 2]);
         let cut = body[..body.len() - 1].to_vec();
-        let broken = decode_off_async_threads::<Vec<u32>>(cut).await.unwrap_err();
+        let broken = decode_off_async_threads::<Vec<u32>>(cut, ErrorProbe::TopLevel)
+            .await
+            .unwrap_err();
         assert!(broken.starts_with("invalid JSON"), "{broken}");
     }
 
@@ -788,9 +858,36 @@ mod tests {
     fn a_200_with_an_error_field_is_not_data() {
         #[derive(serde::Deserialize, Debug)]
         struct Any {}
-        assert!(decode::<Any>(br#"{"error":"Rate limit exceeded"}"#).is_err());
-        assert!(decode::<Any>(br#"{"error":null,"x":1}"#).is_ok());
-        assert!(decode::<Any>(br#"{"x":"#).is_err());
+        assert!(
+            decode::<Any>(br#"{"error":"Rate limit exceeded"}"#, ErrorProbe::TopLevel).is_err()
+        );
+        assert!(decode::<Any>(br#"{"error":null,"x":1}"#, ErrorProbe::TopLevel).is_ok());
+        assert!(decode::<Any>(br#"{"x":"#, ErrorProbe::TopLevel).is_err());
+        assert!(decode::<Any>(br#"{"error":{"code":"denied"}}"#, ErrorProbe::TopLevel).is_err());
+    }
+
+    #[test]
+    fn only_a_named_error_in_an_object_fails_a_200() {
+        // A one-element list is data, whatever the element is.
+        for list in [
+            &b"[false]"[..],
+            b"[0]",
+            b"[\"\"]",
+            b"[\"down\"]",
+            b"[{\"error\":\"x\"}]",
+        ] {
+            let read = decode::<serde_json::Value>(list, ErrorProbe::TopLevel);
+            assert!(read.is_ok(), "{}: {read:?}", String::from_utf8_lossy(list));
+        }
+        // A flag or code saying "no error" is not an error.
+        for none in [
+            &br#"{"error":false,"x":1}"#[..],
+            br#"{"error":0}"#,
+            br#"{"error":""}"#,
+        ] {
+            let read = decode::<serde_json::Value>(none, ErrorProbe::TopLevel);
+            assert!(read.is_ok(), "{}: {read:?}", String::from_utf8_lossy(none));
+        }
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -904,7 +1001,7 @@ mod tests {
                 body in pool_bytes(),
                 token in "\\PC{0,16}",
             ) {
-                let _ = decode::<serde_json::Value>(&body);
+                let _ = decode::<serde_json::Value>(&body, ErrorProbe::TopLevel);
                 let secret = Secret::new(token);
                 let shown = shorten(&secret.scrub(&error_message(&body)));
                 prop_assert!(shown.chars().count() <= MAX_MESSAGE_CHARS + 3);

@@ -312,3 +312,62 @@ async fn rate_limit_headers_hold_the_next_request_until_the_reset() {
     );
     assert_eq!(workers.calls_async().await, 1);
 }
+
+#[tokio::test]
+async fn a_429_whose_reset_is_already_past_still_waits_the_backoff() {
+    let server = MockServer::start_async().await;
+    let past = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
+    let limited = server
+        .mock_async(move |when, then| {
+            when.method(GET).path("/v1/overview").is_true(first(2));
+            then.status(429)
+                .header("x-ratelimit-remaining", "0")
+                .header("x-ratelimit-reset", past.to_string())
+                .json_body(json!({"error": "Rate limit exceeded"}));
+        })
+        .await;
+    mock_poll(&server, vec![worker("rig1", "online", 10.0)]).await;
+    let (exporter, _dir) = exporter_with_backoff(&server.base_url(), "300ms", "max_retries = 3");
+    let started = Instant::now();
+    poll_ok(&exporter).await;
+    assert_eq!(limited.calls_async().await, 2);
+    // Two retries after 300 ms and 600 ms of backoff at the least, not at once.
+    assert!(
+        started.elapsed() >= Duration::from_millis(850),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_429_without_headers_and_a_503_with_retry_after_pause_the_budget() {
+    for (status, headers) in [(429, vec![]), (503, vec![("retry-after", "30")])] {
+        let server = MockServer::start_async().await;
+        server
+            .mock_async(move |when, then| {
+                when.method(GET).path("/v1/overview");
+                let mut then = then.status(status);
+                for (name, value) in &headers {
+                    then = then.header(*name, *value);
+                }
+                then.json_body(json!({"error": "slow down"}));
+            })
+            .await;
+        let (exporter, _dir) = exporter_with_backoff(&server.base_url(), "20s", "max_retries = 0");
+        let outcome = exporter.poll_once("proxy").await.unwrap();
+        assert!(matches!(outcome, Outcome::Failure { .. }), "{outcome:?}");
+        assert_eq!(
+            sample(
+                &text(&exporter),
+                "mining_exporter_budget_remaining",
+                &["budget=\"auto:proxy\""]
+            ),
+            Some(0.0),
+            "a {status} holds the budget's next requests back"
+        );
+    }
+}

@@ -19,6 +19,25 @@ pub fn exporter(base_url: &str, extra: &str) -> (Exporter, TempDir) {
     (Exporter::new(config).expect("valid test config"), dir)
 }
 
+/// Like `exporter`, with `retry_backoff` instead of the tests' 10 ms.
+pub fn exporter_with_backoff(base_url: &str, backoff: &str, extra: &str) -> (Exporter, TempDir) {
+    let dir = TempDir::new().unwrap();
+    std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
+    let text = config_text(base_url, extra).replace(
+        "retry_backoff = \"10ms\"",
+        &format!("retry_backoff = \"{backoff}\""),
+    );
+    let config = Config::parse(
+        &text,
+        "test.toml",
+        dir.path(),
+        SecretMode::Require,
+        &mining_exporter::sources::KINDS,
+    )
+    .expect("valid test config");
+    (Exporter::new(config).expect("valid test config"), dir)
+}
+
 pub fn config(dir: &Path, base_url: &str, extra: &str) -> Config {
     std::fs::write(dir.join("token"), format!("{TOKEN}\n")).unwrap();
     let text = config_text(base_url, extra);
