@@ -616,3 +616,148 @@ async fn the_shipped_gateway_block_reads_every_balance_of_the_simulator_in_units
     assert_eq!(sim.requests(), (1, 0));
     assert_eq!(sim.refused_signatures(), 0);
 }
+
+#[tokio::test]
+async fn a_poll_that_fails_past_max_pages_is_priced_at_the_pages_it_asked_for() {
+    let server = MockServer::start_async().await;
+    let pages = server
+        .mock_async(|when, then| {
+            when.path("/list");
+            then.status(200)
+                .json_body(json!({"items": [{"name": "w", "up": 1}], "pages": 50}));
+        })
+        .await;
+    let dir = TempDir::new().unwrap();
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    let text = format!(
+        "[[sources]]\nkind = \"http_json\"\nname = \"h\"\nbase_url = \"{}\"\ntoken_file = \"token\"\ninterval = \"1h\"\nlimits = [\"100/1m\"]\n[[sources.endpoints]]\npath = \"/list\"\nmax_pages = 3\n[sources.endpoints.pagination]\ntype = \"page\"\nparam = \"p\"\ntotal_pages = \"$.pages\"\n{MAPPING}",
+        server.base_url()
+    );
+    let config = Config::parse(
+        &text,
+        "h.toml",
+        dir.path(),
+        SecretMode::Require,
+        &mining_exporter::sources::KINDS,
+    )
+    .unwrap();
+    let exporter = Exporter::new(config).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let serving = tokio::spawn(exporter.serve(listener, shutdown.clone()));
+    let mut cost = None;
+    for _ in 0..100 {
+        let page = scrape(&base).await;
+        cost = sample(
+            &page,
+            "mining_exporter_poll_cost_requests",
+            &["source=\"h\""],
+        );
+        if pages.calls_async().await == 3 && cost == Some(3.0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(pages.calls_async().await, 3, "three pages, then max_pages");
+    assert_eq!(
+        cost,
+        Some(3.0),
+        "the failed poll's three pages are its cost"
+    );
+    shutdown.cancel();
+    serving.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn an_endpoint_says_where_its_error_lives_or_that_it_has_none() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.path("/flagged");
+            then.status(200)
+                .json_body(json!({"error": "stale", "items": [{"name": "w", "up": 1}]}));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.path("/nested");
+            then.status(200).json_body(
+                json!({"status": {"error": "maintenance"}, "items": [{"name": "w", "up": 1}]}),
+            );
+        })
+        .await;
+    let endpoint = |path: &str, error: &str| {
+        format!("max_retries = 0\n[[sources.endpoints]]\npath = \"{path}\"\n{error}{MAPPING}")
+    };
+    // `error = false`: this API's `error` field is data, not a failure.
+    let (none, _dir) = generic(&server.base_url(), &endpoint("/flagged", "error = false\n"));
+    assert!(matches!(poll(&none, "h").await, Outcome::Success { .. }));
+    // `error = "$.status.error"`: a non-empty string there fails the poll.
+    let (nested, _dir) = generic(
+        &server.base_url(),
+        &endpoint("/nested", "error = \"$.status.error\"\n"),
+    );
+    assert_eq!(
+        poll(&nested, "h").await,
+        Outcome::Failure { kind: "decode" }
+    );
+    // By default only the top-level `error` counts: the nested one is data.
+    let (default, _dir) = generic(&server.base_url(), &endpoint("/nested", ""));
+    assert!(matches!(poll(&default, "h").await, Outcome::Success { .. }));
+}
+
+#[tokio::test]
+async fn next_links_resolve_against_the_page_just_fetched_and_never_carry_the_token_twice() {
+    let server = MockServer::start_async().await;
+    let first = server
+        .mock_async(|when, then| {
+            when.path("/v2/list").query_param_missing("after");
+            then.status(200)
+                .json_body(json!({"items": [{"name": "w1", "up": 1}], "next": "?after=w1"}));
+        })
+        .await;
+    let second = server
+        .mock_async(|when, then| {
+            when.path("/v2/list").query_param("after", "w1");
+            then.status(200).json_body(json!({
+                "items": [{"name": "w2", "up": 1}],
+                "next": format!("list?after=w2&api_key={TOKEN}")
+            }));
+        })
+        .await;
+    let third = server
+        .mock_async(|when, then| {
+            when.path("/v2/list")
+                .query_param("after", "w2")
+                .is_true(|req: &HttpMockRequest| {
+                    req.query_params()
+                        .iter()
+                        .filter(|(k, _)| k == "api_key")
+                        .count()
+                        == 1
+                });
+            then.status(200)
+                .json_body(json!({"items": [{"name": "w3", "up": 1}], "next": null}));
+        })
+        .await;
+    let block = format!(
+        "auth = \"query\"\nmax_retries = 0\n[[sources.endpoints]]\npath = \"/v2/list\"\n[sources.endpoints.pagination]\ntype = \"next_url\"\nnext_url = \"$.next\"\n{MAPPING}"
+    );
+    let (exporter, _dir) = generic(&server.base_url(), &block);
+    let outcome = poll(&exporter, "h").await;
+    assert_eq!(
+        (
+            first.calls_async().await,
+            second.calls_async().await,
+            third.calls_async().await
+        ),
+        (1, 1, 1),
+        "{outcome:?}"
+    );
+    assert!(matches!(outcome, Outcome::Success { .. }), "{outcome:?}");
+    assert_eq!(
+        sample(&text(&exporter), "mining_worker_up", &["worker=\"w3\""]),
+        Some(1.0)
+    );
+}

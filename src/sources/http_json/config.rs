@@ -107,7 +107,21 @@ pub struct Endpoint {
     pub query: Vec<(String, String)>,
     pub pagination: Pagination,
     pub max_pages: u32,
+    /// Where a 200 answer of this endpoint says it failed.
+    pub error: ErrorField,
     pub metrics: Vec<Mapping>,
+}
+
+/// The `error` key of an endpoint.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum ErrorField {
+    /// Unset: a top-level `error` of an object, as the pools send it.
+    #[default]
+    TopLevel,
+    /// `error = false`: the answers carry no error field; `error` is data if present.
+    Off,
+    /// `error = "$.path"`: a non-empty string or an object there fails the poll.
+    At(Path),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -185,8 +199,16 @@ struct RawEndpoint {
     query: BTreeMap<String, String>,
     pagination: Option<RawPagination>,
     max_pages: Option<u32>,
+    error: Option<RawErrorField>,
     #[serde(default)]
     metrics: Vec<RawMapping>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawErrorField {
+    Flag(bool),
+    Path(String),
 }
 
 #[derive(Deserialize)]
@@ -434,12 +456,20 @@ fn endpoint(cx: &KindContext<'_, '_>, at: &str, raw: RawEndpoint) -> Result<Endp
         None => Pagination::None,
         Some(p) => pagination(cx, &format!("{at}.pagination"), p, &metrics)?,
     };
+    let error = match raw.error {
+        None | Some(RawErrorField::Flag(true)) => ErrorField::TopLevel,
+        Some(RawErrorField::Flag(false)) => ErrorField::Off,
+        Some(RawErrorField::Path(text)) => {
+            ErrorField::At(json_path(cx, &format!("{at}.error"), &text)?)
+        }
+    };
     Ok(Endpoint {
         name: intern(&name),
         path: raw.path,
         query: raw.query.into_iter().collect(),
         pagination,
         max_pages,
+        error,
         metrics,
     })
 }
@@ -853,6 +883,10 @@ impl KindSettings for HttpJsonConfig {
             "assumed for a generic API (10/1m); set `limits` to the API's own"
         };
         (self.limits.clone(), origin.to_string())
+    }
+
+    fn limits_assumed(&self) -> bool {
+        !self.limits_configured
     }
 
     fn min_requests_per_poll(&self) -> u32 {

@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::config::{Endpoint, Pagination};
+use super::config::{Endpoint, ErrorField, Pagination};
 use super::select;
-use crate::client::Upstream;
+use crate::client::{ErrorProbe, Upstream, error_in};
 use crate::error::PollError;
 
 enum Next {
@@ -28,6 +28,8 @@ pub(super) struct Pages<'e> {
     fetched: u32,
     seen: BTreeSet<String>,
     origin: reqwest::Url,
+    /// The address of the page last fetched: a next link is relative to it (RFC 3986).
+    current: reqwest::Url,
 }
 
 impl<'e> Pages<'e> {
@@ -40,6 +42,7 @@ impl<'e> Pages<'e> {
             page: 0,
             fetched: 0,
             seen: BTreeSet::new(),
+            current: origin.clone(),
             origin,
         })
     }
@@ -68,9 +71,9 @@ impl<'e> Pages<'e> {
         if let Some((param, n)) = size {
             query.push((param.clone(), n.to_string()));
         }
-        let page = match std::mem::replace(&mut self.next, Next::Done) {
+        let url = match std::mem::replace(&mut self.next, Next::Done) {
             Next::Done => return Ok(None),
-            Next::Url(url) => api.get_json_at(endpoint.name, url).await?,
+            Next::Url(url) => url,
             next => {
                 match (&endpoint.pagination, next) {
                     (Pagination::Page { param, first, .. }, Next::First) => {
@@ -90,10 +93,28 @@ impl<'e> Pages<'e> {
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect();
-                api.get_json(endpoint.name, &endpoint.path, &pairs).await?
+                api.url(&endpoint.path, &pairs)?
             }
         };
+        self.current = url.clone();
+        let probe = match endpoint.error {
+            ErrorField::TopLevel => ErrorProbe::TopLevel,
+            ErrorField::Off | ErrorField::At(_) => ErrorProbe::Off,
+        };
+        let page: Value = api.get_json_at_with(endpoint.name, url, probe).await?;
         self.fetched += 1;
+        if let ErrorField::At(path) = &endpoint.error {
+            let failure = select(path, &page)
+                .map_err(|e| self.error(e))?
+                .and_then(error_in);
+            if let Some(message) = failure {
+                return Err(self.error(format!(
+                    "the API answered 200 with an error at {}: {}",
+                    path.text,
+                    api.pool_text(&message)
+                )));
+            }
+        }
         Ok(Some(page))
     }
 
@@ -161,7 +182,7 @@ impl<'e> Pages<'e> {
                 Some(Value::String(s)) if s.is_empty() => Next::Done,
                 Some(Value::String(s)) => {
                     let url = self
-                        .origin
+                        .current
                         .join(s)
                         .map_err(|_| self.error(format!("{} is not an address", next_url.text)))?;
                     if url.origin() != self.origin.origin() {
