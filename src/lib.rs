@@ -85,6 +85,16 @@ pub struct Exporter {
     state: Option<StateFile>,
     /// The budgets' change count when the state file was last written.
     state_saved_at: Option<u64>,
+    /// Budgets a reload left unused, kept for their longest window: a token removed and
+    /// added back (or renamed) finds its sends again instead of a fresh window.
+    retired: Vec<Retired>,
+}
+
+/// A budget no source uses any more, with the sources that last used it.
+struct Retired {
+    budget: Arc<Budget>,
+    users: Vec<SourceConfig>,
+    since: tokio::time::Instant,
 }
 
 /// A poller's task and what stops it.
@@ -152,6 +162,7 @@ impl Exporter {
             cost_rx: Some(cost_rx),
             state: None,
             state_saved_at: None,
+            retired: Vec::new(),
         };
         exporter.build_pollers()?;
         Ok(exporter)
@@ -191,6 +202,9 @@ impl Exporter {
         self.learned
             .insert(learned.source.clone(), learned.requests);
         self.replan();
+        // The page shows the plan's gauges as of its last render.
+        let exposition = self.exposition.clone();
+        drop(tokio::task::spawn_blocking(move || exposition.refresh()));
         let moved: Vec<String> = self
             .plan
             .sources
@@ -541,24 +555,43 @@ impl Exporter {
         }
         // Budgets live on with their send logs: a reload never opens a burst. A budget is
         // found by its name, or else by the sources that used it: a token's default budget
-        // is named after its first source, and removing that source renames it.
+        // is named after its first source, and removing or renaming that source renames it.
+        // Failing those, by the token its sources send (where it comes from, and the host):
+        // among the running budgets, then among those a recent reload left unused.
+        let now = tokio::time::Instant::now();
+        self.retired
+            .retain(|r| now.saturating_duration_since(r.since) < r.budget.longest_window());
         let previous = |name: &str| -> Option<&Arc<Budget>> {
-            self.budgets.get(name).or_else(|| {
-                config
-                    .sources
-                    .iter()
-                    .filter(|s| s.budget == name)
-                    .find_map(|s| {
+            let users = || config.sources.iter().filter(move |s| s.budget == name);
+            let of_token = |old: &SourceConfig| users().any(|s| s.same_token_as(old));
+            self.budgets
+                .get(name)
+                .or_else(|| {
+                    users().find_map(|s| {
                         let old = self.config.sources.iter().find(|o| o.name == s.name)?;
                         self.budgets.get(&old.budget)
                     })
-            })
+                })
+                .or_else(|| {
+                    let old = self.config.sources.iter().find(|o| of_token(o))?;
+                    self.budgets.get(&old.budget)
+                })
+                .or_else(|| {
+                    self.retired
+                        .iter()
+                        .rev()
+                        .find(|r| r.users.iter().any(of_token))
+                        .map(|r| &r.budget)
+                })
         };
+        let mut carried: Vec<Arc<Budget>> = Vec::new();
         let budgets: Budgets = config
             .budgets
             .iter()
             .map(|(name, wanted)| {
-                let budget = match previous(name) {
+                let found = previous(name);
+                carried.extend(found.cloned());
+                let budget = match found {
                     Some(old)
                         if old.name() == name.as_str()
                             && old.windows() == wanted.limits.as_slice() =>
@@ -619,6 +652,22 @@ impl Exporter {
         self.store
             .set_sources(config.sources.iter().map(|s| (s.pool(), s.name.as_str())));
         self.exposition.set_budgets(budgets.clone());
+        for (name, budget) in &self.budgets {
+            if !carried.iter().any(|c| Arc::ptr_eq(c, budget)) {
+                let users = self
+                    .config
+                    .sources
+                    .iter()
+                    .filter(|s| &s.budget == name)
+                    .cloned()
+                    .collect();
+                self.retired.push(Retired {
+                    budget: budget.clone(),
+                    users,
+                    since: now,
+                });
+            }
+        }
         // A cost learned by a source that runs on unchanged keeps planning it.
         self.learned
             .retain(|name, _| pollers.contains_key(name) && !fresh.iter().any(|p| &p.name == name));

@@ -44,7 +44,7 @@ pub struct CostLearned {
     pub was: Option<u32>,
 }
 
-/// Successful polls whose cost the learned cost is the largest of.
+/// Polls whose cost the learned cost is the largest of.
 const COSTS_REMEMBERED: usize = 4;
 /// Poll starts the achieved interval is the mean over (one more than the intervals).
 const STARTS_REMEMBERED: usize = 9;
@@ -67,7 +67,7 @@ pub struct Poller {
     cost_reports: Option<mpsc::UnboundedSender<CostLearned>>,
 }
 
-/// What this source's last successful polls cost, and what it last told the plan.
+/// What this source's last polls cost, and what it last told the plan.
 #[derive(Debug, Default)]
 struct Costs {
     recent: VecDeque<u32>,
@@ -184,7 +184,7 @@ impl Poller {
         }
     }
 
-    /// Learns from a successful poll's cost; tells the plan when it changed.
+    /// Learns from a poll's cost; tells the plan when it changed.
     fn learn_cost(&self, requests: u64) {
         let requests = u32::try_from(requests).unwrap_or(u32::MAX);
         let changed = lock(&self.costs).record(requests);
@@ -211,10 +211,10 @@ impl Poller {
             }),
         };
         let took = started.elapsed();
-        if result.is_ok() {
-            let asked = self.upstream.requests_asked.load(Ordering::Relaxed);
-            self.learn_cost(asked.saturating_sub(asked_before));
-        }
+        // A failed poll spent its requests too (a list past max_pages spends every page on
+        // every poll): the plan prices what polls ask for, however they end.
+        let asked = self.upstream.requests_asked.load(Ordering::Relaxed);
+        self.learn_cost(asked.saturating_sub(asked_before));
         let outcome = self.record(result, took);
         // Rendering 10,000 workers takes tens of milliseconds (see benches/): keep it off the
         // threads that answer scrapes.

@@ -147,14 +147,8 @@ impl Loader<'_> {
     ) -> Result<(), ConfigError> {
         for i in 0..sources.len() {
             let this = &sources[i];
-            let same_token = |other: &SourceConfig| {
-                other.settings.kind() == this.settings.kind()
-                    && match (&other.token, &this.token) {
-                        (Some(a), Some(b)) => a == b,
-                        _ => other.token_origin == this.token_origin,
-                    }
-            };
-            let peers: Vec<&SourceConfig> = sources.iter().filter(|s| same_token(s)).collect();
+            let peers: Vec<&SourceConfig> =
+                sources.iter().filter(|s| this.same_token_as(s)).collect();
             let named: Vec<&str> = peers
                 .iter()
                 .map(|s| s.budget.as_str())
@@ -174,6 +168,7 @@ impl Loader<'_> {
             let shared = this.settings.shared_with_token();
             if let Some((key, theirs)) = peers
                 .iter()
+                .filter(|s| s.kind() == this.kind())
                 .filter_map(|s| s.settings.shared_with_token())
                 .find(|s| Some(s) != shared.as_ref())
             {
@@ -189,12 +184,50 @@ impl Loader<'_> {
             if !this.budget.is_empty() {
                 continue;
             }
+            // The limits of the token's default budget: those its kinds give, where they
+            // are not merely assumed (a generic block without `limits`); they must agree.
+            let stated: Vec<&SourceConfig> = peers
+                .iter()
+                .copied()
+                .filter(|s| !s.settings.limits_assumed())
+                .collect();
+            let limits_of = |s: &SourceConfig| s.settings.default_limits().0;
+            // Peers are in the file's order: the first that disagrees with the first is named.
+            if let (true, Some(first)) = (named.is_empty(), stated.first()) {
+                if let Some(second) = stated.iter().find(|s| limits_of(s) != limits_of(first)) {
+                    let at = sources
+                        .iter()
+                        .position(|s| std::ptr::eq(s, *second))
+                        .unwrap_or(i);
+                    let show = |s: &SourceConfig| {
+                        let windows: Vec<String> =
+                            limits_of(s).iter().map(ToString::to_string).collect();
+                        windows.join(", ")
+                    };
+                    return Err(self.err(
+                        source_key(at, &second.name, "limits"),
+                        format!(
+                            "sources {:?} and {:?} use the same token with different limits ({} and {}), but the API counts their requests together",
+                            first.name,
+                            second.name,
+                            show(first),
+                            show(second)
+                        ),
+                        "give them the same limits, or one [budgets.NAME] that both name with `budget`",
+                    ));
+                }
+            }
             let budget = match named.first() {
                 Some(name) => name.to_string(),
                 None => {
                     let first = peers.first().copied().unwrap_or(this);
                     let name = format!("auto:{}", first.name);
-                    let (limits, origin) = first.settings.default_limits();
+                    let (limits, origin) = stated
+                        .first()
+                        .copied()
+                        .unwrap_or(first)
+                        .settings
+                        .default_limits();
                     budgets.entry(name.clone()).or_insert_with(|| BudgetConfig {
                         name: name.clone(),
                         limits,

@@ -35,6 +35,11 @@ pub trait KindSettings: fmt::Debug + Send + Sync + 'static {
     fn auth(&self) -> Auth;
     /// The limits of a token when no `budget` is named, and where they come from.
     fn default_limits(&self) -> (Vec<RateWindow>, String);
+    /// Whether `default_limits` is only an assumption (a generic API whose block gives
+    /// none): a peer on the same token that knows its limits decides the budget.
+    fn limits_assumed(&self) -> bool {
+        false
+    }
     /// A setting every source sharing a token must agree on, as (key, value): the pool
     /// counts their requests together, so they cannot disagree on the budget's size.
     fn shared_with_token(&self) -> Option<(&'static str, String)> {

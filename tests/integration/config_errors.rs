@@ -331,6 +331,30 @@ fn every_bad_config_gives_its_exact_error_naming_file_key_and_fix() {
 "#,
         ),
         (
+            "window under a second",
+            format!("{SOURCE}budget = \"b\"\n[budgets.b]\nlimits = [\"10/500ms\"]\n"),
+            r#"error: bad.toml: budgets.b.limits[0]: "10/500ms": a window must be at least one second long (write "5/1s" for 5 a second)
+  fix: write each window as "COUNT/DURATION", e.g. "10/1m" or "1000/1h"
+"#,
+        ),
+        (
+            "one token, two kinds, two limits",
+            format!("{LUXOR}subaccounts = [\"a\"]\nbase_url = \"http://127.0.0.1:1\"\n{HTTP_JSON}name = \"mining_worker_up\"\nvalue = \"$.up\"\nlabels = {{ account = \"a\", worker = \"w\" }}\n").replace(
+                "token_file = \"token\"\n[[sources.endpoints]]",
+                "token_file = \"token\"\nlimits = [\"10/1m\"]\n[[sources.endpoints]]",
+            ),
+            r#"error: bad.toml: sources[1].limits (source "h"): sources "l" and "h" use the same token with different limits (5/5s and 10/1m), but the API counts their requests together
+  fix: give them the same limits, or one [budgets.NAME] that both name with `budget`
+"#,
+        ),
+        (
+            "a token pasted into token_env",
+            "[[sources]]\nkind = \"ultimate_proxy\"\nname = \"p\"\ntoken_env = \"inline-s3cret-value\"\n".into(),
+            r#"error: bad.toml: sources[0].token_env (source "p"): not the name of an environment variable (letters, digits and '_', not starting with a digit); the value is not shown, in case it is a token
+  fix: set token_env to the variable's name, e.g. token_env = "UP_API_KEY", and put the token in that variable
+"#,
+        ),
+        (
             "syntax",
             "[[sources]\nkind = 1\n".into(),
             r#"error: bad.toml: line 1, [[sources]: unclosed array table, expected `]`
@@ -580,5 +604,73 @@ fn a_token_file_others_can_read_is_a_warning_and_a_private_one_is_not() {
     for mode in [0o600, 0o400] {
         std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).unwrap();
         assert!(load().is_empty(), "{mode:o}");
+    }
+}
+
+#[test]
+fn sources_on_one_token_share_one_budget_whatever_their_kind() {
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    let text = format!(
+        "{LUXOR}subaccounts = [\"a\"]\nbase_url = \"http://127.0.0.1:1\"\n{HTTP_JSON}name = \"mining_worker_up\"\nvalue = \"$.up\"\nlabels = {{ account = \"a\", worker = \"w\" }}\n"
+    );
+    let config = Config::parse(
+        &text,
+        "t.toml",
+        dir.path(),
+        SecretMode::Require,
+        &mining_exporter::sources::KINDS,
+    )
+    .unwrap();
+    let budgets: Vec<&str> = config.sources.iter().map(|s| s.budget.as_str()).collect();
+    assert_eq!(budgets, ["auto:l", "auto:l"], "one key, one budget");
+    assert_eq!(config.budgets.len(), 1);
+    // The generic block gave no limits: the Luxor key's are the budget's.
+    assert_eq!(config.budgets["auto:l"].limits[0].to_string(), "5/5s");
+}
+
+#[test]
+fn a_token_no_header_can_carry_is_refused_at_load_and_plain_http_is_warned_about() {
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::write(dir.path().join("token"), "up_k_bad\u{1}token\n").unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, SOURCE).unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("sources[0].token_file (source \"p\"): the token holds characters an HTTP header cannot carry"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("bad\u{1}token"), "{stderr}");
+
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    for (base_url, warned) in [
+        ("http://pool.example.com", true),
+        ("http://127.0.0.1:8080", false),
+        ("http://localhost:8080", false),
+        ("https://pool.example.com", false),
+    ] {
+        std::fs::write(&file, format!("{SOURCE}base_url = \"{base_url}\"\n")).unwrap();
+        let out = Command::new(BIN)
+            .args(["check", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(0), "{printed}");
+        assert_eq!(
+            printed.contains("the token travels in clear text"),
+            warned,
+            "{base_url}: {printed}"
+        );
     }
 }

@@ -288,3 +288,90 @@ async fn a_default_budget_keeps_its_log_when_its_first_source_is_removed() {
     shutdown.cancel();
     serving.await.unwrap().unwrap();
 }
+
+/// One Ultimate Proxy source per name on the token in `token`, no named budget, polled
+/// hourly (so only a start polls).
+fn token_sources(base_url: &str, names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|name| format!(
+            "[[sources]]\nkind = \"ultimate_proxy\"\nname = \"{name}\"\nbase_url = \"{base_url}\"\ntoken_file = \"token\"\ninterval = \"1h\"\ntier = \"non_vip\"\n"
+        ))
+        .collect()
+}
+
+#[tokio::test]
+async fn renaming_a_tokens_only_source_keeps_its_budget() {
+    let server = MockServer::start_async().await;
+    mock_poll(&server, vec![worker("rig01", "online", 1000.0)]).await;
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    let file = dir.path().join("config.toml");
+    write(&file, &token_sources(&server.base_url(), &["proxy"]));
+    let shutdown = CancellationToken::new();
+    let (base, serving) = serve_reloadable(&file, &shutdown).await;
+    let before = sample(
+        &scrape(&base).await,
+        "mining_exporter_budget_remaining",
+        &["budget=\"auto:proxy\""],
+    );
+    assert_eq!(before, Some(7.0), "one poll of 3 of the non-VIP 10");
+
+    // The rename's new poller polls at once: 3 more of the same 10, not of a fresh window.
+    write(&file, &token_sources(&server.base_url(), &["proxy-main"]));
+    assert_eq!(post_reload(&base).await.0, 200);
+    let after = wait_for(
+        &base,
+        "mining_exporter_source_up{pool=\"ultimate_proxy\",source=\"proxy-main\"} 1",
+    )
+    .await;
+    assert_eq!(
+        sample(
+            &after,
+            "mining_exporter_budget_remaining",
+            &["budget=\"auto:proxy-main\""]
+        ),
+        Some(4.0),
+        "the renamed source's budget still counts the first poll:\n{after}"
+    );
+    shutdown.cancel();
+    serving.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_token_removed_and_added_back_finds_its_budget_again() {
+    let server = MockServer::start_async().await;
+    mock_poll(&server, vec![worker("rig01", "online", 1000.0)]).await;
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    std::fs::write(dir.path().join("other"), "up_k_OTHERKEY0123456789abcdef").unwrap();
+    let file = dir.path().join("config.toml");
+    write(&file, &token_sources(&server.base_url(), &["proxy"]));
+    let shutdown = CancellationToken::new();
+    let (base, serving) = serve_reloadable(&file, &shutdown).await;
+
+    // Only another token's source for a while, then the first token's source again.
+    write(
+        &file,
+        &token_sources(&server.base_url(), &["elsewhere"]).replace("\"token\"", "\"other\""),
+    );
+    assert_eq!(post_reload(&base).await.0, 200);
+    write(&file, &token_sources(&server.base_url(), &["proxy"]));
+    assert_eq!(post_reload(&base).await.0, 200);
+    let after = wait_for(
+        &base,
+        "mining_exporter_source_up{pool=\"ultimate_proxy\",source=\"proxy\"} 1",
+    )
+    .await;
+    assert_eq!(
+        sample(
+            &after,
+            "mining_exporter_budget_remaining",
+            &["budget=\"auto:proxy\""]
+        ),
+        Some(4.0),
+        "two polls of 3 of the same 10:\n{after}"
+    );
+    shutdown.cancel();
+    serving.await.unwrap().unwrap();
+}
