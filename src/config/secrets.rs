@@ -46,6 +46,14 @@ pub(super) fn reject_inline_secrets(file: &str, table: &toml::Table) -> Result<(
     Ok(())
 }
 
+/// A POSIX environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_variable_name(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 impl Loader<'_> {
     /// A secret from `<prefix>_env` or `<prefix>_file`; `at` names a key of the block. With
     /// `SecretMode::Require` an unreadable one is collected and refused once every source is
@@ -76,6 +84,16 @@ impl Loader<'_> {
                 ));
             }
             (Some(var), None) => {
+                if !is_variable_name(var) {
+                    // A token pasted here is not a name: say so without repeating it.
+                    return Err(self.err(
+                        at(&env_key),
+                        "not the name of an environment variable (letters, digits and '_', not starting with a digit); the value is not shown, in case it is a token",
+                        &format!(
+                            "set {env_key} to the variable's name, e.g. {env_key} = \"UP_API_KEY\", and put the {prefix} in that variable"
+                        ),
+                    ));
+                }
                 let value = match std::env::var(var) {
                     Ok(v) => Ok(v),
                     Err(std::env::VarError::NotPresent) => {

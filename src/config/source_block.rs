@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::auth::TokenPlacement;
 use super::toml_errors::{deserialize_keys, error_on_key, line_of};
 use super::{
     BudgetConfig, HttpSettings, KindContext, Loader, MIN_INTERVAL, RawShared, SHARED_SOURCE_KEYS,
@@ -139,7 +140,16 @@ impl Loader<'_> {
                 if matches!(url.scheme(), "http" | "https")
                     && url.username().is_empty()
                     && url.password().is_none()
-                    && url.query().is_none() => {}
+                    && url.query().is_none() =>
+            {
+                if url.scheme() == "http" && !is_loopback(&url) {
+                    self.warnings.push(format!(
+                        "{}: {}: {base_url} is plain http to another machine: the token travels in clear text; use https",
+                        self.file,
+                        at("base_url")
+                    ));
+                }
+            }
             _ => {
                 return Err(self.err(
                     at("base_url"),
@@ -155,6 +165,22 @@ impl Loader<'_> {
             raw.token_env.as_deref(),
             raw.token_file.as_ref(),
         )?;
+        // A token a header cannot carry would fail every request as `transport`, forever.
+        if let Some(token) = &token {
+            let in_header = !matches!(settings.auth().token, TokenPlacement::Query(_));
+            if in_header && reqwest::header::HeaderValue::from_str(token.expose()).is_err() {
+                let key = if raw.token_env.is_some() {
+                    "token_env"
+                } else {
+                    "token_file"
+                };
+                return Err(self.err(
+                    at(key),
+                    "the token holds characters an HTTP header cannot carry",
+                    "copy the token again without control characters or line breaks inside it",
+                ));
+            }
+        }
 
         let trigger = match (&raw.interval, &raw.schedule) {
             (Some(_), Some(_)) => {
@@ -242,6 +268,19 @@ impl Loader<'_> {
             settings,
         })
     }
+}
+
+/// Whether `url` names this machine: a token sent there in plain http stays on it.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn describe_keys(keys: &[&str]) -> String {
