@@ -20,6 +20,7 @@ mod reload;
 mod rules;
 mod secrets;
 mod server;
+mod serving_limits;
 mod simulator;
 mod snapshots;
 mod web;
