@@ -1,9 +1,13 @@
 //! Endpoints a pool may not serve. OurPool documents only rewards-stats; its other account
 //! paths, and Luxor's v1 workspace, are observed or proposed in the reference.
 //!
-//! Only an endpoint that has never answered 200 since start is switched off by a 404: that is
-//! a pool that does not serve it, and the rest of the source keeps working without it. It is
-//! asked again every hour, so an endpoint the vendor adds later comes back without a restart.
+//! Only an endpoint that has never answered 200 since start is switched off, and only by
+//! `SWITCH_OFF_AFTER` polls in a row that got a 404 from it: that is a pool that does not
+//! serve it, and the rest of the source keeps working without it. One 404 just after start
+//! may be the pool's hiccup; switched off at once, every worker series would leave while the
+//! source looked fresh. Until then a 404 fails the poll and the last good series stay. A
+//! switched-off endpoint is asked again every hour, so one the vendor adds later comes back
+//! without a restart.
 //! A 404 from an endpoint that has worked is a hiccup, not an answer: it fails that poll
 //! (kind `not_found`) and the last good series stay, instead of a farm vanishing for the life
 //! of the process. `mining_exporter_endpoint_enabled` shows which endpoints are off.
@@ -21,6 +25,8 @@ use crate::error::PollError;
 
 /// How long a switched-off endpoint stays off before it is asked again.
 pub const RETRY_SWITCHED_OFF_EVERY: Duration = Duration::from_secs(3600);
+/// Polls in a row that must find a never-answered endpoint missing before it is switched off.
+pub const SWITCH_OFF_AFTER: u32 = 3;
 
 /// What the source has learned of one optional endpoint.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -29,12 +35,14 @@ struct Learned {
     answered: bool,
     /// Switched off until then.
     off_until: Option<Instant>,
+    /// 404s in a row before it was switched off.
+    missing: u32,
 }
 
 /// What a 404 means for an endpoint, given what it did before.
 #[derive(Debug, PartialEq)]
 enum After404 {
-    /// It has worked: fail this poll, keep the endpoint.
+    /// It has worked, or has not been missing long enough: fail this poll, keep the endpoint.
     FailPoll,
     /// Never answered: switched off now.
     SwitchedOff,
@@ -51,6 +59,10 @@ impl Learned {
         if self.answered {
             return After404::FailPoll;
         }
+        self.missing = self.missing.saturating_add(1);
+        if self.missing < SWITCH_OFF_AFTER {
+            return After404::FailPoll;
+        }
         let first = self.off_until.is_none();
         self.off_until = Some(now + RETRY_SWITCHED_OFF_EVERY);
         if first {
@@ -63,6 +75,7 @@ impl Learned {
     /// Returns whether the endpoint was switched off until this answer.
     fn on_success(&mut self) -> bool {
         self.answered = true;
+        self.missing = 0;
         self.off_until.take().is_some()
     }
 }
@@ -83,14 +96,38 @@ impl OptionalEndpoints {
     }
 
     /// Like `Upstream::get_json`, but `Ok(None)` when the endpoint is switched off, or answers
-    /// 404 without ever having answered 200 (which switches it off). A 404 after a 200, and
-    /// every other failure, fails the poll as usual.
+    /// the `SWITCH_OFF_AFTER`th 404 in a row without ever having answered 200 (which switches
+    /// it off). Any other 404, and every other failure, fails the poll as usual.
     pub async fn get_json<T: DeserializeOwned + Send + 'static>(
         &self,
         api: &Upstream,
         endpoint: &'static str,
         path: &str,
         query: &[(&str, &str)],
+    ) -> Result<Option<T>, PollError> {
+        self.ask(api, endpoint, path, query, false).await
+    }
+
+    /// Like `get_json`, for an endpoint the source can do without this poll (it has another
+    /// way to the same data): a 404 before the switch-off is `Ok(None)` too, so the source
+    /// takes its other way instead of failing the poll.
+    pub async fn get_json_or_other_way<T: DeserializeOwned + Send + 'static>(
+        &self,
+        api: &Upstream,
+        endpoint: &'static str,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Option<T>, PollError> {
+        self.ask(api, endpoint, path, query, true).await
+    }
+
+    async fn ask<T: DeserializeOwned + Send + 'static>(
+        &self,
+        api: &Upstream,
+        endpoint: &'static str,
+        path: &str,
+        query: &[(&str, &str)],
+        other_way: bool,
     ) -> Result<Option<T>, PollError> {
         if !self.with(endpoint, |l| l.should_ask(Instant::now())) {
             return Ok(None);
@@ -114,6 +151,10 @@ impl OptionalEndpoints {
                 message,
                 endpoint,
             }) => match self.with(endpoint, |l| l.on_404(Instant::now())) {
+                After404::FailPoll if other_way && !self.with(endpoint, |l| l.answered) => {
+                    debug!(source = %api.source, endpoint, "HTTP 404 from an endpoint not yet known to be missing; taking the other way this poll");
+                    Ok(None)
+                }
                 After404::FailPoll => Err(PollError::Status {
                     status: 404,
                     message,
@@ -127,7 +168,7 @@ impl OptionalEndpoints {
                         endpoint,
                         reason = %message,
                         retry_in = ?RETRY_SWITCHED_OFF_EVERY,
-                        "the pool does not serve this endpoint (HTTP 404, never answered since start): switched off for this source and asked again every hour; the rest of the source keeps working"
+                        "the pool does not serve this endpoint (HTTP 404 on 3 polls in a row, never answered since start): switched off for this source and asked again every hour; the rest of the source keeps working"
                     );
                     Ok(None)
                 }
@@ -150,6 +191,10 @@ mod tests {
         let start = Instant::now();
         let mut never = Learned::default();
         assert!(never.should_ask(start));
+        for _ in 1..SWITCH_OFF_AFTER {
+            assert_eq!(never.on_404(start), After404::FailPoll, "not yet");
+            assert!(never.should_ask(start));
+        }
         assert_eq!(never.on_404(start), After404::SwitchedOff);
         assert!(!never.should_ask(start + Duration::from_secs(3599)));
         let hour = start + RETRY_SWITCHED_OFF_EVERY;

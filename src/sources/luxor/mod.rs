@@ -261,7 +261,7 @@ impl Luxor {
     async fn read_workspace(&self, api: &Upstream) -> Result<Watch, PollError> {
         let v1: Option<WorkspaceV1> = self
             .optional
-            .get_json(api, WORKSPACE_V1, "/v1/workspace", &[])
+            .get_json_or_other_way(api, WORKSPACE_V1, "/v1/workspace", &[])
             .await?;
         let workspace = match &v1 {
             Some(w) => w.name.clone(),
