@@ -28,12 +28,12 @@ pub mod web;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_cron_scheduler::{JobScheduler, JobSchedulerError};
+use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -54,7 +54,7 @@ use crate::telemetry::Telemetry;
 use crate::web::WebConfig;
 
 /// How often the state file is brought up to date while requests go out.
-const STATE_SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const STATE_SAVE_EVERY: Duration = Duration::from_secs(1);
 
 type BuildSource = Box<dyn Fn(&SourceConfig) -> Box<dyn Source> + Send + Sync>;
 
@@ -101,6 +101,21 @@ struct Retired {
 struct Running {
     stop: CancellationToken,
     task: JoinHandle<()>,
+    /// A cron source's job, removed from the scheduler with the source.
+    job: Option<Job>,
+}
+
+impl Running {
+    /// Stops the task and removes its cron job, so a removed source fires no more.
+    async fn end(self, cron: &Option<JobScheduler>) {
+        self.stop.cancel();
+        let _ = self.task.await;
+        if let (Some(job), Some(scheduler)) = (self.job, cron) {
+            if let Err(e) = scheduler.remove(&job.guid()).await {
+                warn!(error = %e, "cannot remove a stopped source's cron job");
+            }
+        }
+    }
 }
 
 /// What a reload did, for its log line.
@@ -110,6 +125,8 @@ struct Reloaded {
     restarted: usize,
     added: usize,
     removed: usize,
+    /// Cron jobs of the sources now running.
+    cron_jobs: usize,
 }
 
 impl Exporter {
@@ -458,8 +475,8 @@ impl Exporter {
         };
         // The server stops on shutdown, or early on an I/O error: stop polling either way.
         shutdown.cancel();
-        for Running { task, .. } in running.into_values() {
-            let _ = task.await;
+        for stopped in running.into_values() {
+            stopped.end(&cron).await;
         }
         self.save_state().await;
         if let Some(mut s) = cron {
@@ -482,25 +499,32 @@ impl Exporter {
             .source(&poller.name)
             .map(|p| p.trigger.clone())
             .ok_or_else(|| StartError::Scheduler(format!("{} is not planned", poller.name)))?;
-        let ticks = match &trigger {
-            Trigger::Every(_) => Ticks::planned(poller.planned()),
+        let (ticks, job) = match &trigger {
+            Trigger::Every(_) => (Ticks::planned(poller.planned()), None),
             Trigger::Cron(expr) => {
                 if cron.is_none() {
                     let scheduler = JobScheduler::new().await.map_err(scheduler_error)?;
                     scheduler.start().await.map_err(scheduler_error)?;
                     *cron = Some(scheduler);
                 }
+                let mean = self
+                    .plan
+                    .source(&poller.name)
+                    .map_or(Duration::ZERO, |p| p.interval);
                 match cron.as_ref() {
-                    Some(scheduler) => Ticks::cron(scheduler, expr)
-                        .await
-                        .map_err(scheduler_error)?,
+                    Some(scheduler) => {
+                        let (ticks, job) = Ticks::cron(scheduler, expr, mean)
+                            .await
+                            .map_err(scheduler_error)?;
+                        (ticks, Some(job))
+                    }
                     None => return Err(StartError::Scheduler("no cron scheduler".into())),
                 }
             }
         };
         let stop = shutdown.child_token();
         let task = tokio::spawn(poller.clone().run(ticks, stop.clone()));
-        Ok(Running { stop, task })
+        Ok(Running { stop, task, job })
     }
 
     /// Re-reads the config file and applies it: new sources start, removed ones stop and
@@ -529,6 +553,7 @@ impl Exporter {
                     restarted = done.restarted,
                     added = done.added,
                     removed = done.removed,
+                    cron_jobs = done.cron_jobs,
                     "configuration reloaded"
                 );
             }
@@ -644,9 +669,8 @@ impl Exporter {
             .collect();
         done.removed = stale.iter().filter(|n| !pollers.contains_key(*n)).count();
         for name in stale {
-            if let Some(Running { stop, task }) = running.remove(&name) {
-                stop.cancel();
-                let _ = task.await;
+            if let Some(stopped) = running.remove(&name) {
+                stopped.end(cron).await;
             }
         }
         self.store
@@ -682,6 +706,7 @@ impl Exporter {
                 .map_err(|e| e.to_string())?;
             running.insert(poller.name.clone(), started);
         }
+        done.cron_jobs = running.values().filter(|r| r.job.is_some()).count();
         Ok(done)
     }
 }

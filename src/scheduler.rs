@@ -311,7 +311,14 @@ pub enum Ticks {
         next: Instant,
         last: Option<Instant>,
     },
-    Cron(Arc<Notify>),
+    Cron {
+        firings: Arc<Notify>,
+        /// The poll at start stands for the firings until then: the plan counts a cron
+        /// source at its firing rate, so the start adds no poll to it.
+        skip_until: Option<Instant>,
+        /// The mean time between firings.
+        mean: Duration,
+    },
 }
 
 impl Ticks {
@@ -331,17 +338,28 @@ impl Ticks {
     }
 
     /// A first tick at once (so /-/ready does not wait for the first cron time), then one per
-    /// firing of `expr` on `scheduler`. Firings that arrive during a poll collapse into one.
-    pub async fn cron(scheduler: &JobScheduler, expr: &str) -> Result<Self, JobSchedulerError> {
-        let ticks = Arc::new(Notify::new());
-        ticks.notify_one();
-        let notify = ticks.clone();
+    /// firing of `expr` on `scheduler`, except the firings within `mean` (the mean time
+    /// between firings) of that first tick, which it stands for. Firings that arrive during a
+    /// poll collapse into one. The job is returned so that it can be removed with the source.
+    pub async fn cron(
+        scheduler: &JobScheduler,
+        expr: &str,
+        mean: Duration,
+    ) -> Result<(Self, Job), JobSchedulerError> {
+        let firings = Arc::new(Notify::new());
+        firings.notify_one();
+        let notify = firings.clone();
         let job = Job::new_async(expr, move |_, _| {
             let notify = notify.clone();
             Box::pin(async move { notify.notify_one() })
         })?;
-        scheduler.add(job).await?;
-        Ok(Ticks::Cron(ticks))
+        scheduler.add(job.clone()).await?;
+        let ticks = Ticks::Cron {
+            firings,
+            skip_until: None,
+            mean,
+        };
+        Ok((ticks, job))
     }
 
     async fn next(&mut self) {
@@ -369,7 +387,23 @@ impl Ticks {
                 *last = Some(now);
                 *next = now + *planned.borrow();
             }
-            Ticks::Cron(notify) => notify.notified().await,
+            Ticks::Cron {
+                firings,
+                skip_until,
+                mean,
+            } => loop {
+                firings.notified().await;
+                let now = Instant::now();
+                match skip_until {
+                    Some(until) if now < *until => continue,
+                    Some(_) => break,
+                    None => {
+                        // The first tick, at start.
+                        *skip_until = Some(now + *mean);
+                        break;
+                    }
+                }
+            },
         }
     }
 }
@@ -398,5 +432,34 @@ mod tests {
             assert_eq!(costs.record(16), None);
         }
         assert_eq!(costs.record(16), Some((16, Some(33))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_start_poll_of_a_cron_source_stands_for_the_firings_within_its_mean_gap() {
+        let firings = Arc::new(Notify::new());
+        let mut ticks = Ticks::Cron {
+            firings: firings.clone(),
+            skip_until: None,
+            mean: Duration::from_secs(60),
+        };
+        firings.notify_one();
+        ticks.next().await;
+        // A firing 10 s after the start poll is the one the start poll stood for.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        firings.notify_one();
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), ticks.next())
+                .await
+                .is_err(),
+            "a firing 10 s after the start poll polled again"
+        );
+        // The next one polls.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        firings.notify_one();
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), ticks.next())
+                .await
+                .is_ok()
+        );
     }
 }

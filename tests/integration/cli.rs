@@ -71,8 +71,9 @@ async fn a_cron_schedule_drives_polls() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let shutdown = CancellationToken::new();
     let serving = tokio::spawn(exporter.serve(listener, shutdown.clone()));
-    // One poll at start, then one a second: at least three within 3.5 s.
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    // One poll at start (it stands for the firing in its first second), then one a second:
+    // at least three within 4.5 s.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(5), serving)
         .await
@@ -80,7 +81,7 @@ async fn a_cron_schedule_drives_polls() {
         .unwrap()
         .unwrap();
     let polls = mocks[0].calls_async().await;
-    assert!((3..=5).contains(&polls), "{polls} polls in 3.5 s");
+    assert!((3..=5).contains(&polls), "{polls} polls in 4.5 s");
 }
 
 /// Runs `run` on a source whose pool refuses the token, with `args` and `env`, until the

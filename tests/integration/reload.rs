@@ -375,3 +375,34 @@ async fn a_token_removed_and_added_back_finds_its_budget_again() {
     shutdown.cancel();
     serving.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_removed_cron_source_leaves_no_job_behind() {
+    let server = MockServer::start_async().await;
+    mock_poll(&server, vec![worker("rig01", "online", 1000.0)]).await;
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    let file = dir.path().join("config.toml");
+    let cron = token_sources(&server.base_url(), &["timed"])
+        .replace("interval = \"1h\"", "schedule = \"0 0 * * * *\"");
+    let plain = token_sources(&server.base_url(), &["plain"]);
+    write(&file, &format!("{cron}{plain}"));
+    let shutdown = CancellationToken::new();
+    let (logs, _guard) = capture_logs();
+    let (base, serving) = serve_reloadable(&file, &shutdown).await;
+    // Reloading with the cron source keeps its one job; removing it removes the job.
+    write(&file, &format!("{cron}{plain}\n"));
+    assert_eq!(post_reload(&base).await.0, 200);
+    write(&file, &plain);
+    assert_eq!(post_reload(&base).await.0, 200);
+    let logged = logs.text();
+    let reloads: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains("configuration reloaded"))
+        .collect();
+    assert_eq!(reloads.len(), 2, "{logged}");
+    assert!(reloads[0].contains("cron_jobs=1"), "{}", reloads[0]);
+    assert!(reloads[1].contains("cron_jobs=0"), "{}", reloads[1]);
+    shutdown.cancel();
+    serving.await.unwrap().unwrap();
+}
