@@ -43,9 +43,13 @@ struct RawWebConfig {
     #[serde(default)]
     tls_server_config: Option<RawTls>,
     #[serde(default)]
+    http_server_config: Option<RawHttp>,
+    #[serde(default)]
     basic_auth_users: Option<BTreeMap<String, String>>,
 }
 
+/// exporter-toolkit's `tls_server_config`: every key it documents is read, so a file shared
+/// with other exporters loads; the few rustls cannot honour are refused, saying why.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTls {
@@ -55,14 +59,49 @@ struct RawTls {
     client_ca_file: Option<String>,
     #[serde(default)]
     client_auth_type: Option<String>,
+    #[serde(default)]
+    min_version: Option<String>,
+    #[serde(default)]
+    max_version: Option<String>,
+    #[serde(default)]
+    cipher_suites: Option<Vec<String>>,
+    #[serde(default)]
+    curve_preferences: Option<Vec<String>>,
+    #[serde(default)]
+    prefer_server_cipher_suites: Option<bool>,
+    #[serde(default)]
+    client_allowed_sans: Option<Vec<String>>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    #[serde(default)]
+    headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    http2: Option<bool>,
+}
+
+/// The response headers exporter-toolkit lets a web config set; others are refused there
+/// too, since they would change what the exporter's own answers mean.
+const SETTABLE_HEADERS: &[&str] = &[
+    "Strict-Transport-Security",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "X-XSS-Protection",
+    "Content-Security-Policy",
+];
+
 /// Who may read the pages, and how the connection is secured.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct WebConfig {
     tls: Option<Arc<rustls::ServerConfig>>,
     users: Option<Arc<Users>>,
     limits: ServeLimits,
+    /// `http_server_config.headers`, added to every answer.
+    headers: Arc<Vec<(axum::http::HeaderName, axum::http::HeaderValue)>>,
+    /// `http_server_config.http2` (default true, as exporter-toolkit's).
+    http2: bool,
 }
 
 /// What no client can stretch: how long a connection may take to send its request's
@@ -91,15 +130,85 @@ impl std::fmt::Debug for WebConfig {
         f.debug_struct("WebConfig")
             .field("tls", &self.tls.is_some())
             .field("users", &self.users.as_ref().map(|u| u.hashes.len()))
+            .field("limits", &self.limits)
+            .field("headers", &self.headers.len())
+            .field("http2", &self.http2)
             .finish()
     }
 }
 
 /// User names to bcrypt hashes, and a hash of the same cost that an unknown user is checked
 /// against, so that the time taken does not tell which users exist.
-struct Users {
+pub struct Users {
     hashes: BTreeMap<String, String>,
     decoy: String,
+    /// SHA-256 of "user:password" for each pair bcrypt has verified: Prometheus sends the
+    /// same credentials every scrape, and a bcrypt check costs milliseconds of CPU on the
+    /// blocking pool the polls use too (exporter-toolkit caches the same way). Unknown users
+    /// and wrong passwords are never cached: they always pay the full check.
+    verified: std::sync::Mutex<std::collections::BTreeSet<[u8; 32]>>,
+    bcrypt_checks: std::sync::atomic::AtomicU64,
+}
+
+/// Verified credentials kept at most; past it the cache starts over.
+const MOST_VERIFIED: usize = 64;
+
+impl Users {
+    /// `hashes` by user, with a decoy of `cost` for unknown users.
+    pub fn new(hashes: BTreeMap<String, String>, cost: u32) -> Result<Users, bcrypt::BcryptError> {
+        Ok(Users {
+            hashes,
+            decoy: bcrypt::hash("mining-exporter decoy", cost)?,
+            verified: Default::default(),
+            bcrypt_checks: Default::default(),
+        })
+    }
+
+    /// How many bcrypt checks requests have cost so far.
+    pub fn bcrypt_checks(&self) -> u64 {
+        self.bcrypt_checks
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn key(user: &str, password: &str) -> [u8; 32] {
+        let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+        context.update(user.as_bytes());
+        context.update(b":");
+        context.update(password.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(context.finish().as_ref());
+        key
+    }
+
+    fn verified(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<[u8; 32]>> {
+        self.verified.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `user` with `password` may read; bcrypt only for credentials not seen yet.
+    pub fn allows(&self, user: &str, password: &str) -> bool {
+        let key = Users::key(user, password);
+        if self.verified().contains(&key) {
+            return true;
+        }
+        self.bcrypt_checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let known = self.hashes.get(user);
+        let hash = known.unwrap_or(&self.decoy);
+        let allowed = bcrypt::verify(password, hash).unwrap_or(false) && known.is_some();
+        if allowed {
+            let mut verified = self.verified();
+            if verified.len() >= MOST_VERIFIED {
+                verified.clear();
+            }
+            verified.insert(key);
+        }
+        allowed
+    }
+
+    /// Whether the credentials were verified before, without checking them.
+    fn seen(&self, user: &str, password: &str) -> bool {
+        self.verified().contains(&Users::key(user, password))
+    }
 }
 
 impl WebConfig {
@@ -133,15 +242,43 @@ impl WebConfig {
             err(
                 "(yaml)",
                 e.to_string(),
-                "the file takes tls_server_config (cert_file, key_file, client_ca_file, client_auth_type) and basic_auth_users",
+                "the file takes tls_server_config (cert_file, key_file, client_ca_file, client_auth_type, min_version, max_version, cipher_suites, curve_preferences, prefer_server_cipher_suites), http_server_config (headers, http2) and basic_auth_users",
             )
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let resolve = |p: &str| -> PathBuf { base.join(p) };
 
+        let http = raw.http_server_config.unwrap_or(RawHttp {
+            headers: None,
+            http2: None,
+        });
+        let http2 = http.http2.unwrap_or(true);
+        let mut headers = Vec::new();
+        for (name, value) in http.headers.unwrap_or_default() {
+            let key = format!("http_server_config.headers.{name}");
+            let Some(known) = SETTABLE_HEADERS
+                .iter()
+                .find(|h| h.eq_ignore_ascii_case(&name))
+            else {
+                return Err(err(
+                    &key,
+                    format!("{name} is not one of the headers a web config may set"),
+                    &format!("set only {}", SETTABLE_HEADERS.join(", ")),
+                ));
+            };
+            let value = axum::http::HeaderValue::from_str(&value).map_err(|_| {
+                err(
+                    &key,
+                    "not a header value".into(),
+                    "write the value in printable ASCII",
+                )
+            })?;
+            headers.push((axum::http::HeaderName::from_static(lower(known)), value));
+        }
+
         let tls = match raw.tls_server_config {
             None => None,
-            Some(tls) => Some(Arc::new(server_tls(&tls, resolve, &err)?)),
+            Some(tls) => Some(Arc::new(server_tls(&tls, resolve, &err, http2)?)),
         };
         let users = match raw.basic_auth_users {
             None => None,
@@ -165,29 +302,132 @@ impl WebConfig {
                         )
                     })?);
                 }
-                let decoy = bcrypt::hash(
-                    "mining-exporter decoy",
-                    cost.unwrap_or(bcrypt::DEFAULT_COST),
-                )
-                .map_err(|e| {
-                    err(
-                        "basic_auth_users",
-                        e.to_string(),
-                        "use hashes of cost 4 to 31",
-                    )
-                })?;
-                Some(Arc::new(Users {
-                    hashes: users,
-                    decoy,
-                }))
+                let users =
+                    Users::new(users, cost.unwrap_or(bcrypt::DEFAULT_COST)).map_err(|e| {
+                        err(
+                            "basic_auth_users",
+                            e.to_string(),
+                            "use hashes of cost 4 to 31",
+                        )
+                    })?;
+                Some(Arc::new(users))
             }
         };
         Ok(WebConfig {
             tls,
             users,
             limits: ServeLimits::default(),
+            headers: Arc::new(headers),
+            http2,
         })
     }
+}
+
+/// A settable header's name in lower case, as `HeaderName::from_static` takes it.
+fn lower(name: &'static str) -> &'static str {
+    match name {
+        "Strict-Transport-Security" => "strict-transport-security",
+        "X-Content-Type-Options" => "x-content-type-options",
+        "X-Frame-Options" => "x-frame-options",
+        "X-XSS-Protection" => "x-xss-protection",
+        _ => "content-security-policy",
+    }
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            tls: None,
+            users: None,
+            limits: ServeLimits::default(),
+            headers: Arc::default(),
+            http2: true,
+        }
+    }
+}
+
+/// A `min_version`/`max_version` value.
+fn tls_version(
+    key: &str,
+    value: &str,
+    err: &dyn Fn(&str, String, &str) -> ConfigError,
+) -> Result<&'static rustls::SupportedProtocolVersion, ConfigError> {
+    match value {
+        "TLS12" => Ok(&rustls::version::TLS12),
+        "TLS13" => Ok(&rustls::version::TLS13),
+        "TLS10" | "TLS11" => Err(err(
+            key,
+            format!(
+                "{value}: rustls speaks TLS 1.2 and 1.3 only, and this exporter will not serve older ones"
+            ),
+            "use TLS12 or TLS13",
+        )),
+        other => Err(err(
+            key,
+            format!("{other:?} is not a TLS version"),
+            "use TLS12 or TLS13",
+        )),
+    }
+}
+
+/// The ring provider cut to the configured cipher suites (TLS 1.2's; TLS 1.3's are kept, as
+/// exporter-toolkit keeps them) and key-exchange groups, in the configured order.
+fn tls_provider(
+    tls: &RawTls,
+    err: &dyn Fn(&str, String, &str) -> ConfigError,
+) -> Result<rustls::crypto::CryptoProvider, ConfigError> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(wanted) = &tls.cipher_suites {
+        let all = provider.cipher_suites.clone();
+        let mut suites: Vec<rustls::SupportedCipherSuite> = Vec::new();
+        for (i, name) in wanted.iter().enumerate() {
+            // Go names the ChaCha20 suites without their hash.
+            let full = if name.ends_with("CHACHA20_POLY1305") {
+                format!("{name}_SHA256")
+            } else {
+                name.clone()
+            };
+            let suite = all
+                .iter()
+                .find(|s| s.suite().as_str() == Some(full.as_str()) && s.version() == &rustls::version::TLS12)
+                .ok_or_else(|| {
+                    err(
+                        &format!("tls_server_config.cipher_suites[{i}]"),
+                        format!("rustls does not offer {name} (it has no CBC, RSA key exchange or TLS 1.3 names here)"),
+                        "use ECDHE suites with AES-GCM or ChaCha20-Poly1305, e.g. TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                    )
+                })?;
+            suites.push(*suite);
+        }
+        suites.extend(
+            all.iter()
+                .filter(|s| s.version() == &rustls::version::TLS13),
+        );
+        provider.cipher_suites = suites;
+    }
+    if let Some(wanted) = &tls.curve_preferences {
+        let all = provider.kx_groups.clone();
+        let mut groups = Vec::new();
+        for (i, name) in wanted.iter().enumerate() {
+            let group = match name.as_str() {
+                "X25519" => Some(rustls::NamedGroup::X25519),
+                "CurveP256" => Some(rustls::NamedGroup::secp256r1),
+                "CurveP384" => Some(rustls::NamedGroup::secp384r1),
+                _ => None,
+            }
+            .and_then(|g| all.iter().find(|k| k.name() == g))
+            .ok_or_else(|| {
+                err(
+                    &format!("tls_server_config.curve_preferences[{i}]"),
+                    format!("rustls with ring does not offer {name}"),
+                    "use X25519, CurveP256 or CurveP384",
+                )
+            })?;
+            groups.push(*group);
+        }
+        provider.kx_groups = groups;
+    }
+    Ok(provider)
 }
 
 /// The cost of a `$2a$`/`$2b$`/`$2x$`/`$2y$` bcrypt hash, or None if it is not one.
@@ -206,8 +446,43 @@ fn server_tls(
     tls: &RawTls,
     resolve: impl Fn(&str) -> PathBuf,
     err: &dyn Fn(&str, String, &str) -> ConfigError,
+    http2: bool,
 ) -> Result<rustls::ServerConfig, ConfigError> {
     let pem_fix = "point it at a readable PEM file";
+    if tls.client_allowed_sans.is_some() {
+        return Err(err(
+            "tls_server_config.client_allowed_sans",
+            "matching client certificates by subject alternative name cannot be honoured here: rustls verifies the chain, not the names".into(),
+            "remove it, and give the clients certificates from a CA of their own in client_ca_file",
+        ));
+    }
+    let min = tls
+        .min_version
+        .as_deref()
+        .map(|v| tls_version("tls_server_config.min_version", v, err))
+        .transpose()?
+        .unwrap_or(&rustls::version::TLS12);
+    let max = tls
+        .max_version
+        .as_deref()
+        .map(|v| tls_version("tls_server_config.max_version", v, err))
+        .transpose()?
+        .unwrap_or(&rustls::version::TLS13);
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> =
+        [&rustls::version::TLS12, &rustls::version::TLS13]
+            .into_iter()
+            .filter(|v| {
+                let rank = |v: &rustls::SupportedProtocolVersion| u16::from(v.version);
+                rank(v) >= rank(min) && rank(v) <= rank(max)
+            })
+            .collect();
+    if versions.is_empty() {
+        return Err(err(
+            "tls_server_config.max_version",
+            "below min_version: no TLS version is left to serve".into(),
+            "set max_version to min_version or later",
+        ));
+    }
     let cert_path = resolve(&tls.cert_file);
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
         .and_then(|certs| certs.collect())
@@ -233,10 +508,16 @@ fn server_tls(
             pem_fix,
         )
     })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(tls_provider(tls, err)?);
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| err("tls_server_config", e.to_string(), "report this as a bug"))?;
+        .with_protocol_versions(&versions)
+        .map_err(|e| {
+            err(
+                "tls_server_config.cipher_suites",
+                e.to_string(),
+                "keep at least one suite of each TLS version served",
+            )
+        })?;
 
     let auth_type = tls.client_auth_type.as_deref().unwrap_or("NoClientCert");
     let verify = match auth_type {
@@ -304,7 +585,12 @@ fn server_tls(
             "use the key the certificate was issued for",
         )
     })?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    config.ignore_client_order = tls.prefer_server_cipher_suites.unwrap_or(false);
     Ok(config)
 }
 
@@ -325,7 +611,7 @@ fn credentials(request: &Request) -> Option<(String, String)> {
     Some((user, password))
 }
 
-async fn require_basic_auth(
+pub async fn require_basic_auth(
     State(users): State<Arc<Users>>,
     request: Request,
     next: Next,
@@ -335,14 +621,13 @@ async fn require_basic_auth(
     }
     let allowed = match credentials(&request) {
         None => false,
+        Some((user, password)) if users.seen(&user, &password) => true,
         // bcrypt takes milliseconds of CPU on purpose: off the async threads.
-        Some((user, password)) => tokio::task::spawn_blocking(move || {
-            let known = users.hashes.get(&user);
-            let hash = known.unwrap_or(&users.decoy);
-            bcrypt::verify(password, hash).unwrap_or(false) && known.is_some()
-        })
-        .await
-        .unwrap_or(false),
+        Some((user, password)) => {
+            tokio::task::spawn_blocking(move || users.allows(&user, &password))
+                .await
+                .unwrap_or(false)
+        }
     };
     if allowed {
         next.run(request).await
@@ -373,6 +658,22 @@ pub async fn serve(
         )),
         None => router,
     };
+    let router = if web.headers.is_empty() {
+        router
+    } else {
+        let headers = web.headers.clone();
+        router.layer(axum::middleware::map_response(
+            move |mut response: Response| {
+                let headers = headers.clone();
+                async move {
+                    for (name, value) in headers.iter() {
+                        response.headers_mut().insert(name.clone(), value.clone());
+                    }
+                    response
+                }
+            },
+        ))
+    };
     let limits = web.limits;
     let handle = axum_server::Handle::new();
     let stopping = handle.clone();
@@ -386,6 +687,9 @@ pub async fn serve(
         .http_builder()
         .http1()
         .header_read_timeout(limits.header_timeout);
+    if !web.http2 {
+        server = server.http1_only();
+    }
     let capped = CappedAcceptor(Arc::new(tokio::sync::Semaphore::new(
         limits.max_connections,
     )));
@@ -496,5 +800,47 @@ mod tests {
             None
         );
         assert_eq!(bcrypt_cost("$1$salt$hash"), None);
+    }
+
+    #[tokio::test]
+    async fn verified_credentials_cost_one_bcrypt_check_and_wrong_ones_every_time() {
+        use axum::body::Body;
+        use tower::ServiceExt;
+        let hashes =
+            BTreeMap::from([("prometheus".to_string(), bcrypt::hash("right", 4).unwrap())]);
+        let users = Arc::new(Users::new(hashes, 4).unwrap());
+        let app = axum::Router::new()
+            .route("/metrics", axum::routing::get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn_with_state(
+                users.clone(),
+                require_basic_auth,
+            ));
+        let ask = |user: &str, password: &str| {
+            let value =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            let request = Request::builder()
+                .uri("/metrics")
+                .header(AUTHORIZATION, format!("Basic {value}"))
+                .body(Body::empty())
+                .unwrap();
+            let app = app.clone();
+            async move { app.oneshot(request).await.unwrap().status() }
+        };
+        for _ in 0..5 {
+            assert_eq!(ask("prometheus", "right").await, StatusCode::OK);
+        }
+        assert_eq!(users.bcrypt_checks(), 1, "one check, then the cache");
+        for _ in 0..3 {
+            assert_eq!(ask("prometheus", "wrong").await, StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(ask("nobody", "right").await, StatusCode::UNAUTHORIZED);
+        assert_eq!(ask("nobody", "right").await, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            users.bcrypt_checks(),
+            6,
+            "every refused attempt pays in full"
+        );
+        assert_eq!(ask("prometheus", "right").await, StatusCode::OK);
+        assert_eq!(users.bcrypt_checks(), 6);
     }
 }

@@ -186,9 +186,39 @@ fn a_bad_web_config_is_refused_naming_the_file_key_and_fix() {
     std::fs::write(dir.path().join("config.toml"), SOURCE_BLOCK).unwrap();
     let cases = [
         (
-            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS13\n",
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS10\n",
+            "tls_server_config.min_version",
+            "rustls speaks TLS 1.2 and 1.3 only",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS13\n  max_version: TLS12\n",
+            "tls_server_config.max_version",
+            "below min_version",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  cipher_suites: [TLS_RSA_WITH_AES_128_CBC_SHA]\n",
+            "tls_server_config.cipher_suites[0]",
+            "rustls does not offer TLS_RSA_WITH_AES_128_CBC_SHA",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  curve_preferences: [CurveP521]\n",
+            "tls_server_config.curve_preferences[0]",
+            "rustls with ring does not offer CurveP521",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_ca_file: ca.crt\n  client_auth_type: RequireAndVerifyClientCert\n  client_allowed_sans: [prometheus]\n",
+            "tls_server_config.client_allowed_sans",
+            "cannot be honoured",
+        ),
+        (
+            "http_server_config:\n  headers:\n    Server: mine\n",
+            "http_server_config.headers.Server",
+            "not one of the headers",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  tls_ciphers: x\n",
             "(yaml)",
-            "unknown field `min_version`",
+            "unknown field `tls_ciphers`",
         ),
         (
             "tls_server_config:\n  cert_file: missing.crt\n  key_file: server.key\n",
@@ -240,3 +270,48 @@ fn a_bad_web_config_is_refused_naming_the_file_key_and_fix() {
 }
 
 const SOURCE_BLOCK: &str = "[[sources]]\nkind = \"ultimate_proxy\"\nname = \"p\"\nbase_url = \"http://127.0.0.1:1\"\ntoken_file = \"token\"\n";
+
+#[tokio::test]
+async fn a_web_config_shared_with_other_exporters_is_honoured() {
+    let server = httpmock::MockServer::start_async().await;
+    refuse_every_request(&server).await;
+    let served = serve(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS12\n  max_version: TLS12\n  cipher_suites:\n    - TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n    - TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305\n  curve_preferences: [X25519, CurveP256]\n  prefer_server_cipher_suites: true\nhttp_server_config:\n  http2: true\n  headers:\n    X-Frame-Options: deny\n    Strict-Transport-Security: max-age=31536000\n",
+        &server,
+    );
+    let base = format!("https://127.0.0.1:{}", served.port);
+    let client = tls_client(served.dir.path(), false);
+    wait_up(&client, &base).await;
+    let answer = client
+        .get(format!("{base}/-/healthy"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["x-frame-options"], "deny");
+    assert_eq!(
+        answer.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    assert_eq!(
+        answer.version(),
+        reqwest::Version::HTTP_2,
+        "http2: true offers h2"
+    );
+    // max_version TLS12: a client that insists on TLS 1.3 is refused.
+    let ca =
+        reqwest::Certificate::from_pem(&std::fs::read(served.dir.path().join("ca.crt")).unwrap())
+            .unwrap();
+    let only_13 = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .tls_version_min(reqwest::tls::Version::TLS_1_3)
+        .build()
+        .unwrap();
+    assert!(
+        only_13
+            .get(format!("{base}/-/healthy"))
+            .send()
+            .await
+            .is_err()
+    );
+}
