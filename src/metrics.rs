@@ -191,6 +191,8 @@ pub mod exporter {
     pub const RATE_LIMITED: &str = "mining_exporter_rate_limited_total";
     pub const ENDPOINT_ENABLED: &str = "mining_exporter_endpoint_enabled";
     pub const WORKERS_OMITTED: &str = "mining_exporter_workers_omitted";
+    pub const ITEMS_SKIPPED: &str = "mining_exporter_items_skipped_total";
+    pub const LABELS_TRUNCATED: &str = "mining_exporter_labels_truncated_total";
     pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "mining_exporter_config_last_reload_successful";
     pub const CONFIG_LAST_RELOAD_SUCCESS_TIME: &str =
         "mining_exporter_config_last_reload_success_timestamp_seconds";
@@ -213,6 +215,8 @@ pub mod exporter {
         RATE_LIMITED,
         ENDPOINT_ENABLED,
         WORKERS_OMITTED,
+        ITEMS_SKIPPED,
+        LABELS_TRUNCATED,
         CONFIG_LAST_RELOAD_SUCCESSFUL,
         CONFIG_LAST_RELOAD_SUCCESS_TIME,
         POLL_INTERVAL_PLANNED,

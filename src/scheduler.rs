@@ -114,6 +114,16 @@ impl Poller {
                 .poll_errors
                 .with_label_values(&[pool, &name, kind]);
         }
+        for reason in crate::telemetry::SKIP_REASONS {
+            upstream
+                .telemetry
+                .items_skipped
+                .with_label_values(&[pool, &name, reason]);
+        }
+        upstream
+            .telemetry
+            .labels_truncated
+            .with_label_values(&[pool, &name]);
         if limits.max.is_some() {
             upstream
                 .telemetry
@@ -204,6 +214,7 @@ impl Poller {
         let started = Instant::now();
         self.note_start(started);
         let asked_before = self.upstream.requests_asked.load(Ordering::Relaxed);
+        self.upstream.poll_bytes.store(0, Ordering::Relaxed);
         let result = match catch_panic(self.source.poll(&self.upstream)).await {
             Ok(result) => result,
             Err(message) => Err(PollError::Panic {
@@ -233,6 +244,7 @@ impl Poller {
         let mut last_failure = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
         match result {
             Ok(mut snapshot) => {
+                self.count_left_out(&snapshot);
                 self.limit_workers(&mut snapshot);
                 let series = snapshot.series_count();
                 self.store
@@ -265,6 +277,32 @@ impl Poller {
                     *last_failure = Some(message);
                 }
                 Outcome::Failure { kind }
+            }
+        }
+    }
+
+    /// Counts what the answer held that the page does not show as sent: items that could
+    /// not be read, label values cut to the cap. Each is one warning for the source's life.
+    fn count_left_out(&self, snapshot: &Snapshot) {
+        let telemetry = &self.upstream.telemetry;
+        let unreadable = snapshot.unreadable();
+        if unreadable > 0 {
+            telemetry
+                .items_skipped
+                .with_label_values(&[self.pool, &self.name, "unreadable"])
+                .inc_by(u64::try_from(unreadable).unwrap_or(u64::MAX));
+            if self.upstream.warned.first("unreadable_items") {
+                warn!(source = %self.name, pool = self.pool, unreadable, "an item of the pool's answer could not be read and was skipped; the rest of the poll is kept (counted in mining_exporter_items_skipped_total, logged once)");
+            }
+        }
+        let truncated = snapshot.truncated_labels();
+        if truncated > 0 {
+            telemetry
+                .labels_truncated
+                .with_label_values(&[self.pool, &self.name])
+                .inc_by(u64::try_from(truncated).unwrap_or(u64::MAX));
+            if self.upstream.warned.first("truncated_labels") {
+                warn!(source = %self.name, pool = self.pool, truncated, max_bytes = crate::snapshot::MAX_LABEL_BYTES, "a label value from the pool is longer than the cap and was cut (counted in mining_exporter_labels_truncated_total, logged once)");
             }
         }
     }

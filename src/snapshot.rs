@@ -22,9 +22,49 @@ pub struct Snapshot {
     /// Every label value once: a farm's page has six or more series a worker, all naming the
     /// same account and worker.
     strings: HashSet<Arc<str>>,
+    /// Items of the answer that could not be read and were left out (see `fields::Items`).
+    unreadable: usize,
+    /// Distinct label values cut to `MAX_LABEL_BYTES`.
+    truncated: usize,
+}
+
+/// The longest label value a pool may put on the page, in bytes. A worker name is a few
+/// dozen; a pool that sends megabytes in one would otherwise repeat them in every series.
+pub const MAX_LABEL_BYTES: usize = 256;
+/// What ends a label value cut to the cap, so a reader sees it was cut.
+pub const TRUNCATION_MARKER: &str = "…";
+
+/// `value`, cut on a character boundary to `MAX_LABEL_BYTES` with the marker, if longer.
+fn capped(value: &str) -> Option<String> {
+    if value.len() <= MAX_LABEL_BYTES {
+        return None;
+    }
+    let mut end = MAX_LABEL_BYTES - TRUNCATION_MARKER.len();
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(format!(
+        "{}{TRUNCATION_MARKER}",
+        value.get(..end).unwrap_or_default()
+    ))
 }
 
 impl Snapshot {
+    /// Counts `n` more items the answer held that could not be read.
+    pub fn note_unreadable(&mut self, n: usize) {
+        self.unreadable = self.unreadable.saturating_add(n);
+    }
+
+    /// Items the answer held that could not be read and were left out.
+    pub fn unreadable(&self) -> usize {
+        self.unreadable
+    }
+
+    /// Distinct label values that were longer than `MAX_LABEL_BYTES` and were cut.
+    pub fn truncated_labels(&self) -> usize {
+        self.truncated
+    }
+
     pub fn new() -> Self {
         Snapshot::default()
     }
@@ -52,8 +92,13 @@ impl Snapshot {
     }
 
     fn intern(&mut self, value: &str) -> Arc<str> {
+        let cut = capped(value);
+        let value = cut.as_deref().unwrap_or(value);
         if let Some(known) = self.strings.get(value) {
             return known.clone();
+        }
+        if cut.is_some() {
+            self.truncated += 1;
         }
         let new: Arc<str> = Arc::from(value);
         self.strings.insert(new.clone());

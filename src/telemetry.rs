@@ -18,6 +18,10 @@ pub struct Telemetry {
     pub endpoint_enabled: IntGaugeVec,
     /// pool, source: workers beyond `max_workers`, counted only in the account totals
     pub workers_omitted: IntGaugeVec,
+    /// pool, source, reason: items of good answers left out (`SKIP_REASONS`)
+    pub items_skipped: IntCounterVec,
+    /// pool, source: label values cut to the length cap
+    pub labels_truncated: IntCounterVec,
     /// pool, source: seconds the plan puts between polls
     pub interval_planned: GaugeVec,
     /// pool, source: mean seconds between the starts of the last polls
@@ -76,6 +80,22 @@ impl Telemetry {
             &["pool", "source"],
         )
         .expect("valid metric definition");
+        let items_skipped = IntCounterVec::new(
+            Opts::new(
+                exporter::ITEMS_SKIPPED,
+                "Items of otherwise good answers left out of the page, by reason (unreadable: an item none of whose readings fits, such as a worker whose hashrate is an object); the rest of the poll is kept.",
+            ),
+            &["pool", "source", "reason"],
+        )
+        .expect("valid metric definition");
+        let labels_truncated = IntCounterVec::new(
+            Opts::new(
+                exporter::LABELS_TRUNCATED,
+                "Label values from the pool cut to the length cap (their end replaced by a marker), summed over polls.",
+            ),
+            &["pool", "source"],
+        )
+        .expect("valid metric definition");
         let interval_planned = GaugeVec::new(
             Opts::new(
                 exporter::POLL_INTERVAL_PLANNED,
@@ -95,7 +115,7 @@ impl Telemetry {
         let poll_cost = IntGaugeVec::new(
             Opts::new(
                 exporter::POLL_COST,
-                "Requests one poll of this source costs as the plan counts it: learned from its last successful polls (pages included, retries not), or the least its kind can cost before it has polled.",
+                "Requests one poll of this source costs as the plan counts it: learned from its last polls, failed ones too (pages included, retries not), or the least its kind can cost before it has polled.",
             ),
             &["pool", "source"],
         )
@@ -124,6 +144,8 @@ impl Telemetry {
             Box::new(poll_errors.clone()),
             Box::new(endpoint_enabled.clone()),
             Box::new(workers_omitted.clone()),
+            Box::new(items_skipped.clone()),
+            Box::new(labels_truncated.clone()),
             Box::new(interval_planned.clone()),
             Box::new(interval_achieved.clone()),
             Box::new(poll_cost.clone()),
@@ -141,6 +163,8 @@ impl Telemetry {
             poll_errors,
             endpoint_enabled,
             workers_omitted,
+            items_skipped,
+            labels_truncated,
             interval_planned,
             interval_achieved,
             poll_cost,
@@ -189,6 +213,9 @@ impl Telemetry {
         self.reload_successful.set(0);
     }
 }
+
+/// Why an item of a good answer was left out: the `reason` label, every one starting at 0.
+pub const SKIP_REASONS: &[&str] = &["unreadable"];
 
 impl Default for Telemetry {
     fn default() -> Self {

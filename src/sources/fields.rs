@@ -2,7 +2,7 @@
 //! or as numeric strings, and null where a value is missing; both decode here.
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use std::fmt;
 
 /// A number that may arrive as a JSON number or a numeric string ("1035827914295214").
@@ -44,8 +44,166 @@ pub fn num(value: Option<Num>) -> Option<f64> {
 
 /// Unix seconds of an RFC 3339 / ISO-8601 timestamp; None when absent or unreadable.
 pub fn unix_seconds(timestamp: Option<&str>) -> Option<f64> {
-    let parsed = chrono::DateTime::parse_from_rfc3339(timestamp?.trim()).ok()?;
+    let text = timestamp?.trim();
+    if let Ok(number) = text.parse::<f64>() {
+        return epoch(number);
+    }
+    let parsed = chrono::DateTime::parse_from_rfc3339(text).ok()?;
     Some(parsed.timestamp() as f64 + f64::from(parsed.timestamp_subsec_millis()) / 1000.0)
+}
+
+/// Above this an epoch number is in milliseconds: as seconds it would be past the year 5000.
+const EPOCH_MILLIS_FROM: f64 = 1e11;
+
+/// Unix seconds of an epoch number in seconds or milliseconds; None for a negative or
+/// non-finite one.
+fn epoch(number: f64) -> Option<f64> {
+    if !number.is_finite() || number < 0.0 {
+        return None;
+    }
+    Some(if number >= EPOCH_MILLIS_FROM {
+        number / 1000.0
+    } else {
+        number
+    })
+}
+
+/// A timestamp as pools send it: RFC 3339 text, or epoch seconds or milliseconds as a number
+/// or a numeric string. An unreadable one is absent, not an error: a time is one series of a
+/// worker, never worth the worker.
+pub fn timestamp<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(f64),
+        Text(String),
+        Other(de::IgnoredAny),
+    }
+    Ok(match Option::<Raw>::deserialize(deserializer)? {
+        Some(Raw::Number(n)) => epoch(n),
+        Some(Raw::Text(t)) => unix_seconds(Some(&t)),
+        Some(Raw::Other(_)) | None => None,
+    })
+}
+
+/// Text a pool may send as a string, a number or a boolean (a worker named 1001): all read
+/// as text.
+pub fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    struct TextVisitor;
+    impl<'de> Visitor<'de> for TextVisitor {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string, a number or a boolean")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(TextVisitor)
+        }
+    }
+    deserializer.deserialize_option(TextVisitor)
+}
+
+/// An item as `T` if it is an object that reads as one. Only an object: serde would read a
+/// list's elements into a struct's fields in order, which no pool means.
+fn entry<T: DeserializeOwned>(value: serde_json::Value) -> Option<T> {
+    value
+        .is_object()
+        .then(|| serde_json::from_value(value).ok())
+        .flatten()
+}
+
+/// A list of items of which any one may be unreadable: those are skipped and counted, so one
+/// odd worker never fails the poll of the rest. `null` is an empty list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Items<T> {
+    pub read: Vec<T>,
+    pub unreadable: usize,
+}
+
+impl<T> Default for Items<T> {
+    fn default() -> Self {
+        Items {
+            read: Vec::new(),
+            unreadable: 0,
+        }
+    }
+}
+
+/// A field that must be present (`null` may stand for empty): serde lets a missing field of a
+/// type that reads `null` pass as `null`, unless it is read through a function like this.
+pub fn required<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    T::deserialize(d)
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Items<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut items = Items::default();
+        let raw = Option::<Vec<serde_json::Value>>::deserialize(deserializer)?;
+        for value in raw.unwrap_or_default() {
+            match entry(value) {
+                Some(item) => items.read.push(item),
+                None => items.unreadable += 1,
+            }
+        }
+        Ok(items)
+    }
+}
+
+/// Like `Items`, for a map keyed by name (OurPool's workers).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entries<T> {
+    pub read: std::collections::BTreeMap<String, T>,
+    pub unreadable: usize,
+}
+
+impl<T> Default for Entries<T> {
+    fn default() -> Self {
+        Entries {
+            read: Default::default(),
+            unreadable: 0,
+        }
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Entries<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut entries = Entries::default();
+        let raw = Option::<std::collections::BTreeMap<String, serde_json::Value>>::deserialize(
+            deserializer,
+        )?;
+        for (name, value) in raw.unwrap_or_default() {
+            match entry(value) {
+                Some(item) => {
+                    entries.read.insert(name, item);
+                }
+                None => entries.unreadable += 1,
+            }
+        }
+        Ok(entries)
+    }
 }
 
 #[cfg(test)]
@@ -74,6 +232,38 @@ mod tests {
         assert_eq!(parse(r#"{}"#).unwrap(), None);
         assert!(parse(r#"{"v":"fast"}"#).is_err());
         assert!(parse(r#"{"v":[1]}"#).is_err());
+    }
+
+    #[test]
+    fn odd_items_are_skipped_and_counted_and_odd_fields_read_leniently() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        struct Worker {
+            #[serde(default, deserialize_with = "text")]
+            name: Option<String>,
+            #[serde(default, deserialize_with = "timestamp")]
+            at: Option<f64>,
+            #[serde(default)]
+            rate: Option<Num>,
+        }
+        let items: Items<Worker> = serde_json::from_str(
+            r#"[{"name":1001,"at":1800000000},{"name":"b","at":"2027-01-15T08:00:00Z"},
+                {"name":"c","at":1800000000000},{"name":"d","rate":{"x":1}},"junk",
+                {"name":true,"at":"soon"},{"name":null}]"#,
+        )
+        .unwrap();
+        assert_eq!(items.unreadable, 2);
+        let names: Vec<Option<&str>> = items.read.iter().map(|w| w.name.as_deref()).collect();
+        assert_eq!(
+            names,
+            [Some("1001"), Some("b"), Some("c"), Some("true"), None]
+        );
+        let times: Vec<Option<f64>> = items.read.iter().map(|w| w.at).collect();
+        assert_eq!(times, [Some(1.8e9), Some(1.8e9), Some(1.8e9), None, None]);
+        let none: Items<Worker> = serde_json::from_str("null").unwrap();
+        assert_eq!(none, Items::default());
+        assert!(serde_json::from_str::<Items<Worker>>("{}").is_err());
+        let map: Entries<Worker> = serde_json::from_str(r#"{"a":{"rate":1},"b":[1]}"#).unwrap();
+        assert_eq!((map.read.len(), map.unreadable), (1, 1));
     }
 
     #[test]

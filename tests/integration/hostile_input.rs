@@ -169,3 +169,300 @@ async fn a_farm_over_the_page_cap_is_one_clear_error_after_one_page() {
     let status = exporter.store().statuses();
     assert!(!status[0].up);
 }
+
+#[tokio::test]
+async fn one_odd_worker_is_read_leniently_or_skipped_and_counted_never_freezing_the_source() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v1/overview");
+            then.status(200)
+                .json_body(json!({"hashrate": {"current": 3000.0}}));
+        })
+        .await;
+    let workers = server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v1/workers");
+            then.status(200).json_body(json!({
+                "data": [
+                    // A number as a name, and the last share in epoch seconds.
+                    {"_id": "a1", "name": 1001, "algorithm": "randomx", "status": "online",
+                     "hashrate": 1000.0, "last_share_at": 1_800_000_000},
+                    // RFC 3339, as documented.
+                    {"_id": "a2", "name": "rig02", "algorithm": "randomx", "status": "online",
+                     "hashrate": 1000.0, "last_share_at": "2027-01-15T08:00:00Z"},
+                    // A hashrate no reading can make a number of.
+                    {"_id": "a3", "name": "rig03", "algorithm": "randomx", "status": "online",
+                     "hashrate": {"value": "fast"}},
+                    "not a worker at all",
+                ],
+                "pagination": {"page": 1, "limit": 100, "total": 4, "total_pages": 1}
+            }));
+        })
+        .await;
+    mock_series(&server).await;
+    let (logs, _guard) = capture_logs();
+    let (exporter, _dir) = exporter(&server.base_url(), "");
+    for _ in 0..2 {
+        poll_ok(&exporter).await;
+    }
+    assert_eq!(workers.calls_async().await, 2);
+    let page = text(&exporter);
+    assert_eq!(
+        sample(&page, "mining_worker_up", &["worker=\"1001\""]),
+        Some(1.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "mining_worker_last_share_timestamp_seconds",
+            &["worker=\"1001\""]
+        ),
+        Some(1_800_000_000.0)
+    );
+    // 2027-01-15T08:00:00Z is 1800000000 too: both forms read as the same instant.
+    assert_eq!(
+        sample(
+            &page,
+            "mining_worker_last_share_timestamp_seconds",
+            &["worker=\"rig02\""]
+        ),
+        Some(1_800_000_000.0)
+    );
+    assert_eq!(
+        sample(&page, "mining_worker_up", &["worker=\"rig03\""]),
+        None
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "mining_exporter_items_skipped_total",
+            &["source=\"proxy\"", "reason=\"unreadable\""]
+        ),
+        Some(4.0),
+        "two unreadable items on each of two polls"
+    );
+    let warned = logs
+        .text()
+        .lines()
+        .filter(|l| l.contains("could not be read and was skipped"))
+        .count();
+    assert_eq!(warned, 1, "warned once:\n{}", logs.text());
+
+    // A list sent as null is an empty list, not a broken poll.
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v1/overview");
+            then.status(200)
+                .json_body(json!({"hashrate": {"current": 0.0}}));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v1/workers");
+            then.status(200)
+                .json_body(json!({"data": null, "pagination": {"total_pages": 1}}));
+        })
+        .await;
+    mock_series(&server).await;
+    let (empty, _empty_dir) = crate::common::exporter(&server.base_url(), "");
+    poll_ok(&empty).await;
+    let page = text(&empty);
+    assert_eq!(
+        sample(
+            &page,
+            "mining_exporter_items_skipped_total",
+            &["source=\"proxy\"", "reason=\"unreadable\""]
+        ),
+        Some(0.0),
+        "the counter is there at 0 before anything is skipped:\n{page}"
+    );
+}
+
+/// The overview and one page of `workers` answer; the series endpoint is counted.
+async fn mock_workers(server: &MockServer, workers: Vec<serde_json::Value>) -> httpmock::Mock<'_> {
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v1/overview");
+            then.status(200)
+                .json_body(json!({"hashrate": {"current": 1.0}}));
+        })
+        .await;
+    let count = workers.len();
+    server
+        .mock_async(move |when, then| {
+            when.method(GET).path("/v1/workers");
+            then.status(200).json_body(json!({
+                "data": workers,
+                "pagination": {"page": 1, "limit": 100, "total": count, "total_pages": 1}
+            }));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v1/workers/hashrate");
+            then.status(200)
+                .json_body(json!({"stats": {"avg_hashrate": 1.0}}));
+        })
+        .await
+}
+
+#[tokio::test]
+async fn five_hundred_odd_algorithm_names_cost_no_request_past_the_cap() {
+    let server = MockServer::start_async().await;
+    let workers: Vec<_> = (0..500)
+        .map(|i| json!({"name": format!("rig{i}"), "algorithm": format!("algo-{i}"), "status": "online", "hashrate": 1.0}))
+        .collect();
+    let series = mock_workers(&server, workers).await;
+    let (logs, _guard) = capture_logs();
+    let (exporter, _dir) = exporter(&server.base_url(), "");
+    poll_fails(&exporter, "decode").await;
+    assert_eq!(
+        series.calls_async().await,
+        0,
+        "no series asked for 500 names"
+    );
+    assert!(logs.text().contains("500 algorithms"), "{}", logs.text());
+}
+
+#[tokio::test]
+async fn a_label_of_any_length_is_cut_with_a_marker_and_counted() {
+    let server = MockServer::start_async().await;
+    let long = "w".repeat(100_000);
+    mock_workers(
+        &server,
+        vec![json!({"name": long, "algorithm": "randomx", "status": "online", "hashrate": 5.0})],
+    )
+    .await;
+    let (exporter, _dir) = exporter(&server.base_url(), "");
+    poll_ok(&exporter).await;
+    let page = text(&exporter);
+    let line = page
+        .lines()
+        .find(|l| l.starts_with("mining_worker_up{"))
+        .unwrap();
+    let worker = line
+        .split("worker=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert!(worker.len() <= 256, "{} bytes", worker.len());
+    assert!(
+        worker.ends_with('…') && worker.starts_with("www"),
+        "{worker}"
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "mining_exporter_labels_truncated_total",
+            &["source=\"proxy\""]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        page.len() < 20_000,
+        "the page repeats no 100 kB label: {} bytes",
+        page.len()
+    );
+}
+
+#[tokio::test]
+async fn a_poll_reads_no_more_bytes_in_all_than_its_budget() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v1/overview");
+            then.status(200)
+                .json_body(json!({"hashrate": {"current": 1.0}}));
+        })
+        .await;
+    let filler = "x".repeat(3000);
+    let pages = server
+        .mock_async(move |when, then| {
+            when.method(GET).path("/v1/workers");
+            then.status(200).json_body(json!({
+                "data": [{"name": "rig", "algorithm": "randomx", "note": filler}],
+                "pagination": {"total_pages": 50}
+            }));
+        })
+        .await;
+    let (exporter, _dir) = exporter(
+        &server.base_url(),
+        "max_response_bytes = 4096\nmax_poll_bytes = 10000",
+    );
+    poll_fails(&exporter, "decode").await;
+    // Three pages of about 3 kB fit in 10,000 bytes; reading the fourth passes the budget
+    // and ends the poll, so no fifth of the 50 is asked.
+    assert_eq!(pages.calls_async().await, 4);
+}
+
+#[tokio::test]
+async fn luxor_splits_a_long_list_of_names_into_requests_of_bounded_length() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v2/pool/summary/BTC");
+            then.status(200).json_body(json!({"hashrate_5m": "1"}));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v1/workspace");
+            then.status(200).json_body(json!({"name": "ws"}));
+        })
+        .await;
+    let longest = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = longest.clone();
+    let workers = server
+        .mock_async(move |when, then| {
+            when.method(GET)
+                .path("/v2/pool/workers/BTC")
+                .is_true(move |req: &HttpMockRequest| {
+                    let names = req
+                        .query_params()
+                        .into_iter()
+                        .find(|(k, _)| k == "subaccount_names")
+                        .map(|(_, v)| v.len())
+                        .unwrap_or(0);
+                    seen.fetch_max(names, Ordering::SeqCst);
+                    true
+                });
+            then.status(200)
+                .json_body(json!({"workers": [], "pagination": {"next_page_url": null}}));
+        })
+        .await;
+    let names: Vec<String> = (0..150)
+        .map(|i| format!("\"subaccount-name-{i:03}\""))
+        .collect();
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    let toml = format!(
+        "[[sources]]\nkind = \"luxor\"\nname = \"lx\"\nbase_url = \"{}\"\ntoken_file = \"token\"\nsubaccounts = [{}]\nbudget = \"big\"\n[budgets.big]\nlimits = [\"10000/1s\"]\n",
+        server.base_url(),
+        names.join(",")
+    );
+    let config = mining_exporter::config::Config::parse(
+        &toml,
+        "l.toml",
+        dir.path(),
+        mining_exporter::config::SecretMode::Require,
+        &mining_exporter::sources::KINDS,
+    )
+    .unwrap();
+    let exporter = Exporter::new(config).unwrap();
+    let outcome = exporter.poll_once("lx").await.unwrap();
+    assert!(
+        matches!(outcome, mining_exporter::scheduler::Outcome::Success { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        workers.calls_async().await,
+        2,
+        "3,149 characters of names in two requests"
+    );
+    assert!(longest.load(Ordering::SeqCst) <= 2000);
+}

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::fields::{Num, num, unix_seconds};
+use super::fields::{Items, Num, num, required, text, timestamp};
 use super::optional::OptionalEndpoints;
 use super::{PollFuture, Source, count_workers, set_worker, worker_label};
 use crate::client::Upstream;
@@ -45,7 +45,7 @@ struct Pagination {
 /// A paginated answer: its items and where the next page is.
 trait Page: DeserializeOwned + Send + 'static {
     type Item;
-    fn into_parts(self) -> (Vec<Self::Item>, Option<Pagination>);
+    fn into_parts(self) -> (Items<Self::Item>, Option<Pagination>);
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,22 +64,22 @@ struct Group {
 
 #[derive(Debug, Deserialize)]
 struct Named {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "text")]
     name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 struct SubaccountsPage {
     #[serde(default)]
-    subaccounts: Option<Vec<Named>>,
+    subaccounts: Items<Named>,
     #[serde(default)]
     pagination: Option<Pagination>,
 }
 
 impl Page for SubaccountsPage {
     type Item = Named;
-    fn into_parts(self) -> (Vec<Named>, Option<Pagination>) {
-        (self.subaccounts.unwrap_or_default(), self.pagination)
+    fn into_parts(self) -> (Items<Named>, Option<Pagination>) {
+        (self.subaccounts, self.pagination)
     }
 }
 
@@ -128,25 +128,27 @@ struct Hashprice {
 
 #[derive(Debug, Deserialize)]
 struct WorkersPage {
-    workers: Vec<Worker>,
+    /// Required; `null` reads as empty, and a worker that cannot be read is skipped.
+    #[serde(deserialize_with = "required")]
+    workers: Items<Worker>,
     #[serde(default)]
     pagination: Option<Pagination>,
 }
 
 impl Page for WorkersPage {
     type Item = Worker;
-    fn into_parts(self) -> (Vec<Worker>, Option<Pagination>) {
+    fn into_parts(self) -> (Items<Worker>, Option<Pagination>) {
         (self.workers, self.pagination)
     }
 }
 
 #[derive(Debug, Deserialize)]
 struct Worker {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "text")]
     id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "text")]
     name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "text")]
     subaccount_name: Option<String>,
     #[serde(default)]
     hashrate: Option<Num>,
@@ -156,9 +158,9 @@ struct Worker {
     stale_shares: Option<Num>,
     #[serde(default)]
     rejected_shares: Option<Num>,
-    #[serde(default)]
-    last_share_time: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "timestamp")]
+    last_share_time: Option<f64>,
+    #[serde(default, deserialize_with = "text")]
     status: Option<String>,
 }
 
@@ -218,25 +220,30 @@ impl Luxor {
                 .await?;
             summaries.push((name.as_str(), summary));
         }
-        let selector = match &self.site_id {
-            Some(site) => Some(("site_id", site.clone())),
-            // v2 answers 400 without a selection; with nothing to watch there is nothing to ask.
-            None if watch.subaccounts.is_empty() => None,
-            None => Some(("subaccount_names", watch.subaccounts.join(","))),
+        // v2 answers 400 without a selection; with nothing to watch there is nothing to ask.
+        // Names go in groups whose joined query stays short enough for any server.
+        let selectors: Vec<(&str, String)> = match &self.site_id {
+            Some(site) => vec![("site_id", site.clone())],
+            None => name_groups(&watch.subaccounts, MAX_NAMES_QUERY)
+                .into_iter()
+                .map(|names| ("subaccount_names", names))
+                .collect(),
         };
-        let workers = match selector {
-            Some((key, value)) => {
-                every_page::<WorkersPage>(
-                    api,
-                    WORKERS_LIST,
-                    &format!("/v2/pool/workers/{currency}"),
-                    &[(key, &value)],
-                )
-                .await?
-            }
-            None => Vec::new(),
-        };
-        Ok(to_snapshot(currency, &watch, &summaries, &workers))
+        let mut workers = Items::default();
+        for (key, value) in &selectors {
+            let group = every_page::<WorkersPage>(
+                api,
+                WORKERS_LIST,
+                &format!("/v2/pool/workers/{currency}"),
+                &[(key, value)],
+            )
+            .await?;
+            workers.read.extend(group.read);
+            workers.unreadable += group.unreadable;
+        }
+        let mut snapshot = to_snapshot(currency, &watch, &summaries, &workers.read);
+        snapshot.note_unreadable(workers.unreadable);
+        Ok(snapshot)
     }
 
     /// The cached watch list, re-read from the workspace every `refresh_every` polls. A failed
@@ -306,9 +313,21 @@ impl Luxor {
                 .collect();
             listed(
                 every_page::<SubaccountsPage>(api, SUBACCOUNTS, "/v2/pool/subaccounts", &site)
-                    .await?,
+                    .await?
+                    .read,
             )
         };
+        // One summary request per subaccount: a workspace of thousands would spend the
+        // key's budget on one poll.
+        if subaccounts.len() > MAX_SUBACCOUNTS {
+            return Err(PollError::decode(
+                SUBACCOUNTS,
+                format!(
+                    "the workspace lists {} subaccounts; one poll reads at most {MAX_SUBACCOUNTS} summaries (name the ones to watch in `subaccounts`)",
+                    subaccounts.len()
+                ),
+            ));
+        }
         Ok(Watch {
             workspace,
             subaccounts,
@@ -330,8 +349,8 @@ async fn every_page<P: Page>(
     endpoint: &'static str,
     path: &str,
     query: &[(&str, &str)],
-) -> Result<Vec<P::Item>, PollError> {
-    let mut items = Vec::new();
+) -> Result<Items<P::Item>, PollError> {
+    let mut items = Items::default();
     let page_size = PAGE_SIZE.to_string();
     let mut page = 1;
     loop {
@@ -339,8 +358,9 @@ async fn every_page<P: Page>(
         let mut q: Vec<(&str, &str)> = query.to_vec();
         q.extend([("page_number", number.as_str()), ("page_size", &page_size)]);
         let (batch, pagination) = api.get_json::<P>(endpoint, path, &q).await?.into_parts();
-        let received = batch.len();
-        items.extend(batch);
+        let received = batch.read.len() + batch.unreadable;
+        items.read.extend(batch.read);
+        items.unreadable += batch.unreadable;
         match next_page(pagination.as_ref(), page).map_err(|e| PollError::decode(endpoint, e))? {
             Some(next) if received > 0 => {
                 if next > MAX_PAGES {
@@ -354,6 +374,29 @@ async fn every_page<P: Page>(
             _ => return Ok(items),
         }
     }
+}
+
+/// The longest `subaccount_names` value one request carries: URLs past about 8 KiB are
+/// refused by common servers and proxies, and a workspace of hundreds of names would pass it.
+const MAX_NAMES_QUERY: usize = 2000;
+
+/// Subaccounts one source watches at most: each costs a summary request per poll.
+pub const MAX_SUBACCOUNTS: usize = 200;
+
+/// `names` joined with commas, in groups no longer than `most` characters each (a name
+/// longer than that alone is a group of its own).
+fn name_groups(names: &[String], most: usize) -> Vec<String> {
+    let mut groups: Vec<String> = Vec::new();
+    for name in names {
+        match groups.last_mut() {
+            Some(group) if group.len() + 1 + name.len() <= most => {
+                group.push(',');
+                group.push_str(name);
+            }
+            _ => groups.push(name.clone()),
+        }
+    }
+    groups
 }
 
 /// The page `next_page_url` points at; None when it is null, missing or empty.
@@ -461,7 +504,7 @@ fn to_snapshot(
         if let Some(s) = num(w.stale_shares) {
             snap.set(&WORKER_STALE, &labels, s);
         }
-        if let Some(t) = unix_seconds(w.last_share_time.as_deref()) {
+        if let Some(t) = w.last_share_time {
             snap.set(&WORKER_LAST_SHARE, &labels, t);
         }
     }
@@ -534,7 +577,7 @@ mod tests {
               {"name":"rig01","subaccount_name":"b","hashrate":201,"status":"INACTIVE"},
               {"name":"rig02","subaccount_name":"b","hashrate":null,"status":"UNSPECIFIED"}]}"#,
         );
-        let s = to_snapshot("BTC", &watch(&["a", "b"]), &[], &page.workers);
+        let s = to_snapshot("BTC", &watch(&["a", "b"]), &[], &page.workers.read);
         assert_eq!(s.get(&WORKER_UP, &["a", "rig01"]), Some(1.0));
         assert_eq!(s.get(&WORKER_UP, &["b", "rig01"]), Some(0.0));
         assert_eq!(
@@ -629,7 +672,7 @@ mod tests {
                 let page = serde_json::from_value::<WorkersPage>(page);
                 if let (Ok(summary), Ok(page)) = (summary, page) {
                     let _ = next_page(page.pagination.as_ref(), current);
-                    let snap = to_snapshot("BTC", &watch(&["a", "b"]), &[("a", summary)], &page.workers);
+                    let snap = to_snapshot("BTC", &watch(&["a", "b"]), &[("a", summary)], &page.workers.read);
                     for (_, up) in snap.samples(&WORKER_UP).into_iter().flatten() {
                         prop_assert!(*up == 0.0 || *up == 1.0);
                     }

@@ -6,11 +6,9 @@
 
 pub mod config;
 
-use std::collections::BTreeMap;
+use serde::Deserialize;
 
-use serde::{Deserialize, Deserializer};
-
-use super::fields::{Num, num, unix_seconds};
+use super::fields::{Entries, Num, num, required, text, timestamp};
 use super::optional::OptionalEndpoints;
 use super::{PollFuture, Source, count_workers, set_worker};
 use crate::client::{Upstream, escape_path_segment};
@@ -46,13 +44,10 @@ struct RewardsStats {
 #[derive(Debug, Deserialize)]
 struct MinerWorkers {
     /// Keyed by worker name. Required: a body without it is not a worker list, and reading
-    /// it as "no workers" would hide a broken answer.
-    #[serde(deserialize_with = "map_or_null")]
-    workers: BTreeMap<String, Worker>,
-}
-
-fn map_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Worker>, D::Error> {
-    Ok(Option::deserialize(d)?.unwrap_or_default())
+    /// it as "no workers" would hide a broken answer. `null` reads as empty, and a worker
+    /// that cannot be read is skipped and counted.
+    #[serde(deserialize_with = "required")]
+    workers: Entries<Worker>,
 }
 
 /// The hashrate averages OurPool sends for a worker and for the account.
@@ -71,9 +66,9 @@ struct Hashrates {
 struct Worker {
     #[serde(flatten)]
     hashrates: Hashrates,
-    #[serde(default)]
-    last_share_at: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "timestamp")]
+    last_share_at: Option<f64>,
+    #[serde(default, deserialize_with = "text")]
     status: Option<String>,
 }
 
@@ -160,7 +155,8 @@ fn to_snapshot(
     }
 
     if let Some(list) = workers {
-        for (name, w) in &list.workers {
+        snap.note_unreadable(list.workers.unreadable);
+        for (name, w) in &list.workers.read {
             let labels = [account, name.as_str()];
             // The freshest figure OurPool offers per worker: 10 minutes if sent, else 1 hour.
             let freshest = num(w.hashrates.hashrate10m).or(num(w.hashrates.hashrate1h));
@@ -184,7 +180,7 @@ fn to_snapshot(
                     );
                 }
             }
-            if let Some(t) = unix_seconds(w.last_share_at.as_deref()) {
+            if let Some(t) = w.last_share_at {
                 snap.set(&WORKER_LAST_SHARE, &labels, t);
             }
         }

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use serde::Deserialize;
 
-use super::fields::{Num, num, unix_seconds};
+use super::fields::{Items, Num, num, required, text, timestamp};
 use super::{
     PollFuture, Source, UNKNOWN_ALGORITHM, algorithm_label, count_workers, set_worker, worker_label,
 };
@@ -30,6 +30,8 @@ pub const MAX_PAGES: u32 = 1000;
 const OVERVIEW: &str = "/v1/overview";
 const WORKERS_LIST: &str = "/v1/workers";
 const SERIES: &str = "/v1/workers/hashrate";
+/// Algorithms whose hashrate series one poll asks for at most.
+pub const MAX_ALGORITHMS: usize = 16;
 
 #[derive(Debug, Deserialize)]
 struct Overview {
@@ -60,7 +62,10 @@ struct AlgorithmHashrate {
 
 #[derive(Debug, Deserialize)]
 struct WorkersPage {
-    data: Vec<Worker>,
+    /// Required: a body without it is not a worker list. `null` reads as empty, and a
+    /// worker that cannot be read is skipped and counted.
+    #[serde(deserialize_with = "required")]
+    data: Items<Worker>,
     #[serde(default)]
     pagination: Option<Pagination>,
 }
@@ -76,13 +81,13 @@ struct Pagination {
 
 #[derive(Debug, Deserialize)]
 struct Worker {
-    #[serde(rename = "_id", default)]
+    #[serde(rename = "_id", default, deserialize_with = "text")]
     id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "text")]
     name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "text")]
     algorithm: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "text")]
     status: Option<String>,
     #[serde(default)]
     hashrate: Option<Num>,
@@ -94,8 +99,8 @@ struct Worker {
     accepted_shares: Option<Num>,
     #[serde(default)]
     rejected_shares: Option<Num>,
-    #[serde(default)]
-    last_share_at: Option<String>,
+    #[serde(default, deserialize_with = "timestamp")]
+    last_share_at: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,7 +130,10 @@ impl UltimateProxy {
 
     async fn fetch(&self, api: &Upstream) -> Result<Snapshot, PollError> {
         let overview: Overview = api.get_json(OVERVIEW, OVERVIEW, &[]).await?;
-        let workers = every_worker(api).await?;
+        let Items {
+            read: workers,
+            unreadable,
+        } = every_worker(api).await?;
         let algorithms = algorithms(&overview, &workers);
         // One series per named algorithm; an account whose algorithm nobody names gets the
         // unfiltered series, labelled unknown.
@@ -134,6 +142,17 @@ impl UltimateProxy {
             .map(String::as_str)
             .filter(|a| *a != UNKNOWN_ALGORITHM)
             .collect();
+        // One series request per name: a pool sending hundreds of odd names would spend the
+        // key's budget on one poll.
+        if named.len() > MAX_ALGORITHMS {
+            return Err(PollError::decode(
+                SERIES,
+                format!(
+                    "the account's workers and overview name {} algorithms; one poll asks the series of at most {MAX_ALGORITHMS}",
+                    named.len()
+                ),
+            ));
+        }
         let asked: Vec<Option<&str>> = if named.is_empty() {
             vec![None]
         } else {
@@ -146,13 +165,9 @@ impl UltimateProxy {
             let answer: HashrateSeries = api.get_json(SERIES, SERIES, &query).await?;
             series.push((algorithm.unwrap_or(UNKNOWN_ALGORITHM).to_string(), answer));
         }
-        Ok(to_snapshot(
-            &self.account,
-            &overview,
-            &workers,
-            &algorithms,
-            &series,
-        ))
+        let mut snapshot = to_snapshot(&self.account, &overview, &workers, &algorithms, &series);
+        snapshot.note_unreadable(unreadable);
+        Ok(snapshot)
     }
 }
 
@@ -164,9 +179,9 @@ impl Source for UltimateProxy {
 
 /// Every page of the worker list. The number of pages is read from the first page, so a farm
 /// over the cap costs one request, not a thousand.
-async fn every_worker(api: &Upstream) -> Result<Vec<Worker>, PollError> {
+async fn every_worker(api: &Upstream) -> Result<Items<Worker>, PollError> {
     let limit = PAGE_SIZE.to_string();
-    let mut workers = Vec::new();
+    let mut workers = Items::default();
     let mut pages: Option<u32> = None;
     let mut page: u32 = 1;
     loop {
@@ -178,8 +193,9 @@ async fn every_worker(api: &Upstream) -> Result<Vec<Worker>, PollError> {
                 &[("page", &page_number), ("limit", &limit)],
             )
             .await?;
-        let received = batch.data.len();
-        workers.extend(batch.data);
+        let received = batch.data.read.len() + batch.data.unreadable;
+        workers.read.extend(batch.data.read);
+        workers.unreadable += batch.data.unreadable;
         if let Some(claimed) = batch.pagination.as_ref().map(page_count).transpose()? {
             pages = claimed.or(pages);
         }
@@ -285,7 +301,7 @@ fn to_snapshot(
                 snap.set(&WORKER_REJECTED, &labels, rej / (acc + rej));
             }
         }
-        if let Some(t) = unix_seconds(w.last_share_at.as_deref()) {
+        if let Some(t) = w.last_share_at {
             snap.set(&WORKER_LAST_SHARE, &labels, t);
         }
     }
@@ -494,13 +510,13 @@ mod tests {
                     if let Some(p) = &page.pagination {
                         let _ = page_count(p);
                     }
-                    let algorithms = algorithms(&overview, &page.data);
+                    let algorithms = algorithms(&overview, &page.data.read);
                     let series: Vec<(String, HashrateSeries)> = algorithms
                         .iter()
                         .map(|a| (a.clone(), HashrateSeries { stats: None }))
                         .chain([(UNKNOWN_ALGORITHM.to_string(), series)])
                         .collect();
-                    let snap = to_snapshot("acct", &overview, &page.data, &algorithms, &series);
+                    let snap = to_snapshot("acct", &overview, &page.data.read, &algorithms, &series);
                     for (_, up) in snap.samples(&WORKER_UP).into_iter().flatten() {
                         prop_assert!(*up == 0.0 || *up == 1.0);
                     }
