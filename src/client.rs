@@ -77,6 +77,9 @@ pub struct Upstream {
     /// Requests asked for by `get_json`, retries not counted: what a poll costs is the
     /// difference over the poll.
     pub requests_asked: AtomicU64,
+    /// Bytes of answers read since the poll began (the poller resets it): the whole poll's
+    /// reading is bounded by `settings.max_poll_bytes`.
+    pub poll_bytes: AtomicUsize,
 }
 
 /// Names of things already logged at warn level, so a pool that keeps sending the same odd
@@ -380,6 +383,16 @@ impl Upstream {
                     break;
                 }
                 return Err(too_large(limit));
+            }
+            let read = self.poll_bytes.fetch_add(chunk.len(), Ordering::Relaxed) + chunk.len();
+            if read > self.settings.max_poll_bytes {
+                return Err(AttemptError {
+                    failure: Failure::Decode(format!(
+                        "this poll's answers add up to more than max_poll_bytes = {} bytes",
+                        self.settings.max_poll_bytes
+                    )),
+                    server_delay: None,
+                });
             }
             body.extend_from_slice(&chunk);
         }

@@ -384,6 +384,7 @@ impl Exporter {
             warned: Default::default(),
             clock: self.clock,
             requests_asked: Default::default(),
+            poll_bytes: Default::default(),
         };
         Ok(Arc::new(
             Poller::new(

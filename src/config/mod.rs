@@ -32,6 +32,9 @@ const DEFAULT_MAX_RETRIES: usize = 3;
 const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// About 300,000 workers' worth of pages: past any farm a poll serves well, far below what
+/// 1000 pages at the response cap would be.
+const DEFAULT_MAX_POLL_BYTES: usize = 256 * 1024 * 1024;
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// The keys every kind of source takes; the rest of a block belongs to its kind.
 pub const SHARED_SOURCE_KEYS: &[&str] = &[
@@ -47,6 +50,7 @@ pub const SHARED_SOURCE_KEYS: &[&str] = &[
     "max_retries",
     "retry_backoff",
     "max_response_bytes",
+    "max_poll_bytes",
     "worker_series",
     "max_workers",
 ];
@@ -168,6 +172,9 @@ pub struct HttpSettings {
     pub retry_backoff: Duration,
     pub max_backoff: Duration,
     pub max_response_bytes: usize,
+    /// What all the answers of one poll may add up to: a thousand pages at the response cap
+    /// each would otherwise be gigabytes.
+    pub max_poll_bytes: usize,
 }
 
 impl Default for HttpSettings {
@@ -178,6 +185,7 @@ impl Default for HttpSettings {
             retry_backoff: DEFAULT_RETRY_BACKOFF,
             max_backoff: MAX_RETRY_BACKOFF,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_poll_bytes: DEFAULT_MAX_POLL_BYTES,
         }
     }
 }
@@ -287,6 +295,7 @@ struct RawShared {
     max_retries: Option<usize>,
     retry_backoff: Option<String>,
     max_response_bytes: Option<usize>,
+    max_poll_bytes: Option<usize>,
     worker_series: Option<WorkerSeries>,
     max_workers: Option<usize>,
 }

@@ -234,6 +234,21 @@ impl Loader<'_> {
             }
             http.max_response_bytes = n;
         }
+        if let Some(n) = raw.max_poll_bytes {
+            if n < http.max_response_bytes {
+                return Err(self.err(
+                    at("max_poll_bytes"),
+                    format!(
+                        "{n} bytes is less than one answer may be (max_response_bytes = {})",
+                        http.max_response_bytes
+                    ),
+                    "use at least max_response_bytes (the default is 256 MiB)",
+                ));
+            }
+            http.max_poll_bytes = n;
+        } else {
+            http.max_poll_bytes = http.max_poll_bytes.max(http.max_response_bytes);
+        }
 
         if let Some(budget) = &raw.budget {
             if !budgets.contains_key(budget) {

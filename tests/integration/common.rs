@@ -330,6 +330,7 @@ pub const SOURCE_KEYS: &[&str] = &[
     "max_retries",
     "retry_backoff",
     "max_response_bytes",
+    "max_poll_bytes",
     "currency",
     "subaccounts",
     "site_id",

@@ -86,7 +86,7 @@ fn every_bad_config_gives_its_exact_error_naming_file_key_and_fix() {
         (
             "unknown key",
             format!("{SOURCE}tokn = \"x\"\n"),
-            r#"error: bad.toml: line 5, `tokn`: unknown field `tokn`, expected one of `kind`, `name`, `base_url`, `token_env`, `token_file`, `interval`, `schedule`, `budget`, `timeout`, `max_retries`, `retry_backoff`, `max_response_bytes`, `worker_series`, `max_workers`, `account`, `tier`
+            r#"error: bad.toml: line 5, `tokn`: unknown field `tokn`, expected one of `kind`, `name`, `base_url`, `token_env`, `token_file`, `interval`, `schedule`, `budget`, `timeout`, `max_retries`, `retry_backoff`, `max_response_bytes`, `max_poll_bytes`, `worker_series`, `max_workers`, `account`, `tier`
   fix: remove the key or correct its spelling; config.example.toml documents every key
 "#,
         ),

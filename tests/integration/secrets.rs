@@ -213,6 +213,7 @@ fn upstream_with(base_url: String, token_in: TokenPlacement, token: &str) -> Ups
         clock: Default::default(),
         host_budget: None,
         requests_asked: Default::default(),
+        poll_bytes: Default::default(),
     }
 }
 
