@@ -409,10 +409,19 @@ impl Upstream {
         }
     }
 
-    /// Text that came from the pool, made fit for errors and logs: the token scrubbed out in
-    /// every form, then cut to length.
+    /// Text that came from the pool, made fit for errors and logs: the token and the signing
+    /// secret scrubbed out in every form, then cut to length.
     pub(crate) fn pool_text(&self, text: &str) -> String {
-        shorten(&self.token.scrub(text))
+        shorten(&self.scrub(text))
+    }
+
+    /// `text` without the token or the signing secret, raw or percent-encoded.
+    pub fn scrub(&self, text: &str) -> String {
+        let text = self.token.scrub(text);
+        match self.auth.signing.as_ref().and_then(|s| s.secret.as_ref()) {
+            Some(secret) => secret.scrub(&text),
+            None => text,
+        }
     }
 
     fn warn_once_about(&self, clamped: &[&'static str]) {
@@ -465,7 +474,7 @@ impl Upstream {
     /// `url` as logs may show it: known token parameters hidden, and the token scrubbed
     /// wherever else a configured query parameter put it.
     fn shown(&self, url: &reqwest::Url) -> String {
-        self.token.scrub(&redact_url(url))
+        self.scrub(&redact_url(url))
     }
 
     /// Adds the HMAC signature headers for a GET of `url` with no body.

@@ -218,7 +218,7 @@ impl Poller {
         let result = match catch_panic(self.source.poll(&self.upstream)).await {
             Ok(result) => result,
             Err(message) => Err(PollError::Panic {
-                message: self.upstream.token.scrub(&message),
+                message: self.upstream.scrub(&message),
             }),
         };
         let took = started.elapsed();

@@ -761,3 +761,43 @@ async fn next_links_resolve_against_the_page_just_fetched_and_never_carry_the_to
         Some(1.0)
     );
 }
+
+#[tokio::test]
+async fn a_signing_secret_the_api_echoes_is_scrubbed_like_the_token() {
+    const SIGNING_SECRET: &str = "hmac+S1GNING/secret=0123456789";
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.path("/stats");
+            then.status(500).json_body(json!({
+                "error": format!("bad signature, expected key {SIGNING_SECRET} ({})", SIGNING_SECRET.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D"))
+            }));
+        })
+        .await;
+    let dir = TempDir::new().unwrap();
+    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    std::fs::write(dir.path().join("signing"), SIGNING_SECRET).unwrap();
+    let text = format!(
+        "[[sources]]\nkind = \"http_json\"\nname = \"h\"\nbase_url = \"{}\"\ntoken_file = \"token\"\nmax_retries = 0\n[sources.signing]\nsecret_file = \"signing\"\n[[sources.endpoints]]\npath = \"/stats\"\n{}",
+        server.base_url(),
+        MAPPING.replace("items = \"$.items[*]\"\n", "")
+    );
+    let config = Config::parse(
+        &text,
+        "h.toml",
+        dir.path(),
+        SecretMode::Require,
+        &mining_exporter::sources::KINDS,
+    )
+    .unwrap();
+    let (logs, _guard) = capture_logs();
+    let exporter = Exporter::new(config).unwrap();
+    assert_eq!(
+        poll(&exporter, "h").await,
+        Outcome::Failure { kind: "http" }
+    );
+    let logged = logs.text();
+    assert!(logged.contains("bad signature"), "{logged}");
+    assert!(!logged.contains(SIGNING_SECRET), "{logged}");
+    assert!(!logged.contains("S1GNING"), "{logged}");
+}
