@@ -550,6 +550,60 @@ fn main() {
         worker_series_costs();
         poll_costs().await;
         idle_cpu().await;
+        basic_auth_costs().await;
         exporter_process_memory().await;
     });
+}
+
+/// A scrape behind basic auth: with credentials verified before (cached), and with a wrong
+/// password (a full bcrypt check at the default cost of 10, every time).
+async fn basic_auth_costs() {
+    use base64::Engine;
+    use mining_exporter::web::{Users, require_basic_auth};
+    let hash = bcrypt::hash("right", bcrypt::DEFAULT_COST).unwrap();
+    let users = Arc::new(
+        Users::new(
+            std::collections::BTreeMap::from([("prometheus".to_string(), hash)]),
+            bcrypt::DEFAULT_COST,
+        )
+        .unwrap(),
+    );
+    let app = axum::Router::new()
+        .route("/metrics", axum::routing::get(|| async { "ok" }))
+        .layer(axum::middleware::from_fn_with_state(
+            users.clone(),
+            require_basic_auth,
+        ));
+    let ask = |password: &str| {
+        let value =
+            base64::engine::general_purpose::STANDARD.encode(format!("prometheus:{password}"));
+        Request::builder()
+            .uri("/metrics")
+            .header("authorization", format!("Basic {value}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let first = Instant::now();
+    app.clone().oneshot(ask("right")).await.unwrap();
+    let first = first.elapsed();
+    let n = 2_000u32;
+    let started = Instant::now();
+    for _ in 0..n {
+        app.clone().oneshot(ask("right")).await.unwrap();
+    }
+    let cached = started.elapsed();
+    let wrong_n = 5u32;
+    let started = Instant::now();
+    for _ in 0..wrong_n {
+        app.clone().oneshot(ask("wrong")).await.unwrap();
+    }
+    let wrong = started.elapsed();
+    println!(
+        "basic auth (bcrypt cost {}): first scrape {}, cached {} a scrape ({n}), wrong password {} a try ({wrong_n}); bcrypt checks {}",
+        bcrypt::DEFAULT_COST,
+        mean(first, 1),
+        mean(cached, n),
+        mean(wrong, wrong_n),
+        users.bcrypt_checks()
+    );
 }

@@ -7,12 +7,18 @@
 //!   key_file: server.key
 //!   client_ca_file: ca.crt         # optional: verify client certificates against it
 //!   client_auth_type: RequireAndVerifyClientCert
+//!   min_version: TLS12             # and max_version, cipher_suites, curve_preferences,
+//!                                  # prefer_server_cipher_suites
+//! http_server_config:
+//!   http2: true
+//!   headers: {Strict-Transport-Security: max-age=31536000}
 //! basic_auth_users:
 //!   prometheus: $2y$10$...          # bcrypt hashes only
 //! ```
 //!
 //! Basic auth guards every endpoint but `/-/healthy`, which stays open for liveness probes
-//! that hold no credentials. TLS is rustls with ring, like the client.
+//! that hold no credentials. TLS is rustls with ring, like the client. Plain and TLS serving
+//! share one server (axum-server) with the same `ServeLimits`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

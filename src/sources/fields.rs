@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+use serde_json::value::RawValue;
 use std::fmt;
 
 /// A number that may arrive as a JSON number or a numeric string ("1035827914295214").
@@ -127,11 +128,12 @@ pub fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>
 }
 
 /// An item as `T` if it is an object that reads as one. Only an object: serde would read a
-/// list's elements into a struct's fields in order, which no pool means.
-fn entry<T: DeserializeOwned>(value: serde_json::Value) -> Option<T> {
-    value
-        .is_object()
-        .then(|| serde_json::from_value(value).ok())
+/// list's elements into a struct's fields in order, which no pool means. The item arrives as
+/// its raw text, so a good one is read once, not built as a JSON tree first.
+fn entry<T: DeserializeOwned>(raw: &RawValue) -> Option<T> {
+    raw.get()
+        .starts_with('{')
+        .then(|| serde_json::from_str(raw.get()).ok())
         .flatten()
 }
 
@@ -161,9 +163,9 @@ pub fn required<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Items<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let mut items = Items::default();
-        let raw = Option::<Vec<serde_json::Value>>::deserialize(deserializer)?;
+        let raw = Option::<Vec<Box<RawValue>>>::deserialize(deserializer)?;
         for value in raw.unwrap_or_default() {
-            match entry(value) {
+            match entry(&value) {
                 Some(item) => items.read.push(item),
                 None => items.unreadable += 1,
             }
@@ -191,11 +193,10 @@ impl<T> Default for Entries<T> {
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Entries<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let mut entries = Entries::default();
-        let raw = Option::<std::collections::BTreeMap<String, serde_json::Value>>::deserialize(
-            deserializer,
-        )?;
+        let raw =
+            Option::<std::collections::BTreeMap<String, Box<RawValue>>>::deserialize(deserializer)?;
         for (name, value) in raw.unwrap_or_default() {
-            match entry(value) {
+            match entry(&value) {
                 Some(item) => {
                     entries.read.insert(name, item);
                 }
