@@ -52,26 +52,18 @@ fn every_path_the_compose_file_mounts_exists() {
 
 #[test]
 fn every_file_the_dockerfile_copies_exists() {
-    let dockerfile = read("Dockerfile");
-    let mut copied = 0;
-    for line in dockerfile.lines() {
-        let Some(args) = line.strip_prefix("COPY ") else {
-            continue;
-        };
-        if args.starts_with("--from=") {
-            continue;
-        }
-        let words: Vec<&str> = args.split_whitespace().collect();
-        for source in &words[..words.len() - 1] {
-            assert!(
-                root().join(source).exists(),
-                "Dockerfile copies missing {source}"
-            );
-            copied += 1;
-        }
+    let copied = dockerfile_copies();
+    for source in &copied {
+        assert!(
+            root().join(source).exists(),
+            "Dockerfile copies missing {source}"
+        );
     }
-    assert_eq!(copied, 5, "{dockerfile}");
-    assert!(dockerfile.contains("\nUSER 10001:10001\n"), "runs as root");
+    assert_eq!(copied.len(), 5, "{copied:?}");
+    assert!(
+        read("Dockerfile").contains("\nUSER 10001:10001\n"),
+        "runs as root"
+    );
 }
 
 /// The paths the Dockerfile's build stage copies into its context (`COPY SRC... DEST`).

@@ -627,21 +627,12 @@ async fn a_poll_that_fails_past_max_pages_is_priced_at_the_pages_it_asked_for() 
                 .json_body(json!({"items": [{"name": "w", "up": 1}], "pages": 50}));
         })
         .await;
-    let dir = TempDir::new().unwrap();
-    std::fs::write(dir.path().join("token"), TOKEN).unwrap();
-    let text = format!(
-        "[[sources]]\nkind = \"http_json\"\nname = \"h\"\nbase_url = \"{}\"\ntoken_file = \"token\"\ninterval = \"1h\"\nlimits = [\"100/1m\"]\n[[sources.endpoints]]\npath = \"/list\"\nmax_pages = 3\n[sources.endpoints.pagination]\ntype = \"page\"\nparam = \"p\"\ntotal_pages = \"$.pages\"\n{MAPPING}",
-        server.base_url()
+    let (exporter, _dir) = generic(
+        &server.base_url(),
+        &format!(
+            "interval = \"1h\"\nlimits = [\"100/1m\"]\n[[sources.endpoints]]\npath = \"/list\"\nmax_pages = 3\n[sources.endpoints.pagination]\ntype = \"page\"\nparam = \"p\"\ntotal_pages = \"$.pages\"\n{MAPPING}"
+        ),
     );
-    let config = Config::parse(
-        &text,
-        "h.toml",
-        dir.path(),
-        SecretMode::Require,
-        &mining_exporter::sources::KINDS,
-    )
-    .unwrap();
-    let exporter = Exporter::new(config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let shutdown = tokio_util::sync::CancellationToken::new();

@@ -59,6 +59,22 @@ fn workers_endpoint_enabled(page: &str) -> Option<f64> {
     )
 }
 
+/// OurPool's rewards-stats and miner/stats for the account `farm`.
+async fn mock_rewards_and_stats(server: &MockServer) {
+    server
+        .mock_async(|when, then| {
+            when.path("/api/v1/accounts/farm/btc/rewards-stats");
+            then.status(200).json_body(json!({"balance": "0.001"}));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.path("/api/v1/accounts/farm/btc/miner/stats");
+            then.status(200).json_body(json!({"hashrate10m": "2e14"}));
+        })
+        .await;
+}
+
 async fn poll(exporter: &Exporter, source: &str) -> Outcome {
     exporter.poll_once(source).await.unwrap()
 }
@@ -141,18 +157,7 @@ async fn ourpool_switches_off_an_endpoint_that_answers_404_and_keeps_the_rest() 
 #[tokio::test]
 async fn a_404_just_after_start_does_not_blind_the_farm() {
     let server = MockServer::start_async().await;
-    server
-        .mock_async(|when, then| {
-            when.path("/api/v1/accounts/farm/btc/rewards-stats");
-            then.status(200).json_body(json!({"balance": "0.001"}));
-        })
-        .await;
-    server
-        .mock_async(|when, then| {
-            when.path("/api/v1/accounts/farm/btc/miner/stats");
-            then.status(200).json_body(json!({"hashrate10m": "2e14"}));
-        })
-        .await;
+    mock_rewards_and_stats(&server).await;
     let first = server
         .mock_async(|when, then| {
             when.path("/api/v1/accounts/farm/btc/miner/workers");
@@ -185,18 +190,7 @@ async fn a_404_just_after_start_does_not_blind_the_farm() {
 #[tokio::test]
 async fn a_transient_404_from_an_endpoint_that_worked_fails_one_poll_and_deletes_nothing() {
     let server = MockServer::start_async().await;
-    server
-        .mock_async(|when, then| {
-            when.path("/api/v1/accounts/farm/btc/rewards-stats");
-            then.status(200).json_body(json!({"balance": "0.001"}));
-        })
-        .await;
-    server
-        .mock_async(|when, then| {
-            when.path("/api/v1/accounts/farm/btc/miner/stats");
-            then.status(200).json_body(json!({"hashrate10m": "2e14"}));
-        })
-        .await;
+    mock_rewards_and_stats(&server).await;
     let answers = |status: u16| {
         let server = &server;
         async move {
