@@ -351,8 +351,9 @@ pub enum Ticks {
     },
     Cron {
         firings: Arc<Notify>,
-        /// The poll at start stands for the firings until then: the plan counts a cron
-        /// source at its firing rate, so the start adds no poll to it.
+        /// The poll at start stands for the firings until then (half the mean gap after
+        /// it): the plan counts a cron source at its firing rate, so a start next to a
+        /// firing adds no poll to it, and one far from the next firing does not delay it.
         skip_until: Option<Instant>,
         /// The mean time between firings.
         mean: Duration,
@@ -376,8 +377,9 @@ impl Ticks {
     }
 
     /// A first tick at once (so /-/ready does not wait for the first cron time), then one per
-    /// firing of `expr` on `scheduler`, except the firings within `mean` (the mean time
-    /// between firings) of that first tick, which it stands for. Firings that arrive during a
+    /// firing of `expr` on `scheduler`, except the firings within half of `mean` (the mean
+    /// time between firings) after that first tick, which it stands for: a nightly job
+    /// started in the morning still polls that night. Firings that arrive during a
     /// poll collapse into one. The job is returned so that it can be removed with the source.
     pub async fn cron(
         scheduler: &JobScheduler,
@@ -437,7 +439,7 @@ impl Ticks {
                     Some(_) => break,
                     None => {
                         // The first tick, at start.
-                        *skip_until = Some(now + *mean);
+                        *skip_until = Some(now + *mean / 2);
                         break;
                     }
                 }
@@ -473,7 +475,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_start_poll_of_a_cron_source_stands_for_the_firings_within_its_mean_gap() {
+    async fn the_start_poll_of_a_cron_source_stands_for_the_firings_within_half_its_mean_gap() {
         let firings = Arc::new(Notify::new());
         let mut ticks = Ticks::Cron {
             firings: firings.clone(),
@@ -498,6 +500,23 @@ mod tests {
             tokio::time::timeout(Duration::from_secs(1), ticks.next())
                 .await
                 .is_ok()
+        );
+
+        // A start far from the next firing (40 s of a 60 s gap) does not delay it.
+        let mut ticks = Ticks::Cron {
+            firings: firings.clone(),
+            skip_until: None,
+            mean: Duration::from_secs(60),
+        };
+        firings.notify_one();
+        ticks.next().await;
+        tokio::time::advance(Duration::from_secs(40)).await;
+        firings.notify_one();
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), ticks.next())
+                .await
+                .is_ok(),
+            "the first firing 40 s after the start poll was skipped"
         );
     }
 }
