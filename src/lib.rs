@@ -677,6 +677,9 @@ impl Exporter {
         self.store
             .set_sources(config.sources.iter().map(|s| (s.pool(), s.name.as_str())));
         self.exposition.set_budgets(budgets.clone());
+        // A retired budget a new one carries on is no longer retired.
+        self.retired
+            .retain(|r| !carried.iter().any(|c| Arc::ptr_eq(c, &r.budget)));
         for (name, budget) in &self.budgets {
             if !carried.iter().any(|c| Arc::ptr_eq(c, budget)) {
                 let users = self

@@ -285,14 +285,13 @@ impl Poller {
     /// not be read, label values cut to the cap. Each is one warning for the source's life.
     fn count_left_out(&self, snapshot: &Snapshot) {
         let telemetry = &self.upstream.telemetry;
-        let unreadable = snapshot.unreadable();
-        if unreadable > 0 {
+        for (reason, skipped) in snapshot.skipped() {
             telemetry
                 .items_skipped
-                .with_label_values(&[self.pool, &self.name, "unreadable"])
-                .inc_by(u64::try_from(unreadable).unwrap_or(u64::MAX));
-            if self.upstream.warned.first("unreadable_items") {
-                warn!(source = %self.name, pool = self.pool, unreadable, "an item of the pool's answer could not be read and was skipped; the rest of the poll is kept (counted in mining_exporter_items_skipped_total, logged once)");
+                .with_label_values(&[self.pool, &self.name, reason])
+                .inc_by(u64::try_from(skipped).unwrap_or(u64::MAX));
+            if self.upstream.warned.first("skipped_items") {
+                warn!(source = %self.name, pool = self.pool, reason, skipped, "an item of the pool's answer could not be read and was skipped; the rest of the poll is kept (counted in mining_exporter_items_skipped_total by reason, logged once)");
             }
         }
         let truncated = snapshot.truncated_labels();

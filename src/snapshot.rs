@@ -22,8 +22,8 @@ pub struct Snapshot {
     /// Every label value once: a farm's page has six or more series a worker, all naming the
     /// same account and worker.
     strings: HashSet<Arc<str>>,
-    /// Items of the answer that could not be read and were left out (see `fields::Items`).
-    unreadable: usize,
+    /// Items of the answer that were left out, by reason (`telemetry::SKIP_REASONS`).
+    skipped: BTreeMap<&'static str, usize>,
     /// Distinct label values cut to `MAX_LABEL_BYTES`.
     truncated: usize,
 }
@@ -52,12 +52,20 @@ fn capped(value: &str) -> Option<String> {
 impl Snapshot {
     /// Counts `n` more items the answer held that could not be read.
     pub fn note_unreadable(&mut self, n: usize) {
-        self.unreadable = self.unreadable.saturating_add(n);
+        self.note_skipped("unreadable", n);
     }
 
-    /// Items the answer held that could not be read and were left out.
-    pub fn unreadable(&self) -> usize {
-        self.unreadable
+    /// Counts `n` more items left out for `reason`, one of `telemetry::SKIP_REASONS`.
+    pub fn note_skipped(&mut self, reason: &'static str, n: usize) {
+        if n > 0 {
+            let count = self.skipped.entry(reason).or_default();
+            *count = count.saturating_add(n);
+        }
+    }
+
+    /// Items the answer held that were left out, by reason.
+    pub fn skipped(&self) -> impl Iterator<Item = (&'static str, usize)> + '_ {
+        self.skipped.iter().map(|(reason, n)| (*reason, *n))
     }
 
     /// Distinct label values that were longer than `MAX_LABEL_BYTES` and were cut.

@@ -83,7 +83,7 @@ impl Telemetry {
         let items_skipped = IntCounterVec::new(
             Opts::new(
                 exporter::ITEMS_SKIPPED,
-                "Items of otherwise good answers left out of the page, by reason (unreadable: an item none of whose readings fits, such as a worker whose hashrate is an object); the rest of the poll is kept.",
+                "Items of otherwise good answers left out of the page, by reason (unreadable: an item none of whose readings fits, such as a worker whose hashrate is an object; unnamed: a worker with neither name nor id); the rest of the poll is kept.",
             ),
             &["pool", "source", "reason"],
         )
@@ -215,7 +215,7 @@ impl Telemetry {
 }
 
 /// Why an item of a good answer was left out: the `reason` label, every one starting at 0.
-pub const SKIP_REASONS: &[&str] = &["unreadable"];
+pub const SKIP_REASONS: &[&str] = &["unreadable", "unnamed"];
 
 impl Default for Telemetry {
     fn default() -> Self {

@@ -186,6 +186,8 @@ async fn one_odd_worker_is_read_leniently_or_skipped_and_counted_never_freezing_
             {"_id": "a3", "name": "rig03", "algorithm": "randomx", "status": "online",
              "hashrate": {"value": "fast"}},
             "not a worker at all",
+            // Neither name nor id: nothing to label its series with.
+            {"algorithm": "randomx", "status": "online", "hashrate": 1000.0},
         ]),
     )
     .await;
@@ -229,6 +231,15 @@ async fn one_odd_worker_is_read_leniently_or_skipped_and_counted_never_freezing_
         ),
         Some(4.0),
         "two unreadable items on each of two polls"
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "mining_exporter_items_skipped_total",
+            &["source=\"proxy\"", "reason=\"unnamed\""]
+        ),
+        Some(2.0),
+        "one unnamed worker on each of two polls"
     );
     let warned = logs
         .text()

@@ -478,6 +478,7 @@ fn to_snapshot(
     };
     for w in workers {
         let Some(name) = worker_label(&w.name, &w.id) else {
+            snap.note_skipped("unnamed", 1);
             continue;
         };
         let account = w

@@ -275,6 +275,7 @@ fn to_snapshot(
     let mut snap = Snapshot::new();
     for w in workers {
         let Some(name) = worker_label(&w.name, &w.id) else {
+            snap.note_skipped("unnamed", 1);
             continue;
         };
         let labels = [account, name];
