@@ -140,13 +140,7 @@ async fn a_panicking_poll_is_counted_logged_once_and_the_source_keeps_polling() 
 #[tokio::test]
 async fn a_farm_over_the_page_cap_is_one_clear_error_after_one_page() {
     let server = MockServer::start_async().await;
-    server
-        .mock_async(|when, then| {
-            when.method(GET).path("/v1/overview");
-            then.status(200)
-                .json_body(json!({"hashrate": {"current": 1.0}}));
-        })
-        .await;
+    mock_overview(&server).await;
     let pages = server
         .mock_async(|when, then| {
             when.method(GET).path("/v1/workers");
@@ -265,9 +259,8 @@ async fn one_odd_worker_is_read_leniently_or_skipped_and_counted_never_freezing_
     );
 }
 
-/// The overview and one page of `workers` (a list, or null) answer; the series endpoint is
-/// returned, to count its calls.
-async fn mock_workers(server: &MockServer, workers: serde_json::Value) -> httpmock::Mock<'_> {
+/// Ultimate Proxy's overview, with a hashrate of 1 H/s.
+async fn mock_overview(server: &MockServer) {
     server
         .mock_async(|when, then| {
             when.method(GET).path("/v1/overview");
@@ -275,6 +268,12 @@ async fn mock_workers(server: &MockServer, workers: serde_json::Value) -> httpmo
                 .json_body(json!({"hashrate": {"current": 1.0}}));
         })
         .await;
+}
+
+/// The overview and one page of `workers` (a list, or null) answer; the series endpoint is
+/// returned, to count its calls.
+async fn mock_workers(server: &MockServer, workers: serde_json::Value) -> httpmock::Mock<'_> {
+    mock_overview(server).await;
     let count = workers.as_array().map_or(0, Vec::len);
     server
         .mock_async(move |when, then| {
@@ -358,13 +357,7 @@ async fn a_label_of_any_length_is_cut_with_a_marker_and_counted() {
 #[tokio::test]
 async fn a_poll_reads_no_more_bytes_in_all_than_its_budget() {
     let server = MockServer::start_async().await;
-    server
-        .mock_async(|when, then| {
-            when.method(GET).path("/v1/overview");
-            then.status(200)
-                .json_body(json!({"hashrate": {"current": 1.0}}));
-        })
-        .await;
+    mock_overview(&server).await;
     let filler = "x".repeat(3000);
     let pages = server
         .mock_async(move |when, then| {
