@@ -114,7 +114,7 @@ impl Poller {
                 .poll_errors
                 .with_label_values(&[pool, &name, kind]);
         }
-        for reason in crate::telemetry::SKIP_REASONS {
+        for reason in crate::snapshot::SKIP_REASONS {
             upstream
                 .telemetry
                 .items_skipped

@@ -22,11 +22,19 @@ pub struct Snapshot {
     /// Every label value once: a farm's page has six or more series a worker, all naming the
     /// same account and worker.
     strings: HashSet<Arc<str>>,
-    /// Items of the answer that were left out, by reason (`telemetry::SKIP_REASONS`).
+    /// Items of the answer that were left out, by reason (`SKIP_REASONS`).
     skipped: BTreeMap<&'static str, usize>,
     /// Distinct label values cut to `MAX_LABEL_BYTES`.
     truncated: usize,
 }
+
+/// An item no lenient reading fits (see `sources::fields::Items`).
+pub const SKIP_UNREADABLE: &str = "unreadable";
+/// A worker with neither name nor id: nothing to label its series with.
+pub const SKIP_UNNAMED: &str = "unnamed";
+/// Why an item of a good answer was left out: the `reason` label of
+/// `mining_exporter_items_skipped_total`, every one starting at 0.
+pub const SKIP_REASONS: &[&str] = &[SKIP_UNREADABLE, SKIP_UNNAMED];
 
 /// The longest label value a pool may put on the page, in bytes. A worker name is a few
 /// dozen; a pool that sends megabytes in one would otherwise repeat them in every series.
@@ -50,12 +58,7 @@ fn capped(value: &str) -> Option<String> {
 }
 
 impl Snapshot {
-    /// Counts `n` more items the answer held that could not be read.
-    pub fn note_unreadable(&mut self, n: usize) {
-        self.note_skipped("unreadable", n);
-    }
-
-    /// Counts `n` more items left out for `reason`, one of `telemetry::SKIP_REASONS`.
+    /// Counts `n` more items left out for `reason`, one of `SKIP_REASONS`.
     pub fn note_skipped(&mut self, reason: &'static str, n: usize) {
         if n > 0 {
             let count = self.skipped.entry(reason).or_default();

@@ -214,9 +214,6 @@ impl Telemetry {
     }
 }
 
-/// Why an item of a good answer was left out: the `reason` label, every one starting at 0.
-pub const SKIP_REASONS: &[&str] = &["unreadable", "unnamed"];
-
 impl Default for Telemetry {
     fn default() -> Self {
         Self::new()

@@ -154,6 +154,23 @@ impl<T> Default for Items<T> {
     }
 }
 
+impl<T> Items<T> {
+    /// How many items the answer held, read or not.
+    pub fn len(&self) -> usize {
+        self.read.len() + self.unreadable
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds the items of another page.
+    pub fn append(&mut self, page: Items<T>) {
+        self.read.extend(page.read);
+        self.unreadable += page.unreadable;
+    }
+}
+
 /// A field that must be present (`null` may stand for empty): serde lets a missing field of a
 /// type that reads `null` pass as `null`, unless it is read through a function like this.
 pub fn required<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {

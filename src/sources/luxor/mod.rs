@@ -20,7 +20,7 @@ use crate::client::Upstream;
 use crate::config::{SourceConfig, Trigger};
 use crate::error::PollError;
 use crate::metrics::*;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{SKIP_UNNAMED, SKIP_UNREADABLE, Snapshot};
 pub use config::LuxorConfig;
 
 /// No maximum is documented; Luxor's collector uses 100, other clients 1000.
@@ -238,11 +238,10 @@ impl Luxor {
                 &[(key, value)],
             )
             .await?;
-            workers.read.extend(group.read);
-            workers.unreadable += group.unreadable;
+            workers.append(group);
         }
         let mut snapshot = to_snapshot(currency, &watch, &summaries, &workers.read);
-        snapshot.note_unreadable(workers.unreadable);
+        snapshot.note_skipped(SKIP_UNREADABLE, workers.unreadable);
         Ok(snapshot)
     }
 
@@ -358,9 +357,8 @@ async fn every_page<P: Page>(
         let mut q: Vec<(&str, &str)> = query.to_vec();
         q.extend([("page_number", number.as_str()), ("page_size", &page_size)]);
         let (batch, pagination) = api.get_json::<P>(endpoint, path, &q).await?.into_parts();
-        let received = batch.read.len() + batch.unreadable;
-        items.read.extend(batch.read);
-        items.unreadable += batch.unreadable;
+        let received = batch.len();
+        items.append(batch);
         match next_page(pagination.as_ref(), page).map_err(|e| PollError::decode(endpoint, e))? {
             Some(next) if received > 0 => {
                 if next > MAX_PAGES {
@@ -478,7 +476,7 @@ fn to_snapshot(
     };
     for w in workers {
         let Some(name) = worker_label(&w.name, &w.id) else {
-            snap.note_skipped("unnamed", 1);
+            snap.note_skipped(SKIP_UNNAMED, 1);
             continue;
         };
         let account = w

@@ -14,7 +14,7 @@ use super::{PollFuture, Source, count_workers, set_worker};
 use crate::client::{Upstream, escape_path_segment};
 use crate::error::PollError;
 use crate::metrics::*;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{SKIP_UNREADABLE, Snapshot};
 pub use config::OurPoolConfig;
 
 /// OurPool is a BTC pool; its paths say `btc`.
@@ -155,7 +155,7 @@ fn to_snapshot(
     }
 
     if let Some(list) = workers {
-        snap.note_unreadable(list.workers.unreadable);
+        snap.note_skipped(SKIP_UNREADABLE, list.workers.unreadable);
         for (name, w) in &list.workers.read {
             let labels = [account, name.as_str()];
             // The freshest figure OurPool offers per worker: 10 minutes if sent, else 1 hour.

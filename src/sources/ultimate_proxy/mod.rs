@@ -18,7 +18,7 @@ use super::{
 use crate::client::Upstream;
 use crate::error::PollError;
 use crate::metrics::*;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{SKIP_UNNAMED, SKIP_UNREADABLE, Snapshot};
 pub use config::UltimateProxyConfig;
 
 /// The API's maximum page size (PROPOSED in the reference; the public client uses 100).
@@ -166,7 +166,7 @@ impl UltimateProxy {
             series.push((algorithm.unwrap_or(UNKNOWN_ALGORITHM).to_string(), answer));
         }
         let mut snapshot = to_snapshot(&self.account, &overview, &workers, &algorithms, &series);
-        snapshot.note_unreadable(unreadable);
+        snapshot.note_skipped(SKIP_UNREADABLE, unreadable);
         Ok(snapshot)
     }
 }
@@ -193,9 +193,8 @@ async fn every_worker(api: &Upstream) -> Result<Items<Worker>, PollError> {
                 &[("page", &page_number), ("limit", &limit)],
             )
             .await?;
-        let received = batch.data.read.len() + batch.data.unreadable;
-        workers.read.extend(batch.data.read);
-        workers.unreadable += batch.data.unreadable;
+        let received = batch.data.len();
+        workers.append(batch.data);
         if let Some(claimed) = batch.pagination.as_ref().map(page_count).transpose()? {
             pages = claimed.or(pages);
         }
@@ -275,7 +274,7 @@ fn to_snapshot(
     let mut snap = Snapshot::new();
     for w in workers {
         let Some(name) = worker_label(&w.name, &w.id) else {
-            snap.note_skipped("unnamed", 1);
+            snap.note_skipped(SKIP_UNNAMED, 1);
             continue;
         };
         let labels = [account, name];
