@@ -279,7 +279,9 @@ impl WebConfig {
                     "write the value in printable ASCII",
                 )
             })?;
-            headers.push((axum::http::HeaderName::from_static(lower(known)), value));
+            let name = axum::http::HeaderName::from_bytes(known.as_bytes())
+                .map_err(|_| err(&key, "not a header name".into(), "report this as a bug"))?;
+            headers.push((name, value));
         }
 
         let tls = match raw.tls_server_config {
@@ -326,17 +328,6 @@ impl WebConfig {
             headers: Arc::new(headers),
             http2,
         })
-    }
-}
-
-/// A settable header's name in lower case, as `HeaderName::from_static` takes it.
-fn lower(name: &'static str) -> &'static str {
-    match name {
-        "Strict-Transport-Security" => "strict-transport-security",
-        "X-Content-Type-Options" => "x-content-type-options",
-        "X-Frame-Options" => "x-frame-options",
-        "X-XSS-Protection" => "x-xss-protection",
-        _ => "content-security-policy",
     }
 }
 
