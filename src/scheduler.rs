@@ -473,9 +473,8 @@ mod tests {
         assert_eq!(costs.record(16), Some((16, Some(33))));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn the_start_poll_of_a_cron_source_stands_for_the_firings_within_half_its_mean_gap() {
-        let firings = Arc::new(Notify::new());
+    /// Cron ticks of a mean gap of 60 s, past their start poll.
+    async fn started_cron(firings: &Arc<Notify>) -> Ticks {
         let mut ticks = Ticks::Cron {
             firings: firings.clone(),
             skip_until: None,
@@ -483,6 +482,13 @@ mod tests {
         };
         firings.notify_one();
         ticks.next().await;
+        ticks
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_start_poll_of_a_cron_source_stands_for_the_firings_within_half_its_mean_gap() {
+        let firings = Arc::new(Notify::new());
+        let mut ticks = started_cron(&firings).await;
         // A firing 10 s after the start poll is the one the start poll stood for.
         tokio::time::advance(Duration::from_secs(10)).await;
         firings.notify_one();
@@ -502,13 +508,7 @@ mod tests {
         );
 
         // A start far from the next firing (40 s of a 60 s gap) does not delay it.
-        let mut ticks = Ticks::Cron {
-            firings: firings.clone(),
-            skip_until: None,
-            mean: Duration::from_secs(60),
-        };
-        firings.notify_one();
-        ticks.next().await;
+        let mut ticks = started_cron(&firings).await;
         tokio::time::advance(Duration::from_secs(40)).await;
         firings.notify_one();
         assert!(
