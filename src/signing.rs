@@ -1,4 +1,4 @@
-//! HMAC-SHA256 request signing, LuxCore's API v2 scheme (upstream-apis.md §5.2): every
+//! HMAC-SHA256 request signing, LuxCore's API v2 scheme (docs.lux-core.io/authentication): every
 //! request carries `X-Timestamp` (Unix seconds), `X-Nonce` (fresh, 32 characters),
 //! `X-Signature-Version: v1` and `X-Signature: hmac_sha256=<hex>`, the HMAC of the canonical
 //! string under the signing secret.

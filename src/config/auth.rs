@@ -36,7 +36,7 @@ impl Auth {
 }
 
 /// The longest clock skew a signed API accepts when the config says nothing (LuxCore's replay
-/// window, upstream-apis.md §5.2).
+/// window, docs.lux-core.io/authentication).
 pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 
 /// HMAC-SHA256 request signing: `X-Timestamp`, `X-Nonce`, `X-Signature-Version: v1` and

@@ -1,4 +1,4 @@
-//! A Luxbio-style API simulator on 127.0.0.1 (upstream-apis.md §5.1), for the generic
+//! A Luxbio-style API simulator on 127.0.0.1 (api.luxbio.net, as third-party guides describe it), for the generic
 //! `http_json` source: `Authorization: Bearer <key>` (none or wrong: 401), cursor pagination
 //! (`has_more` + `next_cursor`, the cursor passed back as `cursor`, `limit` up to 100), and a
 //! per-key limit of 60 requests a minute (PROPOSED; over it, 429 with Retry-After). What it

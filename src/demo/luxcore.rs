@@ -1,4 +1,4 @@
-//! A LuxCore-style payments API simulator on 127.0.0.1 (upstream-apis.md §5.2), for the
+//! A LuxCore-style payments API simulator on 127.0.0.1 (docs.lux-core.io/guides/balance), for the
 //! generic `http_json` source: the merchant's balances, `GET /api/v1/balance` (one currency
 //! and balance type) and `/api/v1/balance/all`, with amounts in minor units sent as strings.
 //! v1 takes `X-API-Key`; the same routes under `/api/v2` also want an HMAC-SHA256 signature

@@ -1,5 +1,5 @@
 //! A Luxor API simulator on 127.0.0.1, for the demo, the tests and the benchmarks. It follows
-//! upstream-apis.md §1: the raw key in `authorization` (a `Bearer ` form is refused), token
+//! docs.luxor.tech/mining/api/v2: the raw key in `authorization` (a `Bearer ` form is refused), token
 //! buckets per key (5, refilled 1/s) and per workspace (10, refilled 2/s) answering 429 with
 //! Retry-After, both error shapes (`{"error":{"code","message"}}` and the Fastify-style
 //! `{"statusCode","error","message"}`), the currency list, and "subaccount_names or site_id"

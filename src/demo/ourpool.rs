@@ -1,5 +1,5 @@
 //! An OurPool API simulator on 127.0.0.1, for the demo, the tests and the benchmarks. It
-//! follows upstream-apis.md §3: the watcher token as `?token=` (none: 401 with a `redirect`;
+//! follows ourpool.io/api-documentation: the watcher token as `?token=` (none: 401 with a `redirect`;
 //! a wrong one: 403), two fixed windows per token (100/min and 1000/h; over either: 429 with
 //! Retry-After), `{"code","message"}` error bodies, and the account-mode endpoints the
 //! reference proposes: rewards-stats, miner/workers (keyed by name) and miner/stats, with

@@ -1,5 +1,5 @@
 //! An Ultimate Proxy API simulator on 127.0.0.1, for the demo, the tests and the benchmarks.
-//! It follows upstream-apis.md §2: X-API-Key or Bearer auth, `{"error": "..."}` bodies, a
+//! It follows ultimate-proxy.com/api-docs: X-API-Key or Bearer auth, `{"error": "..."}` bodies, a
 //! fixed 60-second window per user with X-RateLimit-* headers on every answer and
 //! Retry-After on a 429, paginated workers (limit at most 100), overview and hashrate series.
 //! Workers' hashrates wander around their nominal rate; now and then one goes offline.

@@ -14,7 +14,7 @@ use crate::error::ConfigError;
 pub const KIND: &str = "luxor";
 pub const KEYS: &[&str] = &["currency", "subaccounts", "site_id"];
 
-/// The coins Luxor's summary and workers endpoints take (upstream-apis.md §1.4).
+/// The coins Luxor's summary and workers endpoints take (docs.luxor.tech/mining/api/v2, the `currency_type` path parameter).
 pub const CURRENCIES: &[&str] = &["BTC", "LTC_DOGE", "SC", "ZEC", "ZEN"];
 pub const DEFAULT_CURRENCY: &str = "BTC";
 

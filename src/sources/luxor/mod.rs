@@ -3,7 +3,7 @@
 //! and `/v2/pool/subaccounts` where v1 is not served), which names the workspace and lists
 //! the subaccounts to watch when the config names none. Raw `authorization: <key>` header.
 //! Hashrates are H/s in strings or numbers; ratios 0-1; amounts in coins.
-//! Reference: upstream-apis.md §1.
+//! Reference: docs.luxor.tech/mining/api/v2; the fixtures in tests/fixtures/luxor/.
 
 pub mod config;
 

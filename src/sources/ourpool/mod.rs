@@ -2,7 +2,7 @@
 //! workers and miner stats, which the reference only proposes: a 404 from either switches it
 //! off for the source and the rest keeps working. The watcher token travels as `?token=`.
 //! Hashrates are H/s, amounts BTC; both arrive as numbers or numeric strings.
-//! Reference: upstream-apis.md §3.
+//! Reference: ourpool.io/api-documentation; the fixtures in tests/fixtures/ourpool/.
 
 pub mod config;
 

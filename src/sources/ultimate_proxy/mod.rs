@@ -3,7 +3,7 @@
 //! hashrates are H/s of their algorithm. The proxy serves several algorithms at once (CPUs at
 //! kH/s of RandomX beside GPUs at MH/s of KawPow), so nothing is summed across algorithms: the
 //! overview's totals are used only where the account mines one algorithm.
-//! Reference: upstream-apis.md §2.
+//! Reference: ultimate-proxy.com/api-docs; the fixtures in tests/fixtures/ultimate_proxy/.
 
 pub mod config;
 
