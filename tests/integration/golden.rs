@@ -2,9 +2,11 @@
 //! upstream JSON for each endpoint (an endpoint without its file answers 404), and
 //! expected.prom, the pool series the exporter must produce. The generic source's cases,
 //! tests/fixtures/http_json/<example>/<case>/, take their config from config.example.toml's
-//! block as shipped. Regenerate after an intended change with:
+//! block as shipped. Each pool's folder says in requests.toml which request each file
+//! answers and how the token travels. Regenerate after an intended change with:
 //!     UPDATE_GOLDEN=1 cargo test --test integration golden
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use httpmock::prelude::*;
@@ -12,135 +14,43 @@ use mining_exporter::Exporter;
 use mining_exporter::config::{Config, SecretMode};
 use mining_exporter::demo::{config_of, example_source};
 use mining_exporter::scheduler::Outcome;
+use serde::Deserialize;
 
 use crate::common::*;
 
+/// A fixture folder's `requests.toml`: how its requests carry the token, which file answers
+/// which request, and for a generic source, the example block its cases run.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Requests {
+    /// config.example.toml's block the cases run; without it each case has a config.toml.
+    example: Option<String>,
+    auth: Auth,
+    requests: Vec<Endpoint>,
+}
+
 /// One fixture file and the request it answers. A case without the file gets a 404 there.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Endpoint {
-    path: &'static str,
-    file: &'static str,
+    path: String,
+    file: String,
     /// Query parameters the request must carry.
-    query: &'static [(&'static str, &'static str)],
+    #[serde(default)]
+    query: BTreeMap<String, String>,
     /// Query parameters it must not carry (a first page has no cursor).
-    without: &'static [&'static str],
+    #[serde(default)]
+    without: Vec<String>,
 }
 
-const fn endpoint(
-    path: &'static str,
-    file: &'static str,
-    query: &'static [(&'static str, &'static str)],
-) -> Endpoint {
-    Endpoint {
-        path,
-        file,
-        query,
-        without: &[],
-    }
-}
-
-/// How each pool's requests must carry the token.
+/// How the requests must carry the token.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 enum Auth {
-    Header(&'static str),
-    Query(&'static str),
-    Bearer,
+    Header(String),
+    Query(String),
+    Bearer(bool),
 }
-
-const ULTIMATE_PROXY: (Auth, &[Endpoint]) = (
-    Auth::Header("x-api-key"),
-    &[
-        endpoint("/v1/overview", "overview.json", &[]),
-        endpoint("/v1/workers", "workers_page1.json", &[("page", "1")]),
-        endpoint("/v1/workers", "workers_page2.json", &[("page", "2")]),
-        // One series per algorithm; a case with no named algorithm asks without a filter.
-        endpoint(
-            "/v1/workers/hashrate",
-            "hashrate_randomx.json",
-            &[("timeRange", "1h"), ("algorithm", "randomx")],
-        ),
-        endpoint(
-            "/v1/workers/hashrate",
-            "hashrate_kawpow.json",
-            &[("timeRange", "1h"), ("algorithm", "kawpow")],
-        ),
-        endpoint(
-            "/v1/workers/hashrate",
-            "hashrate.json",
-            &[("timeRange", "1h")],
-        ),
-    ],
-);
-
-/// The OurPool cases watch the account "farm".
-const OURPOOL: (Auth, &[Endpoint]) = (
-    Auth::Query("token"),
-    &[
-        endpoint(
-            "/api/v1/accounts/farm/btc/rewards-stats",
-            "rewards_stats.json",
-            &[],
-        ),
-        endpoint(
-            "/api/v1/accounts/farm/btc/miner/workers",
-            "workers.json",
-            &[],
-        ),
-        endpoint("/api/v1/accounts/farm/btc/miner/stats", "stats.json", &[]),
-    ],
-);
-
-/// The Luxor cases' workspaces list the subaccounts "alpha" and "beta" (or only "alpha").
-const LUXOR: (Auth, &[Endpoint]) = (
-    Auth::Header("authorization"),
-    &[
-        endpoint("/v1/workspace", "workspace.json", &[]),
-        endpoint("/v2/workspace", "workspace_v2.json", &[]),
-        endpoint("/v2/pool/subaccounts", "subaccounts.json", &[]),
-        endpoint(
-            "/v2/pool/summary/BTC",
-            "summary_alpha.json",
-            &[("subaccount_names", "alpha")],
-        ),
-        endpoint(
-            "/v2/pool/summary/BTC",
-            "summary_beta.json",
-            &[("subaccount_names", "beta")],
-        ),
-        endpoint(
-            "/v2/pool/workers/BTC",
-            "workers_page1.json",
-            &[("page_number", "1"), ("page_size", "1000")],
-        ),
-        endpoint(
-            "/v2/pool/workers/BTC",
-            "workers_page2.json",
-            &[("page_number", "2"), ("page_size", "1000")],
-        ),
-    ],
-);
-
-/// config.example.toml's LuxCore-style gateway (v1, unsigned).
-const LUXCORE: (Auth, &[Endpoint]) = (
-    Auth::Header("x-api-key"),
-    &[endpoint("/api/v1/balance/all", "balance_all.json", &[])],
-);
-
-/// config.example.toml's Luxbio-style API: pages of 100 by cursor.
-const LUXBIO: (Auth, &[Endpoint]) = (
-    Auth::Bearer,
-    &[
-        Endpoint {
-            path: "/v1/workers",
-            file: "workers_page1.json",
-            query: &[("limit", "100")],
-            without: &["cursor"],
-        },
-        endpoint(
-            "/v1/workers",
-            "workers_page2.json",
-            &[("limit", "100"), ("cursor", "c2")],
-        ),
-    ],
-);
 
 /// Pool series and their HELP/TYPE lines; self-metrics carry times and durations.
 fn pool_lines(page: &str) -> String {
@@ -177,27 +87,41 @@ fn example(name: &str, base_url: &str) -> Config {
     config_of("127.0.0.1:0".parse().unwrap(), vec![source])
 }
 
-async fn run_case(dir: &Path, endpoints: &(Auth, &[Endpoint])) {
-    let secrets = tempfile::TempDir::new().unwrap();
-    std::fs::write(secrets.path().join("token"), TOKEN).unwrap();
-    run_case_with(dir, endpoints, |base_url| {
-        case_config(dir, base_url, secrets.path())
-    })
-    .await;
+/// Every case of the fixture folder `folder`, as its `requests.toml` says.
+async fn run_folder(folder: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(folder);
+    let text = std::fs::read_to_string(root.join("requests.toml")).unwrap();
+    let requests: Requests =
+        toml::from_str(&text).unwrap_or_else(|e| panic!("{}/requests.toml: {e}", root.display()));
+    match &requests.example {
+        Some(block) => {
+            for case in cases_where(&root, |p| p.is_dir()) {
+                run_case_with(&case, &requests, |url| example(block, url)).await;
+            }
+        }
+        None => {
+            for case in cases_where(&root, |p| p.join("config.toml").exists()) {
+                let secrets = tempfile::TempDir::new().unwrap();
+                std::fs::write(secrets.path().join("token"), TOKEN).unwrap();
+                run_case_with(&case, &requests, |base_url| {
+                    case_config(&case, base_url, secrets.path())
+                })
+                .await;
+            }
+        }
+    }
 }
 
-async fn run_case_with(
-    dir: &Path,
-    (auth, endpoints): &(Auth, &[Endpoint]),
-    config: impl FnOnce(&str) -> Config,
-) {
+async fn run_case_with(dir: &Path, requests: &Requests, config: impl FnOnce(&str) -> Config) {
     let server = MockServer::start_async().await;
     for Endpoint {
         path,
         file,
         query,
         without,
-    } in endpoints.iter()
+    } in &requests.requests
     {
         let fixture = dir.join(file);
         if !fixture.exists() {
@@ -206,17 +130,24 @@ async fn run_case_with(
         let body = std::fs::read_to_string(&fixture).unwrap();
         server
             .mock_async(|when, then| {
-                let mut when = when.method(GET).path(*path);
-                when = match auth {
-                    Auth::Header(name) => when.header(*name, TOKEN),
-                    Auth::Query(name) => when.query_param(*name, TOKEN),
-                    Auth::Bearer => when.header("authorization", format!("Bearer {TOKEN}")),
+                let mut when = when.method(GET).path(path);
+                when = match &requests.auth {
+                    Auth::Header(name) => when.header(name, TOKEN),
+                    Auth::Query(name) => when.query_param(name, TOKEN),
+                    Auth::Bearer(on) => {
+                        assert!(
+                            *on,
+                            "{}: write bearer = true, or another auth",
+                            dir.display()
+                        );
+                        when.header("authorization", format!("Bearer {TOKEN}"))
+                    }
                 };
-                for (k, v) in query.iter() {
-                    when = when.query_param(*k, *v);
+                for (k, v) in query {
+                    when = when.query_param(k, v);
                 }
-                for k in without.iter() {
-                    when = when.query_param_missing(*k);
+                for k in without {
+                    when = when.query_param_missing(k);
                 }
                 then.status(200)
                     .header("content-type", "application/json")
@@ -259,15 +190,8 @@ async fn run_case_with(
     );
 }
 
-fn cases(pool: &str) -> Vec<PathBuf> {
-    cases_where(pool, |p| p.join("config.toml").exists())
-}
-
-fn cases_where(pool: &str, is_case: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(pool);
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+fn cases_where(root: &Path, is_case: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(root)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| is_case(p))
@@ -279,35 +203,56 @@ fn cases_where(pool: &str, is_case: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
 
 #[tokio::test]
 async fn ultimate_proxy_golden_cases() {
-    for case in cases("ultimate_proxy") {
-        run_case(&case, &ULTIMATE_PROXY).await;
-    }
+    run_folder("ultimate_proxy").await;
 }
 
 #[tokio::test]
 async fn ourpool_golden_cases() {
-    for case in cases("ourpool") {
-        run_case(&case, &OURPOOL).await;
-    }
+    run_folder("ourpool").await;
 }
 
 #[tokio::test]
 async fn luxor_golden_cases() {
-    for case in cases("luxor") {
-        run_case(&case, &LUXOR).await;
-    }
+    run_folder("luxor").await;
 }
 
 #[tokio::test]
 async fn http_json_luxcore_golden_cases() {
-    for case in cases_where("http_json/luxcore", |p| p.is_dir()) {
-        run_case_with(&case, &LUXCORE, |url| example("luxcore-payouts", url)).await;
-    }
+    run_folder("http_json/luxcore").await;
 }
 
 #[tokio::test]
 async fn http_json_luxbio_golden_cases() {
-    for case in cases_where("http_json/luxbio", |p| p.is_dir()) {
-        run_case_with(&case, &LUXBIO, |url| example("luxbio-farm", url)).await;
+    run_folder("http_json/luxbio").await;
+}
+
+/// Every folder with a `requests.toml` is one of the runs above: a folder added without a
+/// run here would silently go untested.
+#[test]
+fn every_fixture_folder_with_requests_is_run() {
+    let runs = [
+        "ultimate_proxy",
+        "ourpool",
+        "luxor",
+        "http_json/luxcore",
+        "http_json/luxbio",
+    ];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut found = Vec::new();
+    let mut folders = vec![root.clone()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.file_name().is_some_and(|n| n == "requests.toml") {
+                let rel = folder.strip_prefix(&root).unwrap();
+                found.push(rel.to_string_lossy().replace('\\', "/"));
+            }
+        }
     }
+    found.sort();
+    let mut runs = runs.map(String::from).to_vec();
+    runs.sort();
+    assert_eq!(found, runs);
 }
