@@ -16,12 +16,11 @@ use std::time::{Duration, Instant, SystemTime};
 use axum::body::{Body, to_bytes};
 use axum::http::Request;
 use mining_exporter::Exporter;
-use mining_exporter::budget::Budgets;
 use mining_exporter::config::RateWindow;
 use mining_exporter::demo::{
     DEMO_INTERVAL, LuxbioOptions, LuxbioSimulator, LuxorOptions, LuxorSimulator, OurPoolOptions,
-    OurPoolSimulator, Simulator, SimulatorOptions, config_of, demo_luxor, demo_proxy, demo_source,
-    example_source,
+    OurPoolSimulator, UltimateProxyOptions, UltimateProxySimulator, config_of, demo_luxor,
+    demo_proxy, demo_source, example_source,
 };
 use mining_exporter::exposition::Exposition;
 use mining_exporter::metrics::*;
@@ -133,11 +132,7 @@ async fn bench(workers: usize) {
         Duration::ZERO,
         SystemTime::now(),
     );
-    let exposition = Arc::new(Exposition::new(
-        store.clone(),
-        Budgets::new(),
-        Telemetry::new(),
-    ));
+    let exposition = Arc::new(Exposition::new(store.clone(), Telemetry::new()));
     let renders = if workers >= 100_000 { 3 } else { 20 };
     // After this source's poll: a new snapshot, so its text is written again.
     let snapshot = synthetic(workers);
@@ -286,11 +281,11 @@ async fn pool_under_test(
     let unlimited = vec![RateWindow::new(1_000_000, Duration::from_secs(1))];
     let (mut source, mut budget, requests): (_, _, Box<dyn Fn() -> u64>) = match pool {
         Pool::UltimateProxy => {
-            let sim = Simulator::start(SimulatorOptions {
+            let sim = UltimateProxySimulator::start(UltimateProxyOptions {
                 workers,
                 limit_per_minute: u32::MAX,
                 outages: false,
-                ..SimulatorOptions::default()
+                ..UltimateProxyOptions::default()
             })
             .await
             .unwrap();
@@ -340,7 +335,7 @@ async fn pool_under_test(
             for endpoint in &mut settings.endpoints {
                 endpoint.max_pages = 2_000;
             }
-            source.settings = Arc::new(settings);
+            source.settings = mining_exporter::config::Settings(Arc::new(settings));
             (source, budget, Box::new(move || sim.requests().0))
         }
     };
@@ -398,7 +393,7 @@ fn worker_series_costs() {
         let count = snapshot.series_count();
         let store = Arc::new(Store::new([("ultimate_proxy", "bench")]));
         store.record_success("bench", snapshot, Duration::ZERO, SystemTime::now());
-        let exposition = Exposition::new(store, Budgets::new(), Telemetry::new());
+        let exposition = Exposition::new(store, Telemetry::new());
         exposition.refresh();
         let page = exposition.current();
         println!(

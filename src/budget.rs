@@ -24,6 +24,15 @@ pub const MAX_UPSTREAM_PAUSE: Duration = Duration::from_secs(3600);
 /// through; and "10000000/1h" or "1000000000/1m" costs a thousand entries, not millions.
 pub const SEND_LOG_BUCKETS: usize = 1024;
 
+/// What the page shows of a budget, recorded by those who send through it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BudgetFigures {
+    /// Requests allowed right now in the tightest window.
+    pub remaining: u64,
+    pub wait_seconds_total: f64,
+    pub rate_limited_total: u64,
+}
+
 #[derive(Debug)]
 pub struct Budget {
     name: String,
@@ -261,6 +270,15 @@ impl Budget {
 
     pub fn rate_limited_total(&self) -> u64 {
         self.rate_limited.load(Ordering::Relaxed)
+    }
+
+    /// What the page shows of this budget, as of now.
+    pub fn figures(&self) -> BudgetFigures {
+        BudgetFigures {
+            remaining: self.remaining(),
+            wait_seconds_total: self.wait_seconds_total(),
+            rate_limited_total: self.rate_limited_total(),
+        }
     }
 
     pub fn target(&self) -> f64 {

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::metrics::PollErrorKind;
+
 /// A configuration problem. Fatal: `run` and `check` exit with code 2.
 ///
 /// Every message names the file, the key and the fix, and never carries a secret's value.
@@ -86,17 +88,17 @@ pub enum PollError {
 
 impl PollError {
     /// The bounded value of the `kind` label on `mining_exporter_poll_errors_total`.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> PollErrorKind {
         match self {
-            PollError::Auth { .. } => "auth",
-            PollError::Status { status: 404, .. } => "not_found",
-            PollError::Status { .. } => "http",
-            PollError::RateLimited { .. } => "rate_limited",
-            PollError::Timeout { .. } => "timeout",
-            PollError::Transport { .. } => "transport",
-            PollError::Decode { .. } => "decode",
-            PollError::ClockSkew { .. } => "clock_skew",
-            PollError::Panic { .. } => "panic",
+            PollError::Auth { .. } => PollErrorKind::Auth,
+            PollError::Status { status: 404, .. } => PollErrorKind::NotFound,
+            PollError::Status { .. } => PollErrorKind::Http,
+            PollError::RateLimited { .. } => PollErrorKind::RateLimited,
+            PollError::Timeout { .. } => PollErrorKind::Timeout,
+            PollError::Transport { .. } => PollErrorKind::Transport,
+            PollError::Decode { .. } => PollErrorKind::Decode,
+            PollError::ClockSkew { .. } => PollErrorKind::ClockSkew,
+            PollError::Panic { .. } => PollErrorKind::Panic,
         }
     }
 
@@ -107,19 +109,6 @@ impl PollError {
         }
     }
 }
-
-/// Every value `PollError::kind` can return, so the error counter can be pre-initialised at 0.
-pub const POLL_ERROR_KINDS: &[&str] = &[
-    "auth",
-    "not_found",
-    "http",
-    "rate_limited",
-    "timeout",
-    "transport",
-    "decode",
-    "clock_skew",
-    "panic",
-];
 
 /// Why the exporter could not start or keep serving.
 #[derive(Debug, Error)]

@@ -1,6 +1,7 @@
-//! Renders the store, the budgets and the exporter's counters into the Prometheus text format
+//! Renders the store and the exporter's recorded figures into the Prometheus text format
 //! (0.0.4) once per change, and keeps the bytes, plain and gzipped. A scrape only clones an
-//! `Arc`: it never re-encodes and never reaches a pool.
+//! `Arc`: it never re-encodes and never reaches a pool. Every family's name, type and HELP
+//! come from the contract (`metrics.rs`); the page reads no budget and no plan.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -12,7 +13,6 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use prometheus::{Encoder, TextEncoder};
 
-use crate::budget::Budgets;
 use crate::metrics::{MetricDef, MetricKind, exporter};
 use crate::snapshot::{Snapshot, SourceStatus, Store};
 use crate::telemetry::Telemetry;
@@ -34,8 +34,6 @@ pub struct Rendered {
 #[derive(Debug)]
 pub struct Exposition {
     store: Arc<Store>,
-    /// Replaced whole on a reload.
-    budgets: RwLock<Budgets>,
     telemetry: Telemetry,
     current: RwLock<Arc<Rendered>>,
     /// Two sources finishing together must not interleave their renders; holds each source's
@@ -44,10 +42,9 @@ pub struct Exposition {
 }
 
 impl Exposition {
-    pub fn new(store: Arc<Store>, budgets: Budgets, telemetry: Telemetry) -> Self {
+    pub fn new(store: Arc<Store>, telemetry: Telemetry) -> Self {
         let exposition = Exposition {
             store,
-            budgets: RwLock::new(budgets),
             telemetry,
             current: RwLock::new(Arc::new(Rendered {
                 text: Bytes::new(),
@@ -57,11 +54,6 @@ impl Exposition {
         };
         exposition.refresh();
         exposition
-    }
-
-    /// The budgets after a reload; the next render shows them.
-    pub fn set_budgets(&self, budgets: Budgets) {
-        *self.budgets.write().unwrap_or_else(|e| e.into_inner()) = budgets;
     }
 
     /// The last rendering; what every scrape serves.
@@ -113,20 +105,15 @@ impl Exposition {
                 }
             }
             let base = [("pool", status.pool), ("source", status.source.as_str())];
-            let mut gauge = |name: &'static str, help: &'static str, value: f64| {
+            let mut gauge = |def: &'static MetricDef, value: f64| {
                 let family = families
-                    .entry(name)
-                    .or_insert_with(|| Family::new(name, help, MetricKind::Gauge));
-                text_format::sample(&mut family.lines, name, base, value);
+                    .entry(def.name)
+                    .or_insert_with(|| Family::new(def.name, def.help, def.kind));
+                text_format::sample(&mut family.lines, def.name, base, value);
             };
+            gauge(&exporter::SOURCE_UP, if status.up { 1.0 } else { 0.0 });
             gauge(
-                exporter::SOURCE_UP,
-                "1 if the last poll of the source succeeded, else 0 (its last good values stay exported).",
-                if status.up { 1.0 } else { 0.0 },
-            );
-            gauge(
-                exporter::SOURCE_SERIES,
-                "Series the source contributes to this page.",
+                &exporter::SOURCE_SERIES,
                 status.snapshot.series_count() as f64,
             );
             // 0 until the first success, so an alert on the age of this timestamp also fires
@@ -136,51 +123,23 @@ impl Exposition {
                     .unwrap_or_default()
                     .as_secs_f64()
             });
-            gauge(
-                exporter::SOURCE_LAST_SUCCESS,
-                "Unix time at the end of the last successful poll, 0 until the first one; alert on its age to tell stale data from zero.",
-                last_success,
-            );
+            gauge(&exporter::SOURCE_LAST_SUCCESS, last_success);
             if let Some(took) = status.last_duration {
-                gauge(
-                    exporter::SOURCE_POLL_DURATION,
-                    "Duration of the last poll in seconds, budget waits and retries included.",
-                    took.as_secs_f64(),
-                );
+                gauge(&exporter::SOURCE_POLL_DURATION, took.as_secs_f64());
             }
         }
 
-        let budgets = self
-            .budgets
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        for budget in budgets.values() {
-            let labels = [("budget", budget.name())];
-            for (name, help, kind, value) in [
-                (
-                    exporter::BUDGET_REMAINING,
-                    "Requests the budget allows right now in its tightest window, the pool's rate-limit headers included.",
-                    MetricKind::Gauge,
-                    budget.remaining() as f64,
-                ),
-                (
-                    exporter::BUDGET_WAIT,
-                    "Seconds requests spent waiting for the budget.",
-                    MetricKind::Counter,
-                    budget.wait_seconds_total(),
-                ),
-                (
-                    exporter::RATE_LIMITED,
-                    "HTTP 429 answers the pools gave requests of this budget; should stay 0.",
-                    MetricKind::Counter,
-                    budget.rate_limited_total() as f64,
-                ),
+        for (budget, figures) in self.telemetry.budget_figures() {
+            let labels = [("budget", budget.as_str())];
+            for (def, value) in [
+                (&exporter::BUDGET_REMAINING, figures.remaining as f64),
+                (&exporter::BUDGET_WAIT, figures.wait_seconds_total),
+                (&exporter::RATE_LIMITED, figures.rate_limited_total as f64),
             ] {
                 let family = families
-                    .entry(name)
-                    .or_insert_with(|| Family::new(name, help, kind));
-                text_format::sample(&mut family.lines, name, labels, value);
+                    .entry(def.name)
+                    .or_insert_with(|| Family::new(def.name, def.help, def.kind));
+                text_format::sample(&mut family.lines, def.name, labels, value);
             }
         }
 
@@ -188,7 +147,7 @@ impl Exposition {
         // of a source a reload removed leave the page with its series.
         let live: BTreeSet<&str> = statuses.iter().map(|s| s.source.as_str()).collect();
         let mut counters: Vec<(String, Vec<u8>)> = Vec::new();
-        for mut family in self.telemetry.registry.gather() {
+        for mut family in self.telemetry.gather() {
             family.mut_metric().retain(|m| {
                 m.get_label()
                     .iter()
@@ -350,7 +309,7 @@ mod tests {
     #[test]
     fn only_the_source_whose_snapshot_changed_is_written_again() {
         let store = Arc::new(Store::new([("ourpool", "a"), ("luxor", "b")]));
-        let exposition = Exposition::new(store.clone(), Budgets::new(), Telemetry::new());
+        let exposition = Exposition::new(store.clone(), Telemetry::new());
         for source in ["a", "b"] {
             store.record_success(source, snapshot("w1"), Duration::ZERO, SystemTime::now());
         }
@@ -383,5 +342,68 @@ mod tests {
         assert_eq!(written(&exposition).len(), 1);
         let page = String::from_utf8(exposition.current().text.to_vec()).unwrap();
         assert!(!page.contains("source=\"a\""), "{page}");
+    }
+
+    #[test]
+    fn every_family_on_the_page_is_the_contract_s_with_its_type_and_help() {
+        let store = Arc::new(Store::new([("ourpool", "a")]));
+        let telemetry = Telemetry::new();
+        let exposition = Exposition::new(store.clone(), telemetry.clone());
+        // One of every event, so that every family has a sample.
+        let source = telemetry.source("ourpool", "a", true);
+        source.request_answered("/x", "200");
+        source.poll_failed(crate::metrics::PollErrorKind::ClockSkew);
+        source.endpoint_served("/y", false);
+        source.interval_achieved(60.0);
+        telemetry.planned([("ourpool", "a", Duration::from_secs(60), 3)], [("b", 0.5)]);
+        telemetry.budget("b", Default::default());
+        telemetry.config_reloaded(SystemTime::now());
+        store.record_success("a", snapshot("w1"), Duration::ZERO, SystemTime::now());
+        exposition.refresh();
+        let page = String::from_utf8(exposition.current().text.to_vec()).unwrap();
+
+        let defs: Vec<&MetricDef> = crate::metrics::POOL_FAMILIES
+            .iter()
+            .chain(exporter::ALL)
+            .copied()
+            .collect();
+        let mut headers = 0;
+        for line in page.lines().filter(|l| l.starts_with("# ")) {
+            let mut words = line.splitn(4, ' ');
+            let (what, name, rest) = (words.nth(1), words.next(), words.next());
+            let def = defs
+                .iter()
+                .find(|d| Some(d.name) == name)
+                .unwrap_or_else(|| panic!("{line}: not in the contract"));
+            match what {
+                Some("HELP") => {
+                    let mut escaped = Vec::new();
+                    text_format::family_header(&mut escaped, def.name, def.help, def.kind);
+                    let escaped = String::from_utf8(escaped).unwrap();
+                    assert!(escaped.starts_with(&format!("{line}\n")), "{line}");
+                    headers += 1;
+                }
+                Some("TYPE") => {
+                    let kind = match def.kind {
+                        MetricKind::Gauge => "gauge",
+                        MetricKind::Counter => "counter",
+                    };
+                    assert_eq!(rest, Some(kind), "{line}");
+                }
+                _ => panic!("{line}"),
+            }
+        }
+        for def in exporter::ALL {
+            assert!(
+                page.contains(&format!("# TYPE {} ", def.name)),
+                "{} is in the contract but not on the page",
+                def.name
+            );
+        }
+        assert_eq!(
+            headers,
+            exporter::ALL.len() + 1,
+            "the exporter's families and mining_worker_up"
+        );
     }
 }

@@ -12,7 +12,8 @@ pub struct MetricDef {
     pub name: &'static str,
     pub help: &'static str,
     pub kind: MetricKind,
-    /// Labels after `pool` and `source`, which the store adds to every pool series.
+    /// A pool family's labels after `pool` and `source`, which the store adds to every pool
+    /// series; every label of one of the exporter's own (`exporter::ALL`).
     pub labels: &'static [&'static str],
 }
 
@@ -177,53 +178,358 @@ pub static POOL_FAMILIES: &[&MetricDef] = &[
     &HASHPRICE,
 ];
 
-/// Self-metric names, in one place so the renderer and the tests agree.
+/// The values of the `kind` label on `mining_exporter_poll_errors_total`, listed once: the
+/// enum `PollError::kind` answers with, the list the counters start from, and the HELP.
+macro_rules! poll_error_kinds {
+    ($first:ident = $first_label:literal $(, $variant:ident = $label:literal)* $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum PollErrorKind {
+            $first,
+            $($variant),*
+        }
+
+        impl PollErrorKind {
+            pub const ALL: &[PollErrorKind] = &[PollErrorKind::$first, $(PollErrorKind::$variant),*];
+
+            pub fn label(self) -> &'static str {
+                match self {
+                    PollErrorKind::$first => $first_label,
+                    $(PollErrorKind::$variant => $label),*
+                }
+            }
+        }
+
+        /// Every value `PollErrorKind::label` can return.
+        pub const POLL_ERROR_KINDS: &[&str] = &[$first_label, $($label),*];
+
+        const POLL_ERRORS_HELP: &str =
+            concat!("Failed polls by kind (", $first_label, $(", ", $label,)* ").");
+    };
+}
+
+poll_error_kinds!(
+    Auth = "auth",
+    NotFound = "not_found",
+    Http = "http",
+    RateLimited = "rate_limited",
+    Timeout = "timeout",
+    Transport = "transport",
+    Decode = "decode",
+    ClockSkew = "clock_skew",
+    Panic = "panic",
+);
+
+/// The exporter's own families. Their `labels` are every label they carry: the store adds
+/// none to these.
 pub mod exporter {
-    pub const BUILD_INFO: &str = "mining_exporter_build_info";
-    pub const SOURCE_UP: &str = "mining_exporter_source_up";
-    pub const SOURCE_LAST_SUCCESS: &str = "mining_exporter_source_last_success_timestamp_seconds";
-    pub const SOURCE_POLL_DURATION: &str = "mining_exporter_source_poll_duration_seconds";
-    pub const SOURCE_SERIES: &str = "mining_exporter_source_series";
-    pub const UPSTREAM_REQUESTS: &str = "mining_exporter_upstream_requests_total";
-    pub const POLL_ERRORS: &str = "mining_exporter_poll_errors_total";
-    pub const BUDGET_REMAINING: &str = "mining_exporter_budget_remaining";
-    pub const BUDGET_WAIT: &str = "mining_exporter_budget_wait_seconds_total";
-    pub const RATE_LIMITED: &str = "mining_exporter_rate_limited_total";
-    pub const ENDPOINT_ENABLED: &str = "mining_exporter_endpoint_enabled";
-    pub const WORKERS_OMITTED: &str = "mining_exporter_workers_omitted";
-    pub const ITEMS_SKIPPED: &str = "mining_exporter_items_skipped_total";
-    pub const LABELS_TRUNCATED: &str = "mining_exporter_labels_truncated_total";
-    pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "mining_exporter_config_last_reload_successful";
-    pub const CONFIG_LAST_RELOAD_SUCCESS_TIME: &str =
-        "mining_exporter_config_last_reload_success_timestamp_seconds";
-    pub const POLL_INTERVAL_PLANNED: &str = "mining_exporter_poll_interval_planned_seconds";
-    pub const POLL_INTERVAL_ACHIEVED: &str = "mining_exporter_poll_interval_achieved_seconds";
-    pub const POLL_COST: &str = "mining_exporter_poll_cost_requests";
-    pub const BUDGET_PLANNED_USE: &str = "mining_exporter_budget_planned_use_ratio";
+    use super::{MetricDef, MetricKind};
+
+    macro_rules! exporter_metric {
+        ($id:ident, $name:literal, $kind:ident, [$($label:literal),*], $help:expr) => {
+            pub static $id: MetricDef = MetricDef {
+                name: $name,
+                help: $help,
+                kind: MetricKind::$kind,
+                labels: &[$($label),*],
+            };
+        };
+    }
+
+    exporter_metric!(
+        BUILD_INFO,
+        "mining_exporter_build_info",
+        Gauge,
+        ["version"],
+        "Always 1; the version label names the running mining-exporter."
+    );
+    exporter_metric!(
+        SOURCE_UP,
+        "mining_exporter_source_up",
+        Gauge,
+        ["pool", "source"],
+        "1 if the last poll of the source succeeded, else 0 (its last good values stay exported)."
+    );
+    exporter_metric!(
+        SOURCE_LAST_SUCCESS,
+        "mining_exporter_source_last_success_timestamp_seconds",
+        Gauge,
+        ["pool", "source"],
+        "Unix time at the end of the last successful poll, 0 until the first one; alert on its age to tell stale data from zero."
+    );
+    exporter_metric!(
+        SOURCE_POLL_DURATION,
+        "mining_exporter_source_poll_duration_seconds",
+        Gauge,
+        ["pool", "source"],
+        "Duration of the last poll in seconds, budget waits and retries included."
+    );
+    exporter_metric!(
+        SOURCE_SERIES,
+        "mining_exporter_source_series",
+        Gauge,
+        ["pool", "source"],
+        "Series the source contributes to this page."
+    );
+    exporter_metric!(
+        UPSTREAM_REQUESTS,
+        "mining_exporter_upstream_requests_total",
+        Counter,
+        ["pool", "source", "endpoint", "code"],
+        "Requests sent to pool APIs; code is the HTTP status, or timeout, transport or decode."
+    );
+    exporter_metric!(
+        POLL_ERRORS,
+        "mining_exporter_poll_errors_total",
+        Counter,
+        ["pool", "source", "kind"],
+        super::POLL_ERRORS_HELP
+    );
+    exporter_metric!(
+        BUDGET_REMAINING,
+        "mining_exporter_budget_remaining",
+        Gauge,
+        ["budget"],
+        "Requests the budget allows right now in its tightest window, the pool's rate-limit headers included."
+    );
+    exporter_metric!(
+        BUDGET_WAIT,
+        "mining_exporter_budget_wait_seconds_total",
+        Counter,
+        ["budget"],
+        "Seconds requests spent waiting for the budget."
+    );
+    exporter_metric!(
+        RATE_LIMITED,
+        "mining_exporter_rate_limited_total",
+        Counter,
+        ["budget"],
+        "HTTP 429 answers the pools gave requests of this budget; should stay 0."
+    );
+    exporter_metric!(
+        ENDPOINT_ENABLED,
+        "mining_exporter_endpoint_enabled",
+        Gauge,
+        ["pool", "source", "endpoint"],
+        "1 if the optional endpoint is polled, 0 while it is switched off because the pool never served it (HTTP 404); asked again every hour."
+    );
+    exporter_metric!(
+        WORKERS_OMITTED,
+        "mining_exporter_workers_omitted",
+        Gauge,
+        ["pool", "source"],
+        "Workers beyond the source's max_workers at its last good poll: no series of their own, counted only in the account totals."
+    );
+    exporter_metric!(
+        ITEMS_SKIPPED,
+        "mining_exporter_items_skipped_total",
+        Counter,
+        ["pool", "source", "reason"],
+        "Items of otherwise good answers left out of the page, by reason (unreadable: an item none of whose readings fits, such as a worker whose hashrate is an object; unnamed: a worker with neither name nor id); the rest of the poll is kept."
+    );
+    exporter_metric!(
+        LABELS_TRUNCATED,
+        "mining_exporter_labels_truncated_total",
+        Counter,
+        ["pool", "source"],
+        "Label values from the pool cut to the length cap (their end replaced by a marker), summed over polls."
+    );
+    exporter_metric!(
+        CONFIG_LAST_RELOAD_SUCCESSFUL,
+        "mining_exporter_config_last_reload_successful",
+        Gauge,
+        [],
+        "1 if the last configuration reload succeeded (or none was asked since start), 0 if it was refused."
+    );
+    exporter_metric!(
+        CONFIG_LAST_RELOAD_SUCCESS_TIME,
+        "mining_exporter_config_last_reload_success_timestamp_seconds",
+        Gauge,
+        [],
+        "Unix time of the last successful configuration load: the start, or the last reload that took."
+    );
+    exporter_metric!(
+        POLL_INTERVAL_PLANNED,
+        "mining_exporter_poll_interval_planned_seconds",
+        Gauge,
+        ["pool", "source"],
+        "Seconds the poll plan puts between this source's polls: the asked interval, stretched to fit its budgets (for a cron source, the mean time between firings)."
+    );
+    exporter_metric!(
+        POLL_INTERVAL_ACHIEVED,
+        "mining_exporter_poll_interval_achieved_seconds",
+        Gauge,
+        ["pool", "source"],
+        "Mean seconds between the starts of this source's last polls (up to 8 intervals)."
+    );
+    exporter_metric!(
+        POLL_COST,
+        "mining_exporter_poll_cost_requests",
+        Gauge,
+        ["pool", "source"],
+        "Requests one poll of this source costs as the plan counts it: learned from its last polls, failed ones too (pages included, retries not), or the least its kind can cost before it has polled."
+    );
+    exporter_metric!(
+        BUDGET_PLANNED_USE,
+        "mining_exporter_budget_planned_use_ratio",
+        Gauge,
+        ["budget"],
+        "Share of the budget's tightest window the poll plan uses (the plan aims at the budget's target_utilization)."
+    );
 
     /// Every self-metric family.
-    pub const ALL: &[&str] = &[
-        BUILD_INFO,
-        SOURCE_UP,
-        SOURCE_LAST_SUCCESS,
-        SOURCE_POLL_DURATION,
-        SOURCE_SERIES,
-        UPSTREAM_REQUESTS,
-        POLL_ERRORS,
-        BUDGET_REMAINING,
-        BUDGET_WAIT,
-        RATE_LIMITED,
-        ENDPOINT_ENABLED,
-        WORKERS_OMITTED,
-        ITEMS_SKIPPED,
-        LABELS_TRUNCATED,
-        CONFIG_LAST_RELOAD_SUCCESSFUL,
-        CONFIG_LAST_RELOAD_SUCCESS_TIME,
-        POLL_INTERVAL_PLANNED,
-        POLL_INTERVAL_ACHIEVED,
-        POLL_COST,
-        BUDGET_PLANNED_USE,
+    pub static ALL: &[&MetricDef] = &[
+        &BUILD_INFO,
+        &SOURCE_UP,
+        &SOURCE_LAST_SUCCESS,
+        &SOURCE_POLL_DURATION,
+        &SOURCE_SERIES,
+        &UPSTREAM_REQUESTS,
+        &POLL_ERRORS,
+        &BUDGET_REMAINING,
+        &BUDGET_WAIT,
+        &RATE_LIMITED,
+        &ENDPOINT_ENABLED,
+        &WORKERS_OMITTED,
+        &ITEMS_SKIPPED,
+        &LABELS_TRUNCATED,
+        &CONFIG_LAST_RELOAD_SUCCESSFUL,
+        &CONFIG_LAST_RELOAD_SUCCESS_TIME,
+        &POLL_INTERVAL_PLANNED,
+        &POLL_INTERVAL_ACHIEVED,
+        &POLL_COST,
+        &BUDGET_PLANNED_USE,
     ];
+}
+
+/// The prefix of the exporter's own families; no config may define one.
+pub const EXPORTER_PREFIX: &str = "mining_exporter_";
+
+/// How to name a family the rules accept.
+pub const NAME_FIX: &str = "name it mining_<what>[_<unit>][_total] in lower case, e.g. mining_payout_balance; or use a family of the contract (README, Metrics)";
+
+/// Units a new family's name may end with: Prometheus's base units, and hashrate.
+pub const BASE_UNITS: &[&str] = &[
+    "seconds",
+    "bytes",
+    "ratio",
+    "hashes_per_second",
+    "joules",
+    "watts",
+    "celsius",
+    "volts",
+    "amperes",
+    "hertz",
+];
+/// Suffixes of units that are not base units, and what to use instead.
+pub const SCALED_UNITS: &[(&str, &str)] = &[
+    ("_milliseconds", "seconds"),
+    ("_microseconds", "seconds"),
+    ("_minutes", "seconds"),
+    ("_hours", "seconds"),
+    ("_days", "seconds"),
+    ("_kilobytes", "bytes"),
+    ("_megabytes", "bytes"),
+    ("_gigabytes", "bytes"),
+    ("_percent", "ratio"),
+    ("_kilohashes_per_second", "hashes_per_second"),
+    ("_megahashes_per_second", "hashes_per_second"),
+    ("_gigahashes_per_second", "hashes_per_second"),
+    ("_terahashes_per_second", "hashes_per_second"),
+    ("_petahashes_per_second", "hashes_per_second"),
+    ("_kilowatts", "watts"),
+];
+
+/// The naming rules every family follows, the contract's as well as those a config defines:
+/// `mining_`, lower-case letters, digits and '_', up to 100 characters.
+pub fn valid_family_name(name: &str) -> bool {
+    name.starts_with("mining_")
+        && name.len() <= 100
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// What a family's definition breaks of the naming rules: the key it is about, the
+/// problem and the fix.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NamingProblem {
+    pub key: &'static str,
+    pub problem: String,
+    pub fix: String,
+}
+
+/// The naming rules past the name's characters: a counter ends in `_total` and only a
+/// counter does; a unit is a base unit, and the name (before `_total`) ends with it.
+pub fn check_family_name(
+    name: &str,
+    kind: MetricKind,
+    unit: Option<&str>,
+) -> Result<(), NamingProblem> {
+    let problem = |key, problem: String, fix: String| Err(NamingProblem { key, problem, fix });
+    match (kind, name.ends_with("_total")) {
+        (MetricKind::Counter, false) => {
+            return problem(
+                "name",
+                format!("{name} is a counter, and a counter's name ends in _total"),
+                format!("rename it {name}_total"),
+            );
+        }
+        (MetricKind::Gauge, true) => {
+            return problem(
+                "name",
+                format!("{name} is a gauge, and _total is for counters"),
+                "drop _total, or make it type = \"counter\"".to_string(),
+            );
+        }
+        _ => {}
+    }
+    let stem = name.strip_suffix("_total").unwrap_or(name);
+    if let Some((suffix, base)) = SCALED_UNITS.iter().find(|(s, _)| stem.ends_with(s)) {
+        return problem(
+            "name",
+            format!(
+                "{name} is in {}, not a base unit",
+                suffix.trim_start_matches('_')
+            ),
+            format!("name it in {base} and convert with `scale`"),
+        );
+    }
+    if let Some(unit) = unit {
+        if !BASE_UNITS.contains(&unit) {
+            return problem(
+                "unit",
+                format!("{unit:?} is not a base unit"),
+                format!(
+                    "use one of {} (convert with `scale`), or no unit",
+                    BASE_UNITS.join(", ")
+                ),
+            );
+        }
+        if !stem.ends_with(&format!("_{unit}")) {
+            return problem(
+                "name",
+                format!("{name} does not end with its unit, _{unit}"),
+                format!(
+                    "rename it to end in _{unit}{}",
+                    if kind == MetricKind::Counter {
+                        "_total"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A label name: letters, digits and '_', not first a digit, not starting `__`.
+pub fn valid_label_name(label: &str) -> bool {
+    let valid = label
+        .chars()
+        .enumerate()
+        .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || (i > 0 && c.is_ascii_digit()));
+    !label.is_empty() && valid && !label.starts_with("__")
 }
 
 /// The contract family named `name`, if there is one.
@@ -265,4 +571,73 @@ pub fn defined_family(
     }));
     defined.push(def);
     def
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_family_follows_the_naming_rules() {
+        for def in POOL_FAMILIES.iter().chain(exporter::ALL) {
+            assert!(valid_family_name(def.name), "{}", def.name);
+            assert_eq!(check_family_name(def.name, def.kind, None), Ok(()));
+            for label in def.labels {
+                assert!(valid_label_name(label), "{}: {label}", def.name);
+            }
+            assert!(
+                !def.help.trim().is_empty() && !def.help.chars().any(char::is_control),
+                "{}: one line of help",
+                def.name
+            );
+        }
+        for def in POOL_FAMILIES {
+            assert!(!def.name.starts_with(EXPORTER_PREFIX), "{}", def.name);
+            for reserved in ["pool", "source"] {
+                assert!(
+                    !def.labels.contains(&reserved),
+                    "{}: the store adds {reserved}",
+                    def.name
+                );
+            }
+        }
+        for def in exporter::ALL {
+            assert!(def.name.starts_with(EXPORTER_PREFIX), "{}", def.name);
+        }
+    }
+
+    #[test]
+    fn the_rules_refuse_what_they_say() {
+        assert!(!valid_family_name("Mining_x"));
+        assert!(!valid_family_name("other_x"));
+        assert_eq!(
+            check_family_name("mining_paid", MetricKind::Counter, None).map_err(|p| p.key),
+            Err("name")
+        );
+        assert_eq!(
+            check_family_name("mining_uptime_hours", MetricKind::Gauge, None).map_err(|p| p.key),
+            Err("name")
+        );
+        assert_eq!(
+            check_family_name("mining_power_watts", MetricKind::Gauge, Some("kilowatts"))
+                .map_err(|p| p.key),
+            Err("unit")
+        );
+        assert!(!valid_label_name("__name"));
+        assert!(!valid_label_name("1st"));
+    }
+
+    #[test]
+    fn the_poll_error_kinds_are_listed_once_and_the_help_names_them_all() {
+        let labels: Vec<&str> = PollErrorKind::ALL.iter().map(|k| k.label()).collect();
+        assert_eq!(labels, POLL_ERROR_KINDS);
+        assert!(labels.contains(&"clock_skew"));
+        for kind in POLL_ERROR_KINDS {
+            assert!(
+                exporter::POLL_ERRORS.help.contains(kind),
+                "the HELP lacks {kind}: {}",
+                exporter::POLL_ERRORS.help
+            );
+        }
+    }
 }

@@ -4,7 +4,6 @@
 //! that source.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -16,11 +15,12 @@ use tracing::{debug, info, warn};
 
 use crate::client::Upstream;
 use crate::config::WorkerSeries;
-use crate::error::{POLL_ERROR_KINDS, PollError};
+use crate::error::PollError;
 use crate::exposition::Exposition;
 use crate::snapshot::{Snapshot, Store};
 use crate::sources::Source;
 use crate::supervision::catch_panic;
+use crate::telemetry::SourceTelemetry;
 
 /// Which per-worker series a source keeps (`worker_series`, `max_workers`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -54,6 +54,8 @@ pub struct Poller {
     pub name: String,
     source: Box<dyn Source>,
     upstream: Upstream,
+    /// The source's events, shared with its client and optional endpoints.
+    telemetry: SourceTelemetry,
     store: Arc<Store>,
     exposition: Arc<Exposition>,
     limits: WorkerLimits,
@@ -64,7 +66,6 @@ pub struct Poller {
     planned: watch::Sender<Duration>,
     costs: Mutex<Costs>,
     starts: Mutex<VecDeque<Instant>>,
-    cost_reports: Option<mpsc::UnboundedSender<CostLearned>>,
 }
 
 /// What this source's last polls cost, and what it last told the plan.
@@ -106,36 +107,14 @@ impl Poller {
         store: Arc<Store>,
         exposition: Arc<Exposition>,
     ) -> Self {
-        let pool = upstream.pool;
-        // Every kind starts at 0, so rate() and increase() work from the first failure on.
-        for kind in POLL_ERROR_KINDS {
-            upstream
-                .telemetry
-                .poll_errors
-                .with_label_values(&[pool, &name, kind]);
-        }
-        for reason in crate::snapshot::SKIP_REASONS {
-            upstream
-                .telemetry
-                .items_skipped
-                .with_label_values(&[pool, &name, reason]);
-        }
-        upstream
-            .telemetry
-            .labels_truncated
-            .with_label_values(&[pool, &name]);
-        if limits.max.is_some() {
-            upstream
-                .telemetry
-                .workers_omitted
-                .with_label_values(&[pool, &name])
-                .set(0);
-        }
+        let telemetry = upstream.telemetry().clone();
+        let pool = telemetry.pool;
         Poller {
             pool,
             name,
             source,
             upstream,
+            telemetry,
             limits,
             store,
             exposition,
@@ -144,14 +123,7 @@ impl Poller {
             planned: watch::Sender::new(Duration::from_secs(60)),
             costs: Mutex::new(Costs::default()),
             starts: Mutex::new(VecDeque::new()),
-            cost_reports: None,
         }
-    }
-
-    /// Sends what polls cost to `reports`, where the plan is kept.
-    pub fn reporting_costs_to(mut self, reports: mpsc::UnboundedSender<CostLearned>) -> Self {
-        self.cost_reports = Some(reports);
-        self
     }
 
     /// Starts from a cost learned by a previous run: it is reported again only when polls
@@ -186,35 +158,33 @@ impl Poller {
             starts.len().checked_sub(1).filter(|g| *g > 0),
         ) {
             let mean = (*last - *first).as_secs_f64() / gaps as f64;
-            self.upstream
-                .telemetry
-                .interval_achieved
-                .with_label_values(&[self.pool, &self.name])
-                .set(mean);
+            self.telemetry.interval_achieved(mean);
         }
     }
 
-    /// Learns from a poll's cost; tells the plan when it changed.
-    fn learn_cost(&self, requests: u64) {
+    /// Learns from a poll's cost; what the plan must be told when it changed.
+    fn learn_cost(&self, requests: u64) -> Option<CostLearned> {
         let requests = u32::try_from(requests).unwrap_or(u32::MAX);
-        let changed = lock(&self.costs).record(requests);
-        if let (Some((requests, was)), Some(reports)) = (changed, &self.cost_reports) {
-            // The receiver is gone only while the exporter shuts down.
-            let _ = reports.send(CostLearned {
-                source: self.name.clone(),
-                requests,
-                was,
-            });
-        }
+        let (requests, was) = lock(&self.costs).record(requests)?;
+        Some(CostLearned {
+            source: self.name.clone(),
+            requests,
+            was,
+        })
     }
 
     /// Runs one poll and records it: the store, the error counter, the log, a new rendering.
     pub async fn poll_once(&self) -> Outcome {
+        self.poll().await.0
+    }
+
+    /// `poll_once`, with the cost the plan must now count if it changed.
+    async fn poll(&self) -> (Outcome, Option<CostLearned>) {
         let _one_at_a_time = self.in_flight.lock().await;
         let started = Instant::now();
         self.note_start(started);
-        let asked_before = self.upstream.requests_asked.load(Ordering::Relaxed);
-        self.upstream.poll_bytes.store(0, Ordering::Relaxed);
+        let asked_before = self.telemetry.requests_asked();
+        self.upstream.poll_begins();
         let result = match catch_panic(self.source.poll(&self.upstream)).await {
             Ok(result) => result,
             Err(message) => Err(PollError::Panic {
@@ -224,9 +194,10 @@ impl Poller {
         let took = started.elapsed();
         // A failed poll spent its requests too (a list past max_pages spends every page on
         // every poll): the plan prices what polls ask for, however they end.
-        let asked = self.upstream.requests_asked.load(Ordering::Relaxed);
-        self.learn_cost(asked.saturating_sub(asked_before));
+        let asked = self.telemetry.requests_asked();
+        let learned = self.learn_cost(asked.saturating_sub(asked_before));
         let outcome = self.record(result, took);
+        self.upstream.record_budgets();
         // Rendering 10,000 workers takes tens of milliseconds (see benches/): keep it off the
         // threads that answer scrapes.
         let exposition = self.exposition.clone();
@@ -236,7 +207,7 @@ impl Poller {
         {
             warn!(source = %self.name, "rendering /metrics panicked; serving the previous page");
         }
-        outcome
+        (outcome, learned)
     }
 
     /// Puts the outcome in the store, the error counter and the log (once per distinct failure).
@@ -258,11 +229,8 @@ impl Poller {
             }
             Err(error) => {
                 let kind = error.kind();
-                self.upstream
-                    .telemetry
-                    .poll_errors
-                    .with_label_values(&[self.pool, &self.name, kind])
-                    .inc();
+                self.telemetry.poll_failed(kind);
+                let kind = kind.label();
                 self.store.record_failure(&self.name, took);
                 let message = error.to_string();
                 if last_failure.as_deref() == Some(message.as_str()) {
@@ -282,48 +250,35 @@ impl Poller {
     }
 
     /// Counts what the answer held that the page does not show as sent: items that could
-    /// not be read, label values cut to the cap. Each is one warning for the source's life.
+    /// not be read, label values cut to the cap.
     fn count_left_out(&self, snapshot: &Snapshot) {
-        let telemetry = &self.upstream.telemetry;
+        let telemetry = &self.telemetry;
         for (reason, skipped) in snapshot.skipped() {
-            telemetry
-                .items_skipped
-                .with_label_values(&[self.pool, &self.name, reason])
-                .inc_by(u64::try_from(skipped).unwrap_or(u64::MAX));
-            if self.upstream.warned.first("skipped_items") {
-                warn!(source = %self.name, pool = self.pool, reason, skipped, "an item of the pool's answer could not be read and was skipped; the rest of the poll is kept (counted in mining_exporter_items_skipped_total by reason, logged once)");
-            }
+            telemetry.items_skipped(reason, skipped);
         }
         let truncated = snapshot.truncated_labels();
         if truncated > 0 {
-            telemetry
-                .labels_truncated
-                .with_label_values(&[self.pool, &self.name])
-                .inc_by(u64::try_from(truncated).unwrap_or(u64::MAX));
-            if self.upstream.warned.first("truncated_labels") {
-                warn!(source = %self.name, pool = self.pool, truncated, max_bytes = crate::snapshot::MAX_LABEL_BYTES, "a label value from the pool is longer than the cap and was cut (counted in mining_exporter_labels_truncated_total, logged once)");
-            }
+            telemetry.labels_truncated(truncated, crate::snapshot::MAX_LABEL_BYTES);
         }
     }
 
-    /// Cuts the snapshot to the per-worker series the config asks for; the number of workers
-    /// left out is a metric and, the first time, one warning.
+    /// Cuts the snapshot to the per-worker series the config asks for; the workers left out
+    /// are counted.
     fn limit_workers(&self, snapshot: &mut Snapshot) {
         let omitted = snapshot.limit_workers(self.limits.series, self.limits.max);
         if let Some(max) = self.limits.max {
-            self.upstream
-                .telemetry
-                .workers_omitted
-                .with_label_values(&[self.pool, &self.name])
-                .set(i64::try_from(omitted).unwrap_or(i64::MAX));
-            if omitted > 0 && self.upstream.warned.first("max_workers") {
-                warn!(source = %self.name, pool = self.pool, max_workers = max, omitted, "more workers than max_workers: the rest have no series of their own and count only in the account totals (logged once)");
-            }
+            self.telemetry.workers_omitted(max, omitted);
         }
     }
 
-    /// Polls on every tick until shutdown, one poll at a time.
-    pub async fn run(self: Arc<Self>, mut ticks: Ticks, shutdown: CancellationToken) {
+    /// Polls on every tick until shutdown, one poll at a time, telling `costs` (where the
+    /// plan is kept) when what a poll costs changed.
+    pub async fn run(
+        self: Arc<Self>,
+        mut ticks: Ticks,
+        shutdown: CancellationToken,
+        costs: mpsc::UnboundedSender<CostLearned>,
+    ) {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -331,7 +286,12 @@ impl Poller {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.poll_once() => {}
+                (_, learned) = self.poll() => {
+                    if let Some(learned) = learned {
+                        // The receiver is gone only while the exporter shuts down.
+                        let _ = costs.send(learned);
+                    }
+                }
             }
         }
     }

@@ -9,8 +9,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
+use crate::exporter::reload_requests::Reloads;
 use crate::exposition::{self, Exposition};
-use crate::reload::Reloads;
 use crate::snapshot::Store;
 
 #[derive(Debug, Clone)]

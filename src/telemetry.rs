@@ -1,201 +1,195 @@
-//! The exporter's own counters, kept in a prometheus Registry. Per-source state and budgets
-//! are read at render time instead (see exposition.rs), because they are snapshots, not events.
+//! The exporter's own metrics, registered from their definitions in `metrics.rs` and recorded
+//! as events: callers say what happened (`request_answered`, `poll_failed`,
+//! `endpoint_enabled`, ...) and never spell a metric or its labels. `SourceTelemetry` is one
+//! source's handle, shared by its poller, its client and its optional endpoints; an event
+//! that deserves a log line writes it here too, beside its counter.
+//!
+//! Figures the exporter owns (the plan, the budgets) are recorded here by their owners, so
+//! the page reads recorded values and never reaches a budget or the plan.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus::core::Collector;
 use prometheus::{Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use tracing::{info, warn};
 
-use crate::plan::Plan;
-
-use crate::metrics::exporter;
+use crate::budget::BudgetFigures;
+use crate::metrics::{MetricDef, PollErrorKind, exporter};
 
 #[derive(Debug, Clone)]
 pub struct Telemetry {
-    pub registry: Registry,
-    /// pool, source, endpoint, code
-    pub upstream_requests: IntCounterVec,
-    /// pool, source, kind
-    pub poll_errors: IntCounterVec,
-    /// pool, source, endpoint: optional endpoints, 0 while switched off
-    pub endpoint_enabled: IntGaugeVec,
-    /// pool, source: workers beyond `max_workers`, counted only in the account totals
-    pub workers_omitted: IntGaugeVec,
-    /// pool, source, reason: items of good answers left out (`SKIP_REASONS`)
-    pub items_skipped: IntCounterVec,
-    /// pool, source: label values cut to the length cap
-    pub labels_truncated: IntCounterVec,
-    /// pool, source: seconds the plan puts between polls
-    pub interval_planned: GaugeVec,
-    /// pool, source: mean seconds between the starts of the last polls
-    pub interval_achieved: GaugeVec,
-    /// pool, source: requests a poll costs, as the plan counts it
-    pub poll_cost: IntGaugeVec,
-    /// budget: the share of the tightest window the plan uses
-    pub budget_planned_use: GaugeVec,
+    registry: Registry,
+    upstream_requests: IntCounterVec,
+    poll_errors: IntCounterVec,
+    endpoint_enabled: IntGaugeVec,
+    workers_omitted: IntGaugeVec,
+    items_skipped: IntCounterVec,
+    labels_truncated: IntCounterVec,
+    interval_planned: GaugeVec,
+    interval_achieved: GaugeVec,
+    poll_cost: IntGaugeVec,
+    budget_planned_use: GaugeVec,
     reload_successful: IntGauge,
     reload_success_time: Gauge,
+    /// By budget name, as their budgets last recorded them.
+    budgets: Arc<Mutex<BTreeMap<String, BudgetFigures>>>,
+}
+
+fn opts(def: &MetricDef) -> Opts {
+    Opts::new(def.name, def.help)
+}
+
+/// The definitions are constants: a failure here is a bug the first test run shows.
+fn defined<T>(made: prometheus::Result<T>) -> T {
+    made.expect("a valid metric definition")
 }
 
 impl Telemetry {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let build_info = IntGaugeVec::new(
-            Opts::new(
-                exporter::BUILD_INFO,
-                "Always 1; the version label names the running mining-exporter.",
-            ),
-            &["version"],
-        )
-        .expect("valid metric definition");
+        let build_info = defined(IntGaugeVec::new(
+            opts(&exporter::BUILD_INFO),
+            exporter::BUILD_INFO.labels,
+        ));
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        let upstream_requests = IntCounterVec::new(
-            Opts::new(
-                exporter::UPSTREAM_REQUESTS,
-                "Requests sent to pool APIs; code is the HTTP status, or timeout, transport or decode.",
-            ),
-            &["pool", "source", "endpoint", "code"],
-        )
-        .expect("valid metric definition");
-        let poll_errors = IntCounterVec::new(
-            Opts::new(
-                exporter::POLL_ERRORS,
-                "Failed polls by kind (auth, not_found, http, rate_limited, timeout, transport, decode, panic).",
-            ),
-            &["pool", "source", "kind"],
-        )
-        .expect("valid metric definition");
-        let endpoint_enabled = IntGaugeVec::new(
-            Opts::new(
-                exporter::ENDPOINT_ENABLED,
-                "1 if the optional endpoint is polled, 0 while it is switched off because the pool never served it (HTTP 404); asked again every hour.",
-            ),
-            &["pool", "source", "endpoint"],
-        )
-        .expect("valid metric definition");
-        let workers_omitted = IntGaugeVec::new(
-            Opts::new(
-                exporter::WORKERS_OMITTED,
-                "Workers beyond the source's max_workers at its last good poll: no series of their own, counted only in the account totals.",
-            ),
-            &["pool", "source"],
-        )
-        .expect("valid metric definition");
-        let items_skipped = IntCounterVec::new(
-            Opts::new(
-                exporter::ITEMS_SKIPPED,
-                "Items of otherwise good answers left out of the page, by reason (unreadable: an item none of whose readings fits, such as a worker whose hashrate is an object; unnamed: a worker with neither name nor id); the rest of the poll is kept.",
-            ),
-            &["pool", "source", "reason"],
-        )
-        .expect("valid metric definition");
-        let labels_truncated = IntCounterVec::new(
-            Opts::new(
-                exporter::LABELS_TRUNCATED,
-                "Label values from the pool cut to the length cap (their end replaced by a marker), summed over polls.",
-            ),
-            &["pool", "source"],
-        )
-        .expect("valid metric definition");
-        let interval_planned = GaugeVec::new(
-            Opts::new(
-                exporter::POLL_INTERVAL_PLANNED,
-                "Seconds the poll plan puts between this source's polls: the asked interval, stretched to fit its budgets (for a cron source, the mean time between firings).",
-            ),
-            &["pool", "source"],
-        )
-        .expect("valid metric definition");
-        let interval_achieved = GaugeVec::new(
-            Opts::new(
-                exporter::POLL_INTERVAL_ACHIEVED,
-                "Mean seconds between the starts of this source's last polls (up to 8 intervals).",
-            ),
-            &["pool", "source"],
-        )
-        .expect("valid metric definition");
-        let poll_cost = IntGaugeVec::new(
-            Opts::new(
-                exporter::POLL_COST,
-                "Requests one poll of this source costs as the plan counts it: learned from its last polls, failed ones too (pages included, retries not), or the least its kind can cost before it has polled.",
-            ),
-            &["pool", "source"],
-        )
-        .expect("valid metric definition");
-        let budget_planned_use = GaugeVec::new(
-            Opts::new(
-                exporter::BUDGET_PLANNED_USE,
-                "Share of the budget's tightest window the poll plan uses (the plan aims at the budget's target_utilization).",
-            ),
-            &["budget"],
-        )
-        .expect("valid metric definition");
-        let reload_successful = IntGauge::new(
-            exporter::CONFIG_LAST_RELOAD_SUCCESSFUL,
-            "1 if the last configuration reload succeeded (or none was asked since start), 0 if it was refused.",
-        )
-        .expect("valid metric definition");
-        let reload_success_time = Gauge::new(
-            exporter::CONFIG_LAST_RELOAD_SUCCESS_TIME,
-            "Unix time of the last successful configuration load: the start, or the last reload that took.",
-        )
-        .expect("valid metric definition");
-        for collector in [
-            Box::new(build_info) as Box<dyn prometheus::core::Collector>,
-            Box::new(upstream_requests.clone()),
-            Box::new(poll_errors.clone()),
-            Box::new(endpoint_enabled.clone()),
-            Box::new(workers_omitted.clone()),
-            Box::new(items_skipped.clone()),
-            Box::new(labels_truncated.clone()),
-            Box::new(interval_planned.clone()),
-            Box::new(interval_achieved.clone()),
-            Box::new(poll_cost.clone()),
-            Box::new(budget_planned_use.clone()),
-            Box::new(reload_successful.clone()),
-            Box::new(reload_success_time.clone()),
-        ] {
-            registry
-                .register(collector)
-                .expect("each metric registered once");
-        }
-        Telemetry {
+        let counters = |def: &MetricDef| defined(IntCounterVec::new(opts(def), def.labels));
+        let int_gauges = |def: &MetricDef| defined(IntGaugeVec::new(opts(def), def.labels));
+        let gauges = |def: &MetricDef| defined(GaugeVec::new(opts(def), def.labels));
+        let telemetry = Telemetry {
+            upstream_requests: counters(&exporter::UPSTREAM_REQUESTS),
+            poll_errors: counters(&exporter::POLL_ERRORS),
+            endpoint_enabled: int_gauges(&exporter::ENDPOINT_ENABLED),
+            workers_omitted: int_gauges(&exporter::WORKERS_OMITTED),
+            items_skipped: counters(&exporter::ITEMS_SKIPPED),
+            labels_truncated: counters(&exporter::LABELS_TRUNCATED),
+            interval_planned: gauges(&exporter::POLL_INTERVAL_PLANNED),
+            interval_achieved: gauges(&exporter::POLL_INTERVAL_ACHIEVED),
+            poll_cost: int_gauges(&exporter::POLL_COST),
+            budget_planned_use: gauges(&exporter::BUDGET_PLANNED_USE),
+            reload_successful: defined(IntGauge::with_opts(opts(
+                &exporter::CONFIG_LAST_RELOAD_SUCCESSFUL,
+            ))),
+            reload_success_time: defined(Gauge::with_opts(opts(
+                &exporter::CONFIG_LAST_RELOAD_SUCCESS_TIME,
+            ))),
+            budgets: Default::default(),
             registry,
-            upstream_requests,
-            poll_errors,
-            endpoint_enabled,
-            workers_omitted,
-            items_skipped,
-            labels_truncated,
-            interval_planned,
-            interval_achieved,
-            poll_cost,
-            budget_planned_use,
-            reload_successful,
-            reload_success_time,
+        };
+        let collectors: [Box<dyn Collector>; 13] = [
+            Box::new(build_info),
+            Box::new(telemetry.upstream_requests.clone()),
+            Box::new(telemetry.poll_errors.clone()),
+            Box::new(telemetry.endpoint_enabled.clone()),
+            Box::new(telemetry.workers_omitted.clone()),
+            Box::new(telemetry.items_skipped.clone()),
+            Box::new(telemetry.labels_truncated.clone()),
+            Box::new(telemetry.interval_planned.clone()),
+            Box::new(telemetry.interval_achieved.clone()),
+            Box::new(telemetry.poll_cost.clone()),
+            Box::new(telemetry.budget_planned_use.clone()),
+            Box::new(telemetry.reload_successful.clone()),
+            Box::new(telemetry.reload_success_time.clone()),
+        ];
+        for collector in collectors {
+            defined(telemetry.registry.register(collector));
+        }
+        telemetry
+    }
+
+    /// Every registered family's current samples, for the page.
+    pub fn gather(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.registry.gather()
+    }
+
+    /// The handle of one source, its counters started at 0 so that `rate()` and `increase()`
+    /// work from the first event on.
+    pub fn source(
+        &self,
+        pool: &'static str,
+        source: &str,
+        counts_omitted: bool,
+    ) -> SourceTelemetry {
+        for kind in PollErrorKind::ALL {
+            self.poll_errors
+                .with_label_values(&[pool, source, kind.label()]);
+        }
+        for reason in crate::snapshot::SKIP_REASONS {
+            self.items_skipped
+                .with_label_values(&[pool, source, reason]);
+        }
+        self.labels_truncated.with_label_values(&[pool, source]);
+        if counts_omitted {
+            self.workers_omitted
+                .with_label_values(&[pool, source])
+                .set(0);
+        }
+        SourceTelemetry {
+            telemetry: self.clone(),
+            pool,
+            source: source.to_string(),
+            requests_asked: Arc::new(AtomicU64::new(0)),
+            warned: Default::default(),
         }
     }
 
-    /// Shows `plan`: each source's planned interval and cost, each budget's planned use.
-    /// `pools` gives each source's pool label, by source name.
-    pub fn show_plan(&self, plan: &Plan, pool_of: impl Fn(&str) -> Option<&'static str>) {
+    /// The plan in force: each source's interval and cost as (pool, source, interval, cost),
+    /// each budget's planned use as (budget, share). What the last plan showed is cleared.
+    pub fn planned<'a>(
+        &self,
+        sources: impl IntoIterator<Item = (&'static str, &'a str, Duration, u32)>,
+        budgets: impl IntoIterator<Item = (&'a str, f64)>,
+    ) {
         self.interval_planned.reset();
         self.poll_cost.reset();
         self.budget_planned_use.reset();
-        for s in &plan.sources {
-            let Some(pool) = pool_of(&s.name) else {
-                continue;
-            };
+        for (pool, source, interval, cost) in sources {
             self.interval_planned
-                .with_label_values(&[pool, &s.name])
-                .set(s.interval.as_secs_f64());
+                .with_label_values(&[pool, source])
+                .set(interval.as_secs_f64());
             self.poll_cost
-                .with_label_values(&[pool, &s.name])
-                .set(i64::from(s.cost));
+                .with_label_values(&[pool, source])
+                .set(i64::from(cost));
         }
-        for b in &plan.budgets {
+        for (budget, share) in budgets {
             self.budget_planned_use
-                .with_label_values(&[&b.name])
-                .set(b.use_ratio());
+                .with_label_values(&[budget])
+                .set(share);
         }
+    }
+
+    /// A budget's figures as of now.
+    pub fn budget(&self, name: &str, figures: BudgetFigures) {
+        let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        match budgets.get_mut(name) {
+            Some(shown) => *shown = figures,
+            None => {
+                budgets.insert(name.to_string(), figures);
+            }
+        }
+    }
+
+    /// After a reload: only these budgets are shown.
+    pub fn budgets_in_force<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        let names: BTreeSet<&str> = names.into_iter().collect();
+        self.budgets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|name, _| names.contains(name.as_str()));
+    }
+
+    /// Every budget's last recorded figures, in name order.
+    pub fn budget_figures(&self) -> Vec<(String, BudgetFigures)> {
+        self.budgets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(name, figures)| (name.clone(), *figures))
+            .collect()
     }
 
     /// A config was loaded and is in force, at `at`.
@@ -217,5 +211,138 @@ impl Telemetry {
 impl Default for Telemetry {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// One source's events. Cheap to clone; every clone counts into the same figures.
+#[derive(Debug, Clone)]
+pub struct SourceTelemetry {
+    telemetry: Telemetry,
+    pub pool: &'static str,
+    pub source: String,
+    /// Requests asked for, retries not counted: what a poll costs is the difference over it.
+    requests_asked: Arc<AtomicU64>,
+    /// What this source has already warned about, so a pool that keeps sending the same odd
+    /// thing is logged once, not on every poll.
+    warned: Arc<WarnedOnce>,
+}
+
+impl SourceTelemetry {
+    /// A request is about to be asked for (its retries are not counted again).
+    pub fn request_asked(&self) {
+        self.requests_asked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests asked for since the source started.
+    pub fn requests_asked(&self) -> u64 {
+        self.requests_asked.load(Ordering::Relaxed)
+    }
+
+    /// One attempt ended, with the HTTP status or `timeout`, `transport` or `decode`.
+    pub fn request_answered(&self, endpoint: &str, code: &str) {
+        self.telemetry
+            .upstream_requests
+            .with_label_values(&[self.pool, &self.source, endpoint, code])
+            .inc();
+    }
+
+    pub fn poll_failed(&self, kind: PollErrorKind) {
+        self.telemetry
+            .poll_errors
+            .with_label_values(&[self.pool, &self.source, kind.label()])
+            .inc();
+    }
+
+    /// An optional endpoint answered; `was_off`: after it had been switched off.
+    pub fn endpoint_served(&self, endpoint: &'static str, was_off: bool) {
+        self.set_endpoint_enabled(endpoint, true);
+        if was_off {
+            info!(source = %self.source, pool = self.pool, endpoint, "the pool serves this endpoint again: switched back on");
+        }
+    }
+
+    /// An optional endpoint the pool never served is switched off, and asked again every
+    /// `retry_in`.
+    pub fn endpoint_switched_off(&self, endpoint: &'static str, reason: &str, retry_in: Duration) {
+        self.set_endpoint_enabled(endpoint, false);
+        warn!(
+            source = %self.source,
+            pool = self.pool,
+            endpoint,
+            reason,
+            ?retry_in,
+            "the pool does not serve this endpoint (HTTP 404 on 3 polls in a row, never answered since start): switched off for this source and asked again every hour; the rest of the source keeps working"
+        );
+    }
+
+    fn set_endpoint_enabled(&self, endpoint: &str, enabled: bool) {
+        self.telemetry
+            .endpoint_enabled
+            .with_label_values(&[self.pool, &self.source, endpoint])
+            .set(i64::from(enabled));
+    }
+
+    /// The mean seconds between the last polls' starts.
+    pub fn interval_achieved(&self, mean_seconds: f64) {
+        self.telemetry
+            .interval_achieved
+            .with_label_values(&[self.pool, &self.source])
+            .set(mean_seconds);
+    }
+
+    /// Workers past `max_workers` at this poll: counted, and the first time, one warning.
+    pub fn workers_omitted(&self, max_workers: usize, omitted: usize) {
+        self.telemetry
+            .workers_omitted
+            .with_label_values(&[self.pool, &self.source])
+            .set(i64::try_from(omitted).unwrap_or(i64::MAX));
+        if omitted > 0 && self.warned.first("max_workers") {
+            warn!(source = %self.source, pool = self.pool, max_workers, omitted, "more workers than max_workers: the rest have no series of their own and count only in the account totals (logged once)");
+        }
+    }
+
+    /// Items of a good answer left out for `reason`: counted, and once, one warning.
+    pub fn items_skipped(&self, reason: &'static str, skipped: usize) {
+        self.telemetry
+            .items_skipped
+            .with_label_values(&[self.pool, &self.source, reason])
+            .inc_by(u64::try_from(skipped).unwrap_or(u64::MAX));
+        if self.warned.first("skipped_items") {
+            warn!(source = %self.source, pool = self.pool, reason, skipped, "an item of the pool's answer could not be read and was skipped; the rest of the poll is kept (counted in mining_exporter_items_skipped_total by reason, logged once)");
+        }
+    }
+
+    /// Label values cut to `max_bytes`: counted, and once, one warning.
+    pub fn labels_truncated(&self, truncated: usize, max_bytes: usize) {
+        self.telemetry
+            .labels_truncated
+            .with_label_values(&[self.pool, &self.source])
+            .inc_by(u64::try_from(truncated).unwrap_or(u64::MAX));
+        if self.warned.first("truncated_labels") {
+            warn!(source = %self.source, pool = self.pool, truncated, max_bytes, "a label value from the pool is longer than the cap and was cut (counted in mining_exporter_labels_truncated_total, logged once)");
+        }
+    }
+
+    /// True the first time `what` is seen: for warnings the client gives once.
+    pub fn first(&self, what: &'static str) -> bool {
+        self.warned.first(what)
+    }
+
+    /// A budget this source sends through, as of now.
+    pub fn budget(&self, name: &str, figures: BudgetFigures) {
+        self.telemetry.budget(name, figures);
+    }
+}
+
+/// Names of things already logged at warn level.
+#[derive(Debug, Default)]
+struct WarnedOnce(Mutex<BTreeSet<&'static str>>);
+
+impl WarnedOnce {
+    fn first(&self, what: &'static str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(what)
     }
 }

@@ -18,19 +18,24 @@ use super::{Loader, RateWindow, SourceConfig, source_key};
 use crate::error::ConfigError;
 use crate::secret::Secret;
 
-/// What one kind of source read from its block: its own settings, and what the shared parts
-/// (plan, budgets, client, `check`) need to know of it.
-pub trait KindSettings: fmt::Debug + Send + Sync + 'static {
+/// What a kind assumes where a block says nothing, and how it is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindDefaults {
     /// The `kind` in the config.
-    fn kind(&self) -> &'static str;
+    pub kind: &'static str,
     /// The `pool` label of every series the source exports.
-    fn pool(&self) -> &'static str {
-        self.kind()
-    }
+    pub pool: &'static str,
     /// The API's root when the block names none; `None` makes `base_url` required.
-    fn default_base_url(&self) -> Option<&'static str>;
+    pub base_url: Option<&'static str>,
     /// The poll interval when the block sets neither `interval` nor `schedule`.
-    fn default_interval(&self) -> Duration;
+    pub interval: Duration,
+}
+
+/// What one kind of source read from its block: its own settings, and what the shared parts
+/// (plan, budgets, client, `check`) need to know of it. Comparing and downcasting come with
+/// `SettingsEq`, which every `PartialEq` settings type has.
+pub trait KindSettings: SettingsEq {
+    fn defaults(&self) -> KindDefaults;
     /// How the token travels.
     fn auth(&self) -> Auth;
     /// The limits of a token when no `budget` is named, and where they come from.
@@ -49,14 +54,49 @@ pub trait KindSettings: fmt::Debug + Send + Sync + 'static {
     fn min_requests_per_poll(&self) -> u32;
     /// What one poll requests, for `check`.
     fn requests(&self) -> String;
-    fn as_any(&self) -> &dyn Any;
-    /// Equality across kinds, so a reload can tell an unchanged source.
-    fn same_as(&self, other: &dyn KindSettings) -> bool;
 }
 
-/// `same_as` for any kind whose settings compare with `==`.
-pub fn same_settings<T: KindSettings + PartialEq>(this: &T, other: &dyn KindSettings) -> bool {
-    other.as_any().downcast_ref::<T>() == Some(this)
+/// Equality across kinds, so a reload can tell an unchanged source, and the downcast a kind
+/// makes to read its own settings back.
+pub trait SettingsEq: Any + fmt::Debug + Send + Sync {
+    fn as_any(&self) -> &dyn Any;
+    fn eq_settings(&self, other: &dyn Any) -> bool;
+}
+
+impl<T: Any + PartialEq + fmt::Debug + Send + Sync> SettingsEq for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn eq_settings(&self, other: &dyn Any) -> bool {
+        other.downcast_ref::<T>() == Some(self)
+    }
+}
+
+/// A source's kind settings as `SourceConfig` holds them: compared through `same_as`, so
+/// `SourceConfig` derives `PartialEq` and a field added to it cannot be left out of the
+/// comparison a reload makes.
+#[derive(Debug, Clone)]
+pub struct Settings(pub Arc<dyn KindSettings>);
+
+impl PartialEq for Settings {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.eq_settings(other.0.as_any())
+    }
+}
+
+impl std::ops::Deref for Settings {
+    type Target = dyn KindSettings;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref()
+    }
+}
+
+impl From<Arc<dyn KindSettings>> for Settings {
+    fn from(settings: Arc<dyn KindSettings>) -> Self {
+        Settings(settings)
+    }
 }
 
 /// Every kind of source the exporter knows: given to `Config::load`, so that the config
@@ -146,4 +186,70 @@ impl KindContext<'_, '_> {
             .warnings
             .push(format!("{}: {at}: {problem}", self.loader.file));
     }
+}
+
+/// The field names a struct's `Deserialize` asks for: what a kind's `Keys` parses, to test
+/// against the key list it declares.
+#[cfg(test)]
+pub fn fields_parsed<T: serde::de::DeserializeOwned>() -> Vec<&'static str> {
+    use serde::de::{self, Visitor};
+
+    #[derive(Debug)]
+    struct Asked(Vec<&'static str>);
+
+    impl fmt::Display for Asked {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "{:?}", self.0)
+        }
+    }
+
+    impl std::error::Error for Asked {}
+
+    impl de::Error for Asked {
+        fn custom<M: fmt::Display>(_: M) -> Self {
+            Asked(Vec::new())
+        }
+    }
+
+    /// Answers a struct's request with the names it asked for, as an error.
+    struct Fields;
+
+    impl<'de> de::Deserializer<'de> for Fields {
+        type Error = Asked;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Asked> {
+            Err(Asked(Vec::new()))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Asked> {
+            Err(Asked(fields.to_vec()))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+
+    match T::deserialize(Fields) {
+        Ok(_) => Vec::new(),
+        Err(Asked(mut fields)) => {
+            fields.sort_unstable();
+            fields
+        }
+    }
+}
+
+/// `keys`, sorted, for comparing with `fields_parsed`.
+#[cfg(test)]
+pub fn sorted(keys: &[&'static str]) -> Vec<&'static str> {
+    let mut keys = keys.to_vec();
+    keys.sort_unstable();
+    keys
 }

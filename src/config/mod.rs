@@ -16,14 +16,13 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::error::ConfigError;
 use crate::secret::Secret;
-pub use kind::{KindContext, KindSettings, SourceKinds, same_settings};
+pub use kind::{KindContext, KindDefaults, KindSettings, Settings, SourceKinds};
 use toml_errors::toml_error;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
@@ -76,7 +75,7 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SourceConfig {
     pub name: String,
     pub base_url: String,
@@ -95,34 +94,18 @@ pub struct SourceConfig {
     /// At most this many workers get series; the rest count only in the account totals.
     pub max_workers: Option<usize>,
     /// What the source's kind read from its own keys.
-    pub settings: Arc<dyn KindSettings>,
-}
-
-impl PartialEq for SourceConfig {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-            && self.base_url == other.base_url
-            && self.token == other.token
-            && self.token_origin == other.token_origin
-            && self.trigger == other.trigger
-            && self.budget == other.budget
-            && self.host_budget == other.host_budget
-            && self.http == other.http
-            && self.worker_series == other.worker_series
-            && self.max_workers == other.max_workers
-            && self.settings.same_as(other.settings.as_ref())
-    }
+    pub settings: Settings,
 }
 
 impl SourceConfig {
     /// The `kind` in the config.
     pub fn kind(&self) -> &'static str {
-        self.settings.kind()
+        self.settings.defaults().kind
     }
 
     /// The `pool` label of the source's series.
     pub fn pool(&self) -> &'static str {
-        self.settings.pool()
+        self.settings.defaults().pool
     }
 
     /// The host `base_url` names, lower case.

@@ -125,7 +125,7 @@ impl Loader<'_> {
         let settings = kinds.parse(&kind, &mut cx)?;
         let at = |key: &str| source_key(i, &raw.name, key);
 
-        let base_url = match (raw.base_url.as_deref(), settings.default_base_url()) {
+        let base_url = match (raw.base_url.as_deref(), settings.defaults().base_url) {
             (Some(url), _) | (None, Some(url)) => url.trim_end_matches('/').to_string(),
             (None, None) => {
                 return Err(self.err(
@@ -203,7 +203,7 @@ impl Loader<'_> {
                 })?;
                 Trigger::Cron(expr.clone())
             }
-            (None, None) => Trigger::Every(settings.default_interval()),
+            (None, None) => Trigger::Every(settings.defaults().interval),
         };
 
         let mut http = HttpSettings::default();
@@ -280,7 +280,7 @@ impl Loader<'_> {
             http,
             worker_series: raw.worker_series.unwrap_or_default(),
             max_workers: raw.max_workers,
-            settings,
+            settings: settings.into(),
         })
     }
 }

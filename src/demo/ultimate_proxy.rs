@@ -22,7 +22,7 @@ const MAX_LIMIT: usize = 100;
 const DEFAULT_LIMIT: usize = 20;
 
 #[derive(Debug, Clone)]
-pub struct SimulatorOptions {
+pub struct UltimateProxyOptions {
     pub workers: usize,
     /// Requests per minute per user: 60 (VIP) or 10 (non-VIP).
     pub limit_per_minute: u32,
@@ -32,9 +32,9 @@ pub struct SimulatorOptions {
     pub outages: bool,
 }
 
-impl Default for SimulatorOptions {
+impl Default for UltimateProxyOptions {
     fn default() -> Self {
-        SimulatorOptions {
+        UltimateProxyOptions {
             workers: 20,
             limit_per_minute: 60,
             token: format!("up_k_demo{:016x}", fastrand::u64(..)),
@@ -54,14 +54,14 @@ fn proxy_rig(rng: &mut fastrand::Rng, serial: u32) -> (&'static str, f64) {
 }
 
 #[derive(Debug)]
-pub struct Sim {
-    options: SimulatorOptions,
+pub struct UltimateProxySim {
+    options: UltimateProxyOptions,
     farm: Farm,
     window: FixedWindow,
     counters: Counters,
 }
 
-impl Counted for Sim {
+impl Counted for UltimateProxySim {
     fn counters(&mut self) -> &mut Counters {
         &mut self.counters
     }
@@ -72,7 +72,7 @@ fn worker_id(w: &FarmWorker) -> String {
     format!("65b2f0c1e4b0a1b2c3d4{:04x}", w.serial)
 }
 
-impl Sim {
+impl UltimateProxySim {
     fn worker_json(w: &FarmWorker) -> Value {
         json!({
             "_id": worker_id(w),
@@ -94,12 +94,12 @@ impl Sim {
 }
 
 /// A running Ultimate Proxy simulator; stops when dropped.
-pub type Simulator = Running<Sim>;
+pub type UltimateProxySimulator = Running<UltimateProxySim>;
 
-impl Running<Sim> {
-    pub async fn start(options: SimulatorOptions) -> std::io::Result<Simulator> {
+impl Running<UltimateProxySim> {
+    pub async fn start(options: UltimateProxyOptions) -> std::io::Result<UltimateProxySimulator> {
         let token = options.token.clone();
-        let sim = Sim {
+        let sim = UltimateProxySim {
             farm: Farm::new(
                 options.seed,
                 options.workers,
@@ -166,7 +166,7 @@ impl IntoResponse for ApiError {
 
 /// Auth, the per-user window and injected failures, shared by every route. On success returns
 /// the rate-limit headers the answer carries.
-fn gate(sim: &mut Sim, headers: &HeaderMap) -> Result<HeaderMap, ApiError> {
+fn gate(sim: &mut UltimateProxySim, headers: &HeaderMap) -> Result<HeaderMap, ApiError> {
     sim.counters.received();
     let key = headers
         .get("x-api-key")
@@ -226,9 +226,9 @@ fn gate(sim: &mut Sim, headers: &HeaderMap) -> Result<HeaderMap, ApiError> {
 }
 
 fn answer(
-    sim: &Shared<Sim>,
+    sim: &Shared<UltimateProxySim>,
     headers: &HeaderMap,
-    body: impl FnOnce(&Sim) -> Result<Value, ApiError>,
+    body: impl FnOnce(&UltimateProxySim) -> Result<Value, ApiError>,
 ) -> Response {
     let mut sim = lock(sim);
     match gate(&mut sim, headers) {
@@ -240,7 +240,7 @@ fn answer(
     }
 }
 
-async fn overview(State(sim): State<Shared<Sim>>, headers: HeaderMap) -> Response {
+async fn overview(State(sim): State<Shared<UltimateProxySim>>, headers: HeaderMap) -> Response {
     answer(&sim, &headers, |s| {
         let workers = &s.farm.workers;
         let online = s.farm.online_count();
@@ -281,7 +281,7 @@ struct WorkersQuery {
 }
 
 async fn workers(
-    State(sim): State<Shared<Sim>>,
+    State(sim): State<Shared<UltimateProxySim>>,
     headers: HeaderMap,
     Query(q): Query<WorkersQuery>,
 ) -> Response {
@@ -311,7 +311,7 @@ async fn workers(
             .into_iter()
             .skip((page - 1) * limit)
             .take(limit)
-            .map(Sim::worker_json)
+            .map(UltimateProxySim::worker_json)
             .collect();
         Ok(json!({
             "data": data,
@@ -328,7 +328,7 @@ struct SeriesQuery {
 }
 
 async fn hashrate(
-    State(sim): State<Shared<Sim>>,
+    State(sim): State<Shared<UltimateProxySim>>,
     headers: HeaderMap,
     Query(q): Query<SeriesQuery>,
 ) -> Response {
@@ -381,7 +381,7 @@ async fn hashrate(
 }
 
 async fn worker(
-    State(sim): State<Shared<Sim>>,
+    State(sim): State<Shared<UltimateProxySim>>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
@@ -390,7 +390,7 @@ async fn worker(
             .workers
             .iter()
             .find(|w| worker_id(w) == id)
-            .map(Sim::worker_json)
+            .map(UltimateProxySim::worker_json)
             .ok_or_else(|| error(StatusCode::NOT_FOUND, "Worker not found"))
     })
 }

@@ -13,9 +13,9 @@ pub mod http_json;
 pub mod luxor;
 pub mod optional;
 pub mod ourpool;
+pub mod shared;
 pub mod ultimate_proxy;
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,8 +23,8 @@ use std::sync::Arc;
 use crate::client::Upstream;
 use crate::config::{KindContext, KindSettings, SourceConfig, SourceKinds};
 use crate::error::{ConfigError, PollError};
-use crate::metrics::{WORKER_HASHRATE, WORKER_UP, WORKERS};
 use crate::snapshot::Snapshot;
+pub use shared::UNKNOWN_ALGORITHM;
 
 pub type PollFuture<'a> = Pin<Box<dyn Future<Output = Result<Snapshot, PollError>> + Send + 'a>>;
 
@@ -43,40 +43,54 @@ struct Kind {
     build: fn(&SourceConfig) -> Option<Box<dyn Source>>,
 }
 
-/// The settings of `config` as `T`, where they are `T`'s.
-fn settings_of<T: 'static>(config: &SourceConfig) -> Option<&T> {
-    config.settings.as_any().downcast_ref::<T>()
+/// A source made from its kind's settings: what lets one generic row build every kind.
+pub trait FromSettings: Source + Sized + 'static {
+    type Settings: KindSettings;
+    fn new(settings: &Self::Settings) -> Self;
+}
+
+/// The row of the kind whose source is `S`.
+const fn row<S: FromSettings>(
+    name: &'static str,
+    keys: &'static [&'static str],
+    parse: fn(&mut KindContext<'_, '_>) -> Result<Arc<dyn KindSettings>, ConfigError>,
+) -> Kind {
+    Kind {
+        name,
+        keys,
+        parse,
+        build: build_as::<S>,
+    }
+}
+
+/// `S` built from `config`'s settings, where they are `S`'s kind's.
+fn build_as<S: FromSettings>(config: &SourceConfig) -> Option<Box<dyn Source>> {
+    let settings = config.settings.as_any().downcast_ref::<S::Settings>()?;
+    Some(Box::new(S::new(settings)))
 }
 
 /// Every kind, in the order error messages list them.
 const KIND_TABLE: [Kind; 4] = [
-    Kind {
-        name: ultimate_proxy::config::KIND,
-        keys: ultimate_proxy::config::KEYS,
-        parse: ultimate_proxy::config::parse,
-        build: |c| {
-            settings_of(c)
-                .map(|s| Box::new(ultimate_proxy::UltimateProxy::new(s)) as Box<dyn Source>)
-        },
-    },
-    Kind {
-        name: ourpool::config::KIND,
-        keys: ourpool::config::KEYS,
-        parse: ourpool::config::parse,
-        build: |c| settings_of(c).map(|s| Box::new(ourpool::OurPool::new(s)) as Box<dyn Source>),
-    },
-    Kind {
-        name: luxor::config::KIND,
-        keys: luxor::config::KEYS,
-        parse: luxor::config::parse,
-        build: |c| settings_of(c).map(|s| Box::new(luxor::Luxor::new(c, s)) as Box<dyn Source>),
-    },
-    Kind {
-        name: http_json::config::KIND,
-        keys: http_json::config::KEYS,
-        parse: http_json::config::parse,
-        build: |c| settings_of(c).map(|s| Box::new(http_json::HttpJson::new(s)) as Box<dyn Source>),
-    },
+    row::<ultimate_proxy::UltimateProxy>(
+        ultimate_proxy::config::KIND,
+        ultimate_proxy::config::KEYS,
+        ultimate_proxy::config::parse,
+    ),
+    row::<ourpool::OurPool>(
+        ourpool::config::KIND,
+        ourpool::config::KEYS,
+        ourpool::config::parse,
+    ),
+    row::<luxor::Luxor>(
+        luxor::config::KIND,
+        luxor::config::KEYS,
+        luxor::config::parse,
+    ),
+    row::<http_json::HttpJson>(
+        http_json::config::KIND,
+        http_json::config::KEYS,
+        http_json::config::parse,
+    ),
 ];
 
 fn kind_named(name: &str) -> Option<&'static Kind> {
@@ -121,89 +135,6 @@ impl SourceKinds for Kinds {
                 "define each new family once, alike, or give them different names".to_string(),
             )
         })
-    }
-}
-
-/// The `account` label of kinds that take one: as configured, or the source's name.
-pub(crate) fn account(
-    cx: &KindContext<'_, '_>,
-    account: Option<String>,
-) -> Result<String, ConfigError> {
-    let account = account.unwrap_or_else(|| cx.name().to_string());
-    if account.trim().is_empty() || account.chars().any(char::is_control) {
-        return Err(cx.err(
-            "account",
-            "the account is empty or holds control characters",
-            "write the account name as the pool shows it",
-        ));
-    }
-    Ok(account)
-}
-
-/// A worker's label: its name, or its id where the pool sends no usable name.
-pub(crate) fn worker_label<'a>(
-    name: &'a Option<String>,
-    id: &'a Option<String>,
-) -> Option<&'a str> {
-    [name, id]
-        .into_iter()
-        .flatten()
-        .map(String::as_str)
-        .find(|n| !n.is_empty())
-}
-
-/// The `algorithm` label where a pool names none.
-pub const UNKNOWN_ALGORITHM: &str = "unknown";
-
-/// An algorithm as the pool names it, lower-case, so `RandomX` and `randomx` are one series;
-/// `unknown` where it sends none.
-pub(crate) fn algorithm_label(name: Option<&str>) -> String {
-    match name.map(str::trim).filter(|n| !n.is_empty()) {
-        Some(n) => n.to_lowercase(),
-        None => UNKNOWN_ALGORITHM.to_string(),
-    }
-}
-
-/// Sets what every pool says of a worker: `mining_worker_up`, which is 1 only when `status`
-/// is the pool's word for alive (any case), so a missing or unknown status never shows a
-/// dead worker as alive; and its freshest hashrate of `algorithm`, where there is one.
-pub(crate) fn set_worker(
-    snap: &mut Snapshot,
-    [account, worker]: [&str; 2],
-    algorithm: &str,
-    status: Option<&str>,
-    alive: &str,
-    hashrate: Option<f64>,
-) {
-    let up = status.is_some_and(|s| s.trim().eq_ignore_ascii_case(alive));
-    snap.set(&WORKER_UP, &[account, worker], if up { 1.0 } else { 0.0 });
-    if let Some(h) = hashrate {
-        snap.set(&WORKER_HASHRATE, &[account, worker, algorithm], h);
-    }
-}
-
-/// Sets `mining_workers` per account from the `mining_worker_up` series already in `snap`, so
-/// a worker the pool lists twice counts once. Every account in `accounts` gets both states,
-/// at 0 when it has no workers.
-pub(crate) fn count_workers<'a>(snap: &mut Snapshot, accounts: impl IntoIterator<Item = &'a str>) {
-    let mut counts: BTreeMap<String, (u32, u32)> = accounts
-        .into_iter()
-        .map(|a| (a.to_string(), (0, 0)))
-        .collect();
-    for (labels, up) in snap.samples(&WORKER_UP).into_iter().flatten() {
-        let Some(account) = labels.first() else {
-            continue;
-        };
-        let count = counts.entry(account.to_string()).or_default();
-        if *up > 0.0 {
-            count.0 += 1;
-        } else {
-            count.1 += 1;
-        }
-    }
-    for (account, (active, inactive)) in counts {
-        snap.set(&WORKERS, &[&account, "active"], active.into());
-        snap.set(&WORKERS, &[&account, "inactive"], inactive.into());
     }
 }
 

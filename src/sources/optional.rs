@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::debug;
 
 use crate::client::Upstream;
 use crate::error::PollError;
@@ -132,18 +132,11 @@ impl OptionalEndpoints {
         if !self.with(endpoint, |l| l.should_ask(Instant::now())) {
             return Ok(None);
         }
-        let enabled = |on: bool| {
-            api.telemetry
-                .endpoint_enabled
-                .with_label_values(&[api.pool, &api.source, endpoint])
-                .set(i64::from(on));
-        };
+        let telemetry = api.telemetry();
         match api.get_json(endpoint, path, query).await {
             Ok(value) => {
-                if self.with(endpoint, Learned::on_success) {
-                    info!(source = %api.source, pool = api.pool, endpoint, "the pool serves this endpoint again: switched back on");
-                }
-                enabled(true);
+                let was_off = self.with(endpoint, Learned::on_success);
+                telemetry.endpoint_served(endpoint, was_off);
                 Ok(Some(value))
             }
             Err(PollError::Status {
@@ -152,7 +145,7 @@ impl OptionalEndpoints {
                 endpoint,
             }) => match self.with(endpoint, |l| l.on_404(Instant::now())) {
                 After404::FailPoll if other_way && !self.with(endpoint, |l| l.answered) => {
-                    debug!(source = %api.source, endpoint, "HTTP 404 from an endpoint not yet known to be missing; taking the other way this poll");
+                    debug!(source = %telemetry.source, endpoint, "HTTP 404 from an endpoint not yet known to be missing; taking the other way this poll");
                     Ok(None)
                 }
                 After404::FailPoll => Err(PollError::Status {
@@ -161,19 +154,11 @@ impl OptionalEndpoints {
                     endpoint,
                 }),
                 After404::SwitchedOff => {
-                    enabled(false);
-                    warn!(
-                        source = %api.source,
-                        pool = api.pool,
-                        endpoint,
-                        reason = %message,
-                        retry_in = ?RETRY_SWITCHED_OFF_EVERY,
-                        "the pool does not serve this endpoint (HTTP 404 on 3 polls in a row, never answered since start): switched off for this source and asked again every hour; the rest of the source keeps working"
-                    );
+                    telemetry.endpoint_switched_off(endpoint, &message, RETRY_SWITCHED_OFF_EVERY);
                     Ok(None)
                 }
                 After404::StillOff => {
-                    debug!(source = %api.source, endpoint, "still not served (HTTP 404)");
+                    debug!(source = %telemetry.source, endpoint, "still not served (HTTP 404)");
                     Ok(None)
                 }
             },

@@ -85,7 +85,7 @@ pub async fn poll_fails(exporter: &Exporter, kind: &str) {
 }
 
 fn static_kind(kind: &str) -> &'static str {
-    mining_exporter::error::POLL_ERROR_KINDS
+    mining_exporter::metrics::POLL_ERROR_KINDS
         .iter()
         .find(|k| **k == kind)
         .unwrap_or_else(|| panic!("{kind} is not a poll error kind"))

@@ -256,7 +256,7 @@ fn every_panel_has_the_unit_its_values_are_in() {
 fn every_metric_a_dashboard_names_is_in_the_contract_or_recorded() {
     let recorded = recorded();
     let mut known: BTreeSet<String> = POOL_FAMILIES.iter().map(|d| d.name.to_string()).collect();
-    known.extend(exporter::ALL.iter().map(|s| s.to_string()));
+    known.extend(exporter::ALL.iter().map(|def| def.name.to_string()));
     known.extend(recorded.iter().cloned());
     let mut used_recorded = BTreeSet::new();
     for (file, d) in dashboards() {

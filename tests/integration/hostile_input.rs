@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use httpmock::prelude::*;
-use mining_exporter::Exporter;
 use mining_exporter::client::Upstream;
 use mining_exporter::metrics::WORKER_UP;
 use mining_exporter::snapshot::Snapshot;
 use mining_exporter::sources::{PollFuture, Source};
+use mining_exporter::{Exporter, ExporterOptions};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -100,11 +100,17 @@ async fn a_panicking_poll_is_counted_logged_once_and_the_source_keeps_polling() 
         "http://127.0.0.1:1",
         "interval = \"1s\"\nbudget = \"roomy\"\n[budgets.roomy]\nlimits = [\"1000/1s\"]",
     );
-    let exporter = Exporter::with_sources(config, |_| {
-        Box::new(PanicsEveryOtherPoll {
-            polls: AtomicUsize::new(0),
-        })
-    })
+    let exporter = Exporter::with_options(
+        config,
+        ExporterOptions {
+            build_source: Box::new(|_| {
+                Box::new(PanicsEveryOtherPoll {
+                    polls: AtomicUsize::new(0),
+                })
+            }),
+            ..ExporterOptions::default()
+        },
+    )
     .unwrap();
     let exposition = exporter.exposition().clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -6,15 +6,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mining_exporter::Exporter;
 use mining_exporter::clock::WallClock;
 use mining_exporter::config::{BudgetConfig, Config, SourceConfig};
 use mining_exporter::demo::{
-    LuxorOptions, LuxorSimulator, OurPoolOptions, OurPoolSimulator, Simulator, SimulatorOptions,
-    config_of, demo_luxor, demo_proxy, demo_source,
+    LuxorOptions, LuxorSimulator, OurPoolOptions, OurPoolSimulator, UltimateProxyOptions,
+    UltimateProxySimulator, config_of, demo_luxor, demo_proxy, demo_source,
 };
 use mining_exporter::exposition::Exposition;
 use mining_exporter::sources::ourpool::OurPoolConfig;
+use mining_exporter::{BudgetsAtStart, Exporter, ExporterOptions};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +24,11 @@ const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 
 /// Ultimate Proxy non-VIP: 10 requests a minute per account.
-fn non_vip(sim: &Simulator, name: &str, every: Duration) -> (SourceConfig, BudgetConfig) {
+fn non_vip(
+    sim: &UltimateProxySimulator,
+    name: &str,
+    every: Duration,
+) -> (SourceConfig, BudgetConfig) {
     let (mut source, mut budget) =
         demo_source(demo_proxy(), name, sim.base_url(), &sim.token, every);
     budget.name = "proxy-key".into();
@@ -34,8 +38,8 @@ fn non_vip(sim: &Simulator, name: &str, every: Duration) -> (SourceConfig, Budge
 }
 
 /// A steady non-VIP Ultimate Proxy account of `workers`, noting when each request arrives.
-async fn proxy_of(workers: usize) -> Simulator {
-    let sim = Simulator::start(SimulatorOptions {
+async fn proxy_of(workers: usize) -> UltimateProxySimulator {
+    let sim = UltimateProxySimulator::start(UltimateProxyOptions {
         workers,
         limit_per_minute: 10,
         outages: false,
@@ -49,7 +53,7 @@ async fn proxy_of(workers: usize) -> Simulator {
 
 /// A farm of 2,950 workers: 30 pages of 100, so a poll costs 33 requests (the overview,
 /// the pages, one hashrate series for each of its two algorithms).
-async fn long_list_proxy() -> Simulator {
+async fn long_list_proxy() -> UltimateProxySimulator {
     proxy_of(2_950).await
 }
 
@@ -68,10 +72,19 @@ fn start(
 }
 
 fn exporter(config: Config) -> Exporter {
-    Exporter::new(config)
-        .unwrap()
-        .with_wall_clock(WallClock::Tokio)
-        .unwrap()
+    exporter_starting(config, BudgetsAtStart::Empty)
+}
+
+fn exporter_starting(config: Config, budgets_at_start: BudgetsAtStart) -> Exporter {
+    Exporter::with_options(
+        config,
+        ExporterOptions {
+            clock: WallClock::Tokio,
+            budgets_at_start,
+            ..ExporterOptions::default()
+        },
+    )
+    .unwrap()
 }
 
 fn page(exposition: &Exposition) -> String {
@@ -319,12 +332,12 @@ async fn restart_mid_window(state: bool) -> (Vec<Instant>, u64) {
             "127.0.0.1:0".parse().unwrap(),
             vec![non_vip(&proxy, "proxy", MINUTE)],
         );
-        let exporter = exporter(config);
-        if state {
-            exporter.with_state_dir(dir.path()).unwrap()
+        let budgets_at_start = if state {
+            BudgetsAtStart::StateDir(dir.path().to_path_buf())
         } else {
-            exporter
-        }
+            BudgetsAtStart::Empty
+        };
+        exporter_starting(config, budgets_at_start)
     };
     for runs_for in [Duration::from_secs(150), 10 * MINUTE] {
         let stop = CancellationToken::new();

@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use httpmock::prelude::*;
-use mining_exporter::Exporter;
 use mining_exporter::config::{Config, SecretMode};
+use mining_exporter::{Exporter, ExporterOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::*;
@@ -60,10 +60,15 @@ async fn serve_reloadable(
     tokio::task::JoinHandle<Result<(), mining_exporter::error::StartError>>,
 ) {
     let config = Config::load(file, SecretMode::Require, &mining_exporter::sources::KINDS).unwrap();
-    let exporter = Exporter::new(config)
-        .unwrap()
-        .reload_from(file.to_path_buf())
-        .enable_lifecycle();
+    let exporter = Exporter::with_options(
+        config,
+        ExporterOptions {
+            config_path: Some(file.to_path_buf()),
+            enable_lifecycle: true,
+            ..ExporterOptions::default()
+        },
+    )
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let serving = tokio::spawn(exporter.serve(listener, shutdown.clone()));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use httpmock::prelude::*;
 use mining_exporter::budget::Budget;
-use mining_exporter::client::{Upstream, http_client};
+use mining_exporter::client::{Connection, Upstream, http_client};
 use mining_exporter::config::auth::{Auth, TokenPlacement};
 use mining_exporter::config::{BudgetConfig, Config, HttpSettings, SecretMode};
 use mining_exporter::secret::Secret;
@@ -170,7 +170,7 @@ async fn a_token_in_the_query_string_stays_out_of_errors() {
         .unwrap_err();
     assert_eq!(mock.calls_async().await, 1);
     let shown = format!("{error} {error:?}");
-    assert_eq!(error.kind(), "auth");
+    assert_eq!(error.kind().label(), "auth");
     assert!(shown.contains("permission check failed"), "{shown}");
     assert!(!shown.contains(TOKEN), "{shown}");
     assert!(!format!("{upstream:?}").contains(TOKEN));
@@ -193,28 +193,29 @@ fn debug_output_of_a_config_hides_the_token() {
     assert_eq!(reloaded.sources[0].token.as_ref().unwrap().expose(), TOKEN);
 }
 
+/// An Upstream that sends once, without retries.
 fn upstream_with(base_url: String, token_in: TokenPlacement, token: &str) -> Upstream {
-    Upstream {
-        http: http_client().unwrap(),
-        base_url,
-        auth: Auth::token_in(token_in),
-        token: Secret::new(token),
-        budget: Arc::new(Budget::new(&BudgetConfig {
-            name: "b".into(),
-            limits: vec!["10/1s".parse().unwrap()],
-            origin: "test".into(),
-            target: 0.85,
-        })),
-        settings: HttpSettings::default(),
-        telemetry: Telemetry::new(),
-        pool: "test",
-        source: "s".into(),
-        warned: Default::default(),
-        clock: Default::default(),
-        host_budget: None,
-        requests_asked: Default::default(),
-        poll_bytes: Default::default(),
-    }
+    Upstream::new(
+        http_client().unwrap(),
+        Connection {
+            base_url,
+            auth: Auth::token_in(token_in),
+            token: Secret::new(token),
+            budget: Arc::new(Budget::new(&BudgetConfig {
+                name: "b".into(),
+                limits: vec!["10/1s".parse().unwrap()],
+                origin: "test".into(),
+                target: 0.85,
+            })),
+            host_budget: None,
+            settings: HttpSettings {
+                max_retries: 0,
+                ..HttpSettings::default()
+            },
+            clock: Default::default(),
+        },
+        Telemetry::new().source("test", "s", false),
+    )
 }
 
 #[tokio::test]
@@ -239,8 +240,7 @@ async fn an_echoed_token_is_scrubbed_before_the_message_is_cut_and_in_encoded_fo
                 .json_body(json!({"error": format!("bad key in /encoded?token={encoded}")}));
         })
         .await;
-    let mut upstream = upstream_with(server.base_url(), TokenPlacement::Bearer, token);
-    upstream.settings.max_retries = 0;
+    let upstream = upstream_with(server.base_url(), TokenPlacement::Bearer, token);
     for path in ["/cut", "/encoded"] {
         let error = upstream
             .get_json::<serde_json::Value>("/x", path, &[])

@@ -2,7 +2,8 @@
 //! pool's auth, rate limits, error bodies and pagination.
 
 use mining_exporter::demo::{
-    LuxorOptions, LuxorSimulator, OurPoolOptions, OurPoolSimulator, Simulator, SimulatorOptions,
+    LuxorOptions, LuxorSimulator, OurPoolOptions, OurPoolSimulator, UltimateProxyOptions,
+    UltimateProxySimulator,
 };
 use serde_json::Value;
 
@@ -10,11 +11,11 @@ use crate::common::*;
 
 #[tokio::test]
 async fn auth_window_headers_and_pagination_follow_the_reference() {
-    let simulator = Simulator::start(SimulatorOptions {
+    let simulator = UltimateProxySimulator::start(UltimateProxyOptions {
         workers: 150,
         limit_per_minute: 4,
         token: TOKEN.to_string(),
-        ..SimulatorOptions::default()
+        ..UltimateProxyOptions::default()
     })
     .await
     .unwrap();

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use httpmock::prelude::*;
 use mining_exporter::Exporter;
-use mining_exporter::demo::{Simulator, SimulatorOptions};
+use mining_exporter::demo::{UltimateProxyOptions, UltimateProxySimulator};
 use mining_exporter::scheduler::Outcome;
 
 use crate::common::*;
@@ -73,12 +73,12 @@ async fn malformed_json_keeps_the_last_good_series() {
     assert_eq!(sample(&page, "mining_exporter_source_up", &[]), Some(1.0));
 }
 
-async fn simulated(workers: usize) -> (Simulator, Exporter, tempfile::TempDir) {
-    let simulator = Simulator::start(SimulatorOptions {
+async fn simulated(workers: usize) -> (UltimateProxySimulator, Exporter, tempfile::TempDir) {
+    let simulator = UltimateProxySimulator::start(UltimateProxyOptions {
         workers,
         token: TOKEN.to_string(),
         outages: false,
-        ..SimulatorOptions::default()
+        ..UltimateProxyOptions::default()
     })
     .await
     .unwrap();
@@ -145,11 +145,11 @@ async fn an_offline_worker_is_down_not_alive() {
 #[tokio::test]
 async fn max_workers_and_essential_series_cut_per_worker_series_not_the_totals() {
     let (logs, _logging) = capture_logs();
-    let simulator = Simulator::start(SimulatorOptions {
+    let simulator = UltimateProxySimulator::start(UltimateProxyOptions {
         workers: 20,
         token: TOKEN.to_string(),
         outages: false,
-        ..SimulatorOptions::default()
+        ..UltimateProxyOptions::default()
     })
     .await
     .unwrap();

@@ -9,7 +9,8 @@ mod pagination;
 
 use serde_json::Value;
 
-use super::{PollFuture, Source, count_workers};
+use super::shared::count_workers;
+use super::{PollFuture, Source};
 use crate::client::Upstream;
 use crate::error::PollError;
 use crate::metrics::{WORKER_UP, WORKERS};
@@ -24,8 +25,10 @@ pub struct HttpJson {
     counts_workers: bool,
 }
 
-impl HttpJson {
-    pub fn new(settings: &HttpJsonConfig) -> Self {
+impl super::FromSettings for HttpJson {
+    type Settings = HttpJsonConfig;
+
+    fn new(settings: &HttpJsonConfig) -> Self {
         let families = || {
             settings
                 .endpoints
@@ -39,7 +42,9 @@ impl HttpJson {
                 && !families().any(|f| std::ptr::eq(f, &WORKERS)),
         }
     }
+}
 
+impl HttpJson {
     async fn fetch(&self, api: &Upstream) -> Result<Snapshot, PollError> {
         let mut snap = Snapshot::new();
         for endpoint in &self.endpoints {

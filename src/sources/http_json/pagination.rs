@@ -34,7 +34,7 @@ pub(super) struct Pages<'e> {
 
 impl<'e> Pages<'e> {
     pub(super) fn new(endpoint: &'e Endpoint, api: &Upstream) -> Result<Self, PollError> {
-        let origin = reqwest::Url::parse(&format!("{}/", api.base_url))
+        let origin = reqwest::Url::parse(&format!("{}/", api.base_url()))
             .map_err(|e| PollError::decode(endpoint.name, format!("base_url: {e}")))?;
         Ok(Pages {
             endpoint,

@@ -1,17 +1,23 @@
 //! The keys only Luxor sources take: the `currency` polled, and which subaccounts to watch
 //! (`subaccounts` by name, or every one of a `site_id`, or by default every one listed).
 
-use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::config::auth::{Auth, TokenPlacement};
-use crate::config::{KindContext, KindSettings, RateWindow, same_settings};
+use crate::config::{KindContext, KindDefaults, KindSettings, RateWindow};
 use crate::error::ConfigError;
 
 pub const KIND: &str = "luxor";
+
+pub const DEFAULTS: KindDefaults = KindDefaults {
+    kind: KIND,
+    pool: KIND,
+    base_url: Some("https://app.luxor.tech/api"),
+    interval: Duration::from_secs(60),
+};
 pub const KEYS: &[&str] = &["currency", "subaccounts", "site_id"];
 
 /// The coins Luxor's summary and workers endpoints take (docs.luxor.tech/mining/api/v2, the `currency_type` path parameter).
@@ -112,19 +118,10 @@ pub fn parse(cx: &mut KindContext<'_, '_>) -> Result<Arc<dyn KindSettings>, Conf
 }
 
 impl KindSettings for LuxorConfig {
-    fn kind(&self) -> &'static str {
-        KIND
+    fn defaults(&self) -> KindDefaults {
+        DEFAULTS
     }
 
-    fn default_base_url(&self) -> Option<&'static str> {
-        Some("https://app.luxor.tech/api")
-    }
-
-    fn default_interval(&self) -> Duration {
-        Duration::from_secs(60)
-    }
-
-    /// The raw key in `authorization`, no scheme.
     fn auth(&self) -> Auth {
         Auth::token_in(TokenPlacement::Header("authorization".to_string()))
     }
@@ -149,12 +146,15 @@ impl KindSettings for LuxorConfig {
         "summary per subaccount + workers (1 per 1000 workers) + workspace every ~10 min"
             .to_string()
     }
+}
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    fn same_as(&self, other: &dyn KindSettings) -> bool {
-        same_settings(self, other)
+    #[test]
+    fn the_declared_keys_are_the_keys_parsed() {
+        use crate::config::kind::{fields_parsed, sorted};
+        assert_eq!(fields_parsed::<Keys>(), sorted(KEYS));
     }
 }

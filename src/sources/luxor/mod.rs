@@ -10,14 +10,16 @@ pub mod config;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::fields::{Items, Num, num, required, text, timestamp};
 use super::optional::OptionalEndpoints;
-use super::{PollFuture, Source, count_workers, set_worker, worker_label};
+use super::shared::{UNKNOWN_ALGORITHM, count_workers, set_worker, worker_label};
+use super::{PollFuture, Source};
 use crate::client::Upstream;
-use crate::config::{SourceConfig, Trigger};
 use crate::error::PollError;
 use crate::metrics::*;
 use crate::snapshot::{SKIP_UNNAMED, SKIP_UNREADABLE, Snapshot};
@@ -172,40 +174,44 @@ struct Watch {
     subaccounts: Vec<String>,
 }
 
+/// The watch list and when it was read: it is read again once `WORKSPACE_EVERY` has passed,
+/// whatever the source's interval or schedule.
 #[derive(Debug, Default)]
 struct WatchCache {
-    watch: Option<Arc<Watch>>,
-    polls_since_refresh: u32,
+    read: Option<(Arc<Watch>, Instant)>,
+}
+
+impl WatchCache {
+    /// The cached list while it is younger than `WORKSPACE_EVERY`.
+    fn fresh(&self, now: Instant) -> Option<Arc<Watch>> {
+        let (watch, at) = self.read.as_ref()?;
+        (now.saturating_duration_since(*at) < WORKSPACE_EVERY).then(|| watch.clone())
+    }
 }
 
 pub struct Luxor {
     currency: String,
     configured: Vec<String>,
     site_id: Option<String>,
-    /// Polls between workspace reads: about WORKSPACE_EVERY at the configured interval.
-    refresh_every: u32,
     optional: OptionalEndpoints,
     cache: Mutex<WatchCache>,
 }
 
-impl Luxor {
-    pub fn new(config: &SourceConfig, settings: &LuxorConfig) -> Self {
-        let refresh_every = match config.trigger {
-            Trigger::Every(every) if !every.is_zero() => {
-                (WORKSPACE_EVERY.as_secs_f64() / every.as_secs_f64()).ceil() as u32
-            }
-            _ => 10,
-        };
+impl super::FromSettings for Luxor {
+    type Settings = LuxorConfig;
+
+    fn new(settings: &LuxorConfig) -> Self {
         Luxor {
             currency: settings.currency.clone(),
             configured: settings.subaccounts.clone(),
             site_id: settings.site_id.clone(),
-            refresh_every: refresh_every.max(1),
             optional: OptionalEndpoints::new(),
             cache: Mutex::new(WatchCache::default()),
         }
     }
+}
 
+impl Luxor {
     async fn fetch(&self, api: &Upstream) -> Result<Snapshot, PollError> {
         let watch = self.watch(api).await?;
         let currency = self.currency.as_str();
@@ -245,22 +251,20 @@ impl Luxor {
         Ok(snapshot)
     }
 
-    /// The cached watch list, re-read from the workspace every `refresh_every` polls. A failed
-    /// read fails the poll and is tried again on the next one.
+    /// The cached watch list, re-read from the workspace once it is `WORKSPACE_EVERY` old. A
+    /// failed read fails the poll and is tried again on the next one.
     async fn watch(&self, api: &Upstream) -> Result<Arc<Watch>, PollError> {
-        {
-            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(watch) = cache.watch.clone() {
-                if cache.polls_since_refresh < self.refresh_every {
-                    cache.polls_since_refresh += 1;
-                    return Ok(watch);
-                }
-            }
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fresh(Instant::now());
+        if let Some(watch) = cached {
+            return Ok(watch);
         }
         let watch = Arc::new(self.read_workspace(api).await?);
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.watch = Some(watch.clone());
-        cache.polls_since_refresh = 1;
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).read =
+            Some((watch.clone(), Instant::now()));
         Ok(watch)
     }
 
@@ -432,7 +436,7 @@ pub fn algorithm_of(currency: &str) -> &'static str {
         "LTC_DOGE" => "scrypt",
         "SC" => "blake2b",
         "ZEC" | "ZEN" => "equihash",
-        _ => super::UNKNOWN_ALGORITHM,
+        _ => UNKNOWN_ALGORITHM,
     }
 }
 
@@ -565,6 +569,20 @@ mod tests {
             workspace: Some("ws".into()),
             subaccounts: subaccounts.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn the_workspace_is_read_again_once_ten_minutes_have_passed_whatever_the_schedule() {
+        let read_at = Instant::now();
+        let mut cache = WatchCache::default();
+        assert!(cache.fresh(read_at).is_none(), "nothing read yet");
+        cache.read = Some((Arc::new(watch(&["a"])), read_at));
+        let second = Duration::from_secs(1);
+        assert!(cache.fresh(read_at + WORKSPACE_EVERY - second).is_some());
+        assert!(
+            cache.fresh(read_at + WORKSPACE_EVERY).is_none(),
+            "ten minutes old"
+        );
     }
 
     #[test]

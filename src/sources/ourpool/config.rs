@@ -1,16 +1,22 @@
 //! The keys only OurPool sources take: `account`, which its paths need.
 
-use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::config::auth::{Auth, TokenPlacement};
-use crate::config::{KindContext, KindSettings, RateWindow, same_settings};
+use crate::config::{KindContext, KindDefaults, KindSettings, RateWindow};
 use crate::error::ConfigError;
 
 pub const KIND: &str = "ourpool";
+
+pub const DEFAULTS: KindDefaults = KindDefaults {
+    kind: KIND,
+    pool: KIND,
+    base_url: Some("https://ourpool.io"),
+    interval: Duration::from_secs(60),
+};
 pub const KEYS: &[&str] = &["account"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,22 +48,13 @@ pub fn parse(cx: &mut KindContext<'_, '_>) -> Result<Arc<dyn KindSettings>, Conf
             "add it; config.example.toml shows a block for every pool",
         ));
     }
-    let account = super::super::account(cx, keys.account)?;
+    let account = crate::sources::shared::account(cx, keys.account)?;
     Ok(Arc::new(OurPoolConfig { account }))
 }
 
 impl KindSettings for OurPoolConfig {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn default_base_url(&self) -> Option<&'static str> {
-        Some("https://ourpool.io")
-    }
-
-    /// 3 requests a poll every 60 s is 180 an hour, well inside the 1000/h that binds first.
-    fn default_interval(&self) -> Duration {
-        Duration::from_secs(60)
+    fn defaults(&self) -> KindDefaults {
+        DEFAULTS
     }
 
     fn auth(&self) -> Auth {
@@ -82,12 +79,15 @@ impl KindSettings for OurPoolConfig {
     fn requests(&self) -> String {
         "rewards-stats + miner workers + miner stats".to_string()
     }
+}
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    fn same_as(&self, other: &dyn KindSettings) -> bool {
-        same_settings(self, other)
+    #[test]
+    fn the_declared_keys_are_the_keys_parsed() {
+        use crate::config::kind::{fields_parsed, sorted};
+        assert_eq!(fields_parsed::<Keys>(), sorted(KEYS));
     }
 }

@@ -10,7 +10,8 @@ use serde::Deserialize;
 
 use super::fields::{Entries, Num, num, required, text, timestamp};
 use super::optional::OptionalEndpoints;
-use super::{PollFuture, Source, count_workers, set_worker};
+use super::shared::{count_workers, set_worker};
+use super::{PollFuture, Source};
 use crate::client::{Upstream, escape_path_segment};
 use crate::error::PollError;
 use crate::metrics::*;
@@ -90,8 +91,10 @@ pub struct OurPool {
     optional: OptionalEndpoints,
 }
 
-impl OurPool {
-    pub fn new(settings: &OurPoolConfig) -> Self {
+impl super::FromSettings for OurPool {
+    type Settings = OurPoolConfig;
+
+    fn new(settings: &OurPoolConfig) -> Self {
         OurPool {
             account: settings.account.clone(),
             prefix: format!(
@@ -101,7 +104,9 @@ impl OurPool {
             optional: OptionalEndpoints::new(),
         }
     }
+}
 
+impl OurPool {
     async fn fetch(&self, api: &Upstream) -> Result<Snapshot, PollError> {
         let path = |tail: &str| format!("{}{tail}", self.prefix);
         let rewards: RewardsStats = api

@@ -1,16 +1,22 @@
 //! The keys only Ultimate Proxy sources take: `account` and `tier`.
 
-use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::config::auth::{Auth, TokenPlacement};
-use crate::config::{KindContext, KindSettings, RateWindow, same_settings};
+use crate::config::{KindContext, KindDefaults, KindSettings, RateWindow};
 use crate::error::ConfigError;
 
 pub const KIND: &str = "ultimate_proxy";
+
+pub const DEFAULTS: KindDefaults = KindDefaults {
+    kind: KIND,
+    pool: KIND,
+    base_url: Some("https://api.ultimate-proxy.com"),
+    interval: Duration::from_secs(60),
+};
 pub const KEYS: &[&str] = &["account", "tier"];
 
 /// The key's tier: the proxy's limits are per user, and depend on it.
@@ -57,7 +63,7 @@ struct Keys {
 
 pub fn parse(cx: &mut KindContext<'_, '_>) -> Result<Arc<dyn KindSettings>, ConfigError> {
     let keys: Keys = cx.deserialize()?;
-    let account = super::super::account(cx, keys.account)?;
+    let account = crate::sources::shared::account(cx, keys.account)?;
     Ok(Arc::new(UltimateProxyConfig {
         account,
         tier: keys.tier.unwrap_or_default(),
@@ -65,16 +71,8 @@ pub fn parse(cx: &mut KindContext<'_, '_>) -> Result<Arc<dyn KindSettings>, Conf
 }
 
 impl KindSettings for UltimateProxyConfig {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn default_base_url(&self) -> Option<&'static str> {
-        Some("https://api.ultimate-proxy.com")
-    }
-
-    fn default_interval(&self) -> Duration {
-        Duration::from_secs(60)
+    fn defaults(&self) -> KindDefaults {
+        DEFAULTS
     }
 
     fn auth(&self) -> Auth {
@@ -106,12 +104,15 @@ impl KindSettings for UltimateProxyConfig {
     fn requests(&self) -> String {
         "overview + workers (1 per 100 workers) + hashrate series (1 per algorithm)".to_string()
     }
+}
 
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    fn same_as(&self, other: &dyn KindSettings) -> bool {
-        same_settings(self, other)
+    #[test]
+    fn the_declared_keys_are_the_keys_parsed() {
+        use crate::config::kind::{fields_parsed, sorted};
+        assert_eq!(fields_parsed::<Keys>(), sorted(KEYS));
     }
 }

@@ -12,9 +12,8 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 
 use super::fields::{Items, Num, num, required, text, timestamp};
-use super::{
-    PollFuture, Source, UNKNOWN_ALGORITHM, algorithm_label, count_workers, set_worker, worker_label,
-};
+use super::shared::{UNKNOWN_ALGORITHM, algorithm_label, count_workers, set_worker, worker_label};
+use super::{PollFuture, Source};
 use crate::client::Upstream;
 use crate::error::PollError;
 use crate::metrics::*;
@@ -121,13 +120,17 @@ pub struct UltimateProxy {
     account: String,
 }
 
-impl UltimateProxy {
-    pub fn new(settings: &UltimateProxyConfig) -> Self {
+impl super::FromSettings for UltimateProxy {
+    type Settings = UltimateProxyConfig;
+
+    fn new(settings: &UltimateProxyConfig) -> Self {
         UltimateProxy {
             account: settings.account.clone(),
         }
     }
+}
 
+impl UltimateProxy {
     async fn fetch(&self, api: &Upstream) -> Result<Snapshot, PollError> {
         let overview: Overview = api.get_json(OVERVIEW, OVERVIEW, &[]).await?;
         let Items {

@@ -19,8 +19,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::farm::unix_now;
-use super::harness::{
+use crate::demo::farm::unix_now;
+use crate::demo::harness::{
     Counted, Counters, FixedWindow, Refused, Running, Shared, lock, with_retry_after,
 };
 use crate::signing;

@@ -15,8 +15,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::farm::{Farm, sha256_asic};
-use super::harness::{
+use crate::demo::farm::{Farm, sha256_asic};
+use crate::demo::harness::{
     Counted, Counters, FixedWindow, Refused, Running, Shared, lock, with_retry_after,
 };
 

@@ -1,0 +1,177 @@
+//! The plan kept up to date with what polls cost, and the state file that carries budgets and
+//! learned costs across restarts (`--state-dir`).
+
+use std::collections::BTreeMap;
+
+use tracing::{debug, info, warn};
+
+use super::{BudgetsAtStart, Exporter};
+use crate::budget::Budgets;
+use crate::config::Trigger;
+use crate::error::StartError;
+use crate::plan;
+use crate::scheduler::CostLearned;
+use crate::state_file::{StateError, StateFile};
+
+/// What each source's polls cost, as learned, and where that is kept.
+#[derive(Debug, Default)]
+pub(super) struct Costs {
+    /// By source name.
+    pub(super) learned: BTreeMap<String, u32>,
+    state: Option<StateFile>,
+    /// The budgets' change count when the state file was last written.
+    saved_at: Option<u64>,
+}
+
+impl Costs {
+    pub(super) fn keeps_state(&self) -> bool {
+        self.state.is_some()
+    }
+
+    /// Writes the state file at once: a start that finds none leaves one.
+    pub(super) fn save_once(&self, budgets: &Budgets) -> Result<(), StartError> {
+        match &self.state {
+            Some(file) => file
+                .save(budgets, &self.learned)
+                .map_err(|e| StartError::State(e.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the state file if a budget sent or paused since the last write.
+    pub(super) async fn save(&mut self, budgets: &Budgets) {
+        let Some(file) = self.state.clone() else {
+            return;
+        };
+        let changes: u64 = budgets.values().map(|b| b.changes()).sum();
+        if self.saved_at == Some(changes) {
+            return;
+        }
+        let budgets = budgets.clone();
+        let costs = self.learned.clone();
+        let saved = tokio::task::spawn_blocking(move || file.save(&budgets, &costs)).await;
+        match saved {
+            Ok(Ok(())) => self.saved_at = Some(changes),
+            Ok(Err(e)) => {
+                warn!(error = %e, "cannot write the state file; a restart now may send more than a window allows")
+            }
+            Err(_) => warn!("writing the state file panicked"),
+        }
+    }
+}
+
+impl Exporter {
+    /// Starts the budgets from what the options say came before. From a state file: its
+    /// sends still count against the windows and its costs plan the first polls.
+    pub(super) fn take_in_what_came_before(&mut self) -> Result<(), StartError> {
+        let now = tokio::time::Instant::now();
+        let dir = match &self.options.budgets_at_start {
+            BudgetsAtStart::Empty => return Ok(()),
+            BudgetsAtStart::AssumedPartlyUsed => {
+                for budget in self.budgets.values() {
+                    budget.assume_partly_used(now);
+                }
+                return Ok(());
+            }
+            BudgetsAtStart::StateDir(dir) => dir.clone(),
+        };
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StartError::State(format!("cannot create {}: {e}", dir.display())))?;
+        let file = StateFile::in_dir(&dir, self.options.clock);
+        let restored = match file.load() {
+            Ok(restored) => restored,
+            Err(e @ StateError::Unreadable { .. }) => {
+                warn!("{e}");
+                Default::default()
+            }
+            Err(e) => return Err(StartError::State(e.to_string())),
+        };
+        for (name, budget) in &self.budgets {
+            match restored.budgets.get(name) {
+                Some(log) => budget.restore(log, now),
+                None => budget.assume_partly_used(now),
+            }
+        }
+        for (name, cost) in restored.costs {
+            if let Some(poller) = self.pollers.get(&name) {
+                poller.knows_cost(cost);
+                self.costs.learned.insert(name, cost);
+            }
+        }
+        info!(file = %file.path().display(), budgets = restored.budgets.len(), "budgets restored from the state file");
+        self.costs.state = Some(file);
+        Ok(())
+    }
+
+    /// Computes the plan from the config and the costs learned so far, and hands each
+    /// source its interval.
+    pub(super) fn replan(&mut self) {
+        self.plan = plan::plan(&self.config, &self.costs.learned);
+        for planned in &self.plan.sources {
+            if let (Some(poller), Trigger::Every(every)) =
+                (self.pollers.get(&planned.name), &planned.trigger)
+            {
+                poller.set_planned(*every);
+            }
+        }
+        let pollers = &self.pollers;
+        self.telemetry.planned(
+            self.plan.sources.iter().filter_map(|s| {
+                let poller = pollers.get(&s.name)?;
+                Some((poller.pool, s.name.as_str(), s.interval, s.cost))
+            }),
+            self.plan
+                .budgets
+                .iter()
+                .map(|b| (b.name.as_str(), b.use_ratio())),
+        );
+    }
+
+    /// A source's cost changed: the plan follows, and one log line says what moved.
+    pub(super) fn cost_learned(&mut self, learned: CostLearned) {
+        if !self.pollers.contains_key(&learned.source) {
+            return;
+        }
+        let before = self.plan.clone();
+        self.costs
+            .learned
+            .insert(learned.source.clone(), learned.requests);
+        self.replan();
+        // The page shows the plan's gauges as of its last render.
+        let exposition = self.exposition.clone();
+        drop(tokio::task::spawn_blocking(move || exposition.refresh()));
+        let moved: Vec<String> = self
+            .plan
+            .sources
+            .iter()
+            .filter_map(|now| {
+                let was = before.source(&now.name)?;
+                (was.interval != now.interval).then(|| {
+                    format!(
+                        "{} every {} (was {})",
+                        now.name,
+                        humantime::format_duration(now.interval),
+                        humantime::format_duration(was.interval)
+                    )
+                })
+            })
+            .collect();
+        let planned_cost = before.source(&learned.source).map(|p| p.cost);
+        let was = match (learned.was, planned_cost) {
+            (Some(was), _) => was.to_string(),
+            (None, Some(assumed)) => format!("{assumed} assumed"),
+            (None, None) => "unknown".to_string(),
+        };
+        let changed = if moved.is_empty() {
+            "no interval".to_string()
+        } else {
+            moved.join(", ")
+        };
+        // A first poll that costs what was assumed changes nothing worth a line.
+        if planned_cost == Some(learned.requests) {
+            debug!(source = %learned.source, requests_per_poll = learned.requests, %was, %changed, "poll cost learned; plan recomputed");
+        } else {
+            info!(source = %learned.source, requests_per_poll = learned.requests, %was, %changed, "poll cost learned; plan recomputed");
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! How a generic source authenticates: where the token travels, the headers it adds, and
+//! the HMAC signing of a signed API.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::Keys;
+use crate::config::KindContext;
+use crate::config::auth::{Auth, DEFAULT_MAX_CLOCK_SKEW, Signing, TokenPlacement};
+use crate::error::ConfigError;
+
+/// Header names that carry credentials: those go in token_env/token_file or `signing`.
+const CREDENTIAL_HEADER_WORDS: &[&str] = &[
+    "authorization",
+    "cookie",
+    "token",
+    "secret",
+    "key",
+    "password",
+    "signature",
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSigning {
+    secret_env: Option<String>,
+    secret_file: Option<PathBuf>,
+    max_clock_skew: Option<String>,
+}
+
+pub(super) fn auth(cx: &mut KindContext<'_, '_>, keys: &Keys) -> Result<Auth, ConfigError> {
+    let style = keys.auth.as_deref().unwrap_or("header");
+    let token = match style {
+        "header" => {
+            let name = keys.auth_header.as_deref().unwrap_or("X-API-Key");
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(cx.err(
+                    "auth_header",
+                    format!("{name:?} is not a header name"),
+                    "write the header the API reads the key from, e.g. \"X-API-Key\"",
+                ));
+            }
+            TokenPlacement::Header(name.to_string())
+        }
+        "bearer" => TokenPlacement::Bearer,
+        "query" => {
+            let param = keys.auth_param.as_deref().unwrap_or("api_key");
+            if param.is_empty()
+                || !param
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            {
+                return Err(cx.err(
+                    "auth_param",
+                    format!("{param:?} is not a query parameter name"),
+                    "write the parameter the API reads the key from, e.g. \"api_key\"",
+                ));
+            }
+            TokenPlacement::Query(param.to_string())
+        }
+        other => {
+            return Err(cx.err(
+                "auth",
+                format!("{other:?} is not a way to send the token"),
+                "use \"header\" (auth_header names it, X-API-Key by default), \"bearer\" or \"query\" (auth_param names it)",
+            ));
+        }
+    };
+    for (key, applies) in [
+        ("auth_header", style == "header"),
+        ("auth_param", style == "query"),
+    ] {
+        if cx.has(key) && !applies {
+            return Err(cx.err(
+                key,
+                format!("`{key}` does not apply to auth = {style:?}"),
+                "remove it, or set the `auth` it belongs to",
+            ));
+        }
+    }
+    let mut headers = Vec::new();
+    for (name, value) in keys.headers.iter().flatten() {
+        let lower = name.to_ascii_lowercase();
+        if CREDENTIAL_HEADER_WORDS.iter().any(|w| lower.contains(w)) {
+            return Err(cx.err(
+                &format!("headers.{name}"),
+                "a header that carries a credential is never written in the config file",
+                "send the key with token_env/token_file and auth = \"header\" (auth_header names the header), or sign with [sources.signing]",
+            ));
+        }
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+            || reqwest::header::HeaderValue::from_str(value).is_err()
+        {
+            return Err(cx.err(
+                &format!("headers.{name}"),
+                "not a header name and value",
+                "write headers = { \"X-Merchant-Id\" = \"123\" }",
+            ));
+        }
+        headers.push((name.clone(), value.clone()));
+    }
+    let signing = match &keys.signing {
+        None => None,
+        Some(raw) => {
+            let (secret, secret_origin) = cx.secret(
+                "signing.secret",
+                raw.secret_env.as_deref(),
+                raw.secret_file.as_ref(),
+            )?;
+            let max_clock_skew = match &raw.max_clock_skew {
+                Some(text) => {
+                    cx.duration("signing.max_clock_skew", text, Duration::from_secs(1))?
+                }
+                None => DEFAULT_MAX_CLOCK_SKEW,
+            };
+            Some(Signing {
+                secret,
+                secret_origin,
+                max_clock_skew,
+            })
+        }
+    };
+    Ok(Auth {
+        token,
+        headers,
+        signing,
+    })
+}

@@ -1,0 +1,364 @@
+//! The keys of a generic JSON source: how it authenticates, its endpoints, how each pages,
+//! and what each metric is read from. Everything a mapping could get wrong is refused here,
+//! at load: a JSONPath that does not parse, a family the contract does not have with the
+//! wrong labels, a new family whose name, type, help or unit does not fit the conventions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json_path::JsonPath;
+
+use crate::config::auth::Auth;
+use crate::config::{KindContext, KindDefaults, KindSettings, RateWindow, SourceConfig};
+use crate::error::ConfigError;
+use crate::interned::intern;
+use crate::metrics::MetricDef;
+
+mod auth;
+mod mappings;
+mod pagination;
+
+use auth::{RawSigning, auth};
+pub use mappings::{Label, Mapping};
+use mappings::{RawMapping, mapping};
+pub use pagination::Pagination;
+use pagination::{RawPagination, pagination};
+
+pub const KIND: &str = "http_json";
+pub const KEYS: &[&str] = &[
+    "pool",
+    "auth",
+    "auth_header",
+    "auth_param",
+    "headers",
+    "limits",
+    "signing",
+    "endpoints",
+];
+
+/// The limits assumed for a token when the block gives neither `limits` nor `budget`: low,
+/// because a pool that bans is worse than a source polled slowly.
+const ASSUMED_LIMIT: RateWindow = RateWindow::new(10, Duration::from_secs(60));
+const DEFAULT_MAX_PAGES: u32 = 100;
+const MAX_MAX_PAGES: u32 = 10_000;
+/// A JSONPath (RFC 9535) with the text it was written as, for errors and equality.
+#[derive(Debug, Clone)]
+pub struct Path {
+    pub text: String,
+    pub path: JsonPath,
+}
+
+impl PartialEq for Path {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpJsonConfig {
+    pub pool: &'static str,
+    pub auth: Auth,
+    pub limits: Vec<RateWindow>,
+    pub limits_configured: bool,
+    pub endpoints: Vec<Endpoint>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    /// The `endpoint` label and how errors name it.
+    pub name: &'static str,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub pagination: Pagination,
+    pub max_pages: u32,
+    /// Where a 200 answer of this endpoint says it failed.
+    pub error: ErrorField,
+    pub metrics: Vec<Mapping>,
+}
+
+/// The `error` key of an endpoint.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum ErrorField {
+    /// Unset: a top-level `error` of an object, as the pools send it.
+    #[default]
+    TopLevel,
+    /// `error = false`: the answers carry no error field; `error` is data if present.
+    Off,
+    /// `error = "$.path"`: a non-empty string or an object there fails the poll.
+    At(Path),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Keys {
+    pool: Option<String>,
+    auth: Option<String>,
+    auth_header: Option<String>,
+    auth_param: Option<String>,
+    headers: Option<BTreeMap<String, String>>,
+    limits: Option<Vec<String>>,
+    signing: Option<RawSigning>,
+    endpoints: Option<Vec<RawEndpoint>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    name: Option<String>,
+    path: String,
+    #[serde(default)]
+    query: BTreeMap<String, String>,
+    pagination: Option<RawPagination>,
+    max_pages: Option<u32>,
+    error: Option<RawErrorField>,
+    #[serde(default)]
+    metrics: Vec<RawMapping>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawErrorField {
+    Flag(bool),
+    Path(String),
+}
+
+pub fn parse(cx: &mut KindContext<'_, '_>) -> Result<Arc<dyn KindSettings>, ConfigError> {
+    let keys: Keys = cx.deserialize()?;
+    let pool = match keys.pool.clone() {
+        None => KIND.to_string(),
+        Some(p) if label_value_ok(&p) => p,
+        Some(_) => {
+            return Err(cx.err(
+                "pool",
+                "not a usable `pool` label",
+                "name the API in lower case, e.g. \"luxcore\": letters, digits and '_', up to 64",
+            ));
+        }
+    };
+    let auth = auth(cx, &keys)?;
+    if keys.limits.is_none() && !cx.block_sets("budget") {
+        cx.warn(
+            "limits",
+            "neither `limits` nor `budget`: the exporter assumes 10 requests a minute; give the API's own limits",
+        );
+    }
+    let (limits, limits_configured) = match &keys.limits {
+        None => (vec![ASSUMED_LIMIT], false),
+        Some(list) if list.is_empty() => {
+            return Err(cx.err(
+                "limits",
+                "no limits given",
+                "give the API's windows per token, e.g. limits = [\"100/1m\"], or remove the key",
+            ));
+        }
+        Some(list) => {
+            let mut windows = Vec::with_capacity(list.len());
+            for (i, text) in list.iter().enumerate() {
+                windows.push(text.parse::<RateWindow>().map_err(|problem| {
+                    cx.err(
+                        &format!("limits[{i}]"),
+                        problem,
+                        "write each window as \"COUNT/DURATION\", e.g. \"100/1m\"",
+                    )
+                })?);
+            }
+            (windows, true)
+        }
+    };
+    let raw_endpoints = keys.endpoints.unwrap_or_default();
+    if raw_endpoints.is_empty() {
+        return Err(cx.err(
+            "endpoints",
+            "http_json sources need at least one endpoint",
+            "add [[sources.endpoints]] with a path and its [[sources.endpoints.metrics]]; config.example.toml shows two APIs",
+        ));
+    }
+    let mut endpoints = Vec::with_capacity(raw_endpoints.len());
+    for (e, raw) in raw_endpoints.into_iter().enumerate() {
+        let endpoint = endpoint(cx, &format!("endpoints[{e}]"), raw)?;
+        if endpoints.iter().any(|x: &Endpoint| x.name == endpoint.name) {
+            return Err(cx.err(
+                &format!("endpoints[{e}].name"),
+                format!("two endpoints are named {:?}", endpoint.name),
+                "give each endpoint its own `name`: it is the `endpoint` label",
+            ));
+        }
+        endpoints.push(endpoint);
+    }
+    Ok(Arc::new(HttpJsonConfig {
+        pool: intern(&pool),
+        auth,
+        limits,
+        limits_configured,
+        endpoints,
+    }))
+}
+
+fn endpoint(cx: &KindContext<'_, '_>, at: &str, raw: RawEndpoint) -> Result<Endpoint, ConfigError> {
+    if !raw.path.starts_with('/') || raw.path.contains(['?', '#']) {
+        return Err(cx.err(
+            &format!("{at}.path"),
+            format!("{:?} is not a path", raw.path),
+            "write the path from the API's root, starting with '/'; parameters go in `query`",
+        ));
+    }
+    let name = raw.name.unwrap_or_else(|| raw.path.clone());
+    if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+        return Err(cx.err(
+            &format!("{at}.name"),
+            "not a usable `endpoint` label",
+            "name the endpoint in a few plain characters, e.g. \"balance\"",
+        ));
+    }
+    if raw.metrics.is_empty() {
+        return Err(cx.err(
+            &format!("{at}.metrics"),
+            "the endpoint maps no metric",
+            "add [[sources.endpoints.metrics]] with a name and a value JSONPath",
+        ));
+    }
+    let metrics = raw
+        .metrics
+        .into_iter()
+        .enumerate()
+        .map(|(m, raw)| mapping(cx, &format!("{at}.metrics[{m}]"), raw))
+        .collect::<Result<Vec<_>, _>>()?;
+    let max_pages = raw.max_pages.unwrap_or(DEFAULT_MAX_PAGES);
+    if !(1..=MAX_MAX_PAGES).contains(&max_pages) {
+        return Err(cx.err(
+            &format!("{at}.max_pages"),
+            format!("{max_pages} pages is not a usable cap"),
+            &format!("use 1 to {MAX_MAX_PAGES} (the default is {DEFAULT_MAX_PAGES})"),
+        ));
+    }
+    let pagination = match raw.pagination {
+        None => Pagination::None,
+        Some(p) => pagination(cx, &format!("{at}.pagination"), p, &metrics)?,
+    };
+    let error = match raw.error {
+        None | Some(RawErrorField::Flag(true)) => ErrorField::TopLevel,
+        Some(RawErrorField::Flag(false)) => ErrorField::Off,
+        Some(RawErrorField::Path(text)) => {
+            ErrorField::At(json_path(cx, &format!("{at}.error"), &text)?)
+        }
+    };
+    Ok(Endpoint {
+        name: intern(&name),
+        path: raw.path,
+        query: raw.query.into_iter().collect(),
+        pagination,
+        max_pages,
+        error,
+        metrics,
+    })
+}
+
+fn json_path(cx: &KindContext<'_, '_>, key: &str, text: &str) -> Result<Path, ConfigError> {
+    JsonPath::parse(text)
+        .map(|path| Path {
+            text: text.to_string(),
+            path,
+        })
+        .map_err(|e| {
+            cx.err(
+                key,
+                format!("{text:?} is not a JSONPath: {e}"),
+                "write an RFC 9535 JSONPath from the document's root, e.g. \"$.data[*]\" or \"$.balance_amount\"",
+            )
+        })
+}
+
+/// A `pool` label: lower-case letters, digits and '_'.
+fn label_value_ok(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// New families defined by more than one block must be defined alike: one name, one type,
+/// help and label set in the exposition.
+pub fn check_families(sources: &[SourceConfig]) -> Result<(), (usize, String)> {
+    let mut seen: BTreeMap<&'static str, (&'static MetricDef, usize)> = BTreeMap::new();
+    for (i, source) in sources.iter().enumerate() {
+        let Some(settings) = source.settings.as_any().downcast_ref::<HttpJsonConfig>() else {
+            continue;
+        };
+        for mapping in settings.endpoints.iter().flat_map(|e| &e.metrics) {
+            let def = mapping.family;
+            match seen.get(def.name) {
+                Some((other, first)) if !std::ptr::eq(*other, def) => {
+                    return Err((
+                        i,
+                        format!(
+                            "{} is defined here with another type, help or labels than in sources[{first}]",
+                            def.name
+                        ),
+                    ));
+                }
+                _ => {
+                    seen.insert(def.name, (def, i));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl KindSettings for HttpJsonConfig {
+    fn defaults(&self) -> KindDefaults {
+        KindDefaults {
+            kind: KIND,
+            pool: self.pool,
+            base_url: None,
+            interval: Duration::from_secs(60),
+        }
+    }
+
+    fn auth(&self) -> Auth {
+        self.auth.clone()
+    }
+
+    fn default_limits(&self) -> (Vec<RateWindow>, String) {
+        let origin = if self.limits_configured {
+            "the source's `limits`"
+        } else {
+            "assumed for a generic API (10/1m); set `limits` to the API's own"
+        };
+        (self.limits.clone(), origin.to_string())
+    }
+
+    fn limits_assumed(&self) -> bool {
+        !self.limits_configured
+    }
+
+    fn min_requests_per_poll(&self) -> u32 {
+        u32::try_from(self.endpoints.len()).unwrap_or(u32::MAX)
+    }
+
+    fn requests(&self) -> String {
+        let names: Vec<String> = self
+            .endpoints
+            .iter()
+            .map(|e| match e.pagination {
+                Pagination::None => e.name.to_string(),
+                _ => format!("{} (every page)", e.name),
+            })
+            .collect();
+        names.join(" + ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_declared_keys_are_the_keys_parsed() {
+        use crate::config::kind::{fields_parsed, sorted};
+        assert_eq!(fields_parsed::<Keys>(), sorted(KEYS));
+    }
+}
