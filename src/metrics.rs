@@ -17,14 +17,28 @@ pub struct MetricDef {
     pub labels: &'static [&'static str],
 }
 
-macro_rules! pool_metric {
-    ($id:ident, $name:literal, $kind:ident, [$($label:literal),*], $help:literal) => {
+/// One definition of the contract.
+macro_rules! metric {
+    ($id:ident, $name:literal, $kind:ident, [$($label:literal),*], $help:expr) => {
         pub static $id: MetricDef = MetricDef {
             name: $name,
-            help: concat!($help, " Cached from the pool's API at the last successful poll."),
+            help: $help,
             kind: MetricKind::$kind,
             labels: &[$($label),*],
         };
+    };
+}
+
+/// A pool family: its HELP says where its values come from.
+macro_rules! pool_metric {
+    ($id:ident, $name:literal, $kind:ident, [$($label:literal),*], $help:literal) => {
+        metric!(
+            $id,
+            $name,
+            $kind,
+            [$($label),*],
+            concat!($help, " Cached from the pool's API at the last successful poll.")
+        );
     };
 }
 
@@ -224,151 +238,140 @@ poll_error_kinds!(
 pub mod exporter {
     use super::{MetricDef, MetricKind};
 
-    macro_rules! exporter_metric {
-        ($id:ident, $name:literal, $kind:ident, [$($label:literal),*], $help:expr) => {
-            pub static $id: MetricDef = MetricDef {
-                name: $name,
-                help: $help,
-                kind: MetricKind::$kind,
-                labels: &[$($label),*],
-            };
-        };
-    }
-
-    exporter_metric!(
+    metric!(
         BUILD_INFO,
         "mining_exporter_build_info",
         Gauge,
         ["version"],
         "Always 1; the version label names the running mining-exporter."
     );
-    exporter_metric!(
+    metric!(
         SOURCE_UP,
         "mining_exporter_source_up",
         Gauge,
         ["pool", "source"],
         "1 if the last poll of the source succeeded, else 0 (its last good values stay exported)."
     );
-    exporter_metric!(
+    metric!(
         SOURCE_LAST_SUCCESS,
         "mining_exporter_source_last_success_timestamp_seconds",
         Gauge,
         ["pool", "source"],
         "Unix time at the end of the last successful poll, 0 until the first one; alert on its age to tell stale data from zero."
     );
-    exporter_metric!(
+    metric!(
         SOURCE_POLL_DURATION,
         "mining_exporter_source_poll_duration_seconds",
         Gauge,
         ["pool", "source"],
         "Duration of the last poll in seconds, budget waits and retries included."
     );
-    exporter_metric!(
+    metric!(
         SOURCE_SERIES,
         "mining_exporter_source_series",
         Gauge,
         ["pool", "source"],
         "Series the source contributes to this page."
     );
-    exporter_metric!(
+    metric!(
         UPSTREAM_REQUESTS,
         "mining_exporter_upstream_requests_total",
         Counter,
         ["pool", "source", "endpoint", "code"],
         "Requests sent to pool APIs; code is the HTTP status, or timeout, transport or decode."
     );
-    exporter_metric!(
+    metric!(
         POLL_ERRORS,
         "mining_exporter_poll_errors_total",
         Counter,
         ["pool", "source", "kind"],
         super::POLL_ERRORS_HELP
     );
-    exporter_metric!(
+    metric!(
         BUDGET_REMAINING,
         "mining_exporter_budget_remaining",
         Gauge,
         ["budget"],
-        "Requests the budget allows right now in its tightest window, the pool's rate-limit headers included."
+        "Requests the budget allows in its tightest window, the pool's rate-limit headers included, as of the last request sent through it (or the start, or the last reload)."
     );
-    exporter_metric!(
+    metric!(
         BUDGET_WAIT,
         "mining_exporter_budget_wait_seconds_total",
         Counter,
         ["budget"],
         "Seconds requests spent waiting for the budget."
     );
-    exporter_metric!(
+    metric!(
         RATE_LIMITED,
         "mining_exporter_rate_limited_total",
         Counter,
         ["budget"],
         "HTTP 429 answers the pools gave requests of this budget; should stay 0."
     );
-    exporter_metric!(
+    metric!(
         ENDPOINT_ENABLED,
         "mining_exporter_endpoint_enabled",
         Gauge,
         ["pool", "source", "endpoint"],
         "1 if the optional endpoint is polled, 0 while it is switched off because the pool never served it (HTTP 404); asked again every hour."
     );
-    exporter_metric!(
+    metric!(
         WORKERS_OMITTED,
         "mining_exporter_workers_omitted",
         Gauge,
         ["pool", "source"],
         "Workers beyond the source's max_workers at its last good poll: no series of their own, counted only in the account totals."
     );
-    exporter_metric!(
+    metric!(
         ITEMS_SKIPPED,
         "mining_exporter_items_skipped_total",
         Counter,
         ["pool", "source", "reason"],
         "Items of otherwise good answers left out of the page, by reason (unreadable: an item none of whose readings fits, such as a worker whose hashrate is an object; unnamed: a worker with neither name nor id); the rest of the poll is kept."
     );
-    exporter_metric!(
+    metric!(
         LABELS_TRUNCATED,
         "mining_exporter_labels_truncated_total",
         Counter,
         ["pool", "source"],
         "Label values from the pool cut to the length cap (their end replaced by a marker), summed over polls."
     );
-    exporter_metric!(
+    metric!(
         CONFIG_LAST_RELOAD_SUCCESSFUL,
         "mining_exporter_config_last_reload_successful",
         Gauge,
         [],
         "1 if the last configuration reload succeeded (or none was asked since start), 0 if it was refused."
     );
-    exporter_metric!(
+    metric!(
         CONFIG_LAST_RELOAD_SUCCESS_TIME,
         "mining_exporter_config_last_reload_success_timestamp_seconds",
         Gauge,
         [],
         "Unix time of the last successful configuration load: the start, or the last reload that took."
     );
-    exporter_metric!(
+    metric!(
         POLL_INTERVAL_PLANNED,
         "mining_exporter_poll_interval_planned_seconds",
         Gauge,
         ["pool", "source"],
         "Seconds the poll plan puts between this source's polls: the asked interval, stretched to fit its budgets (for a cron source, the mean time between firings)."
     );
-    exporter_metric!(
+    metric!(
         POLL_INTERVAL_ACHIEVED,
         "mining_exporter_poll_interval_achieved_seconds",
         Gauge,
         ["pool", "source"],
         "Mean seconds between the starts of this source's last polls (up to 8 intervals)."
     );
-    exporter_metric!(
+    metric!(
         POLL_COST,
         "mining_exporter_poll_cost_requests",
         Gauge,
         ["pool", "source"],
         "Requests one poll of this source costs as the plan counts it: learned from its last polls, failed ones too (pages included, retries not), or the least its kind can cost before it has polled."
     );
-    exporter_metric!(
+    metric!(
         BUDGET_PLANNED_USE,
         "mining_exporter_budget_planned_use_ratio",
         Gauge,

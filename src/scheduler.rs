@@ -197,7 +197,6 @@ impl Poller {
         let asked = self.telemetry.requests_asked();
         let learned = self.learn_cost(asked.saturating_sub(asked_before));
         let outcome = self.record(result, took);
-        self.upstream.record_budgets();
         // Rendering 10,000 workers takes tens of milliseconds (see benches/): keep it off the
         // threads that answer scrapes.
         let exposition = self.exposition.clone();

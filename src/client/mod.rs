@@ -152,8 +152,8 @@ impl Upstream {
         self.poll_bytes.store(0, Ordering::Relaxed);
     }
 
-    /// Shows the budgets this source sends through as they stand now.
-    pub(crate) fn record_budgets(&self) {
+    /// Shows the budgets this request went through as they stand after it.
+    fn record_budgets(&self) {
         for budget in std::iter::once(&self.conn.budget).chain(&self.conn.host_budget) {
             self.telemetry.budget(budget.name(), budget.figures());
         }
@@ -303,6 +303,7 @@ impl Upstream {
             Err(failure) => failure.code(),
         };
         self.telemetry.request_answered(endpoint, code);
+        self.record_budgets();
         outcome.map(|(_, value)| value)
     }
 
