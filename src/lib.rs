@@ -15,7 +15,7 @@
 //!   `Snapshot`.
 //! - `snapshot.rs`: the store of every source's last good snapshot; `metrics.rs`: the
 //!   metric contract; `telemetry.rs`: the exporter's own metrics, recorded as events;
-//!   `exposition.rs` and `text_format.rs`: the page; `server.rs` and `web.rs`: HTTP.
+//!   `exposition.rs` and `text_format.rs`: the page; `server.rs` and `web/`: HTTP.
 //! - `demo/`: the simulators of every API and the configs the demo, tests and benches share.
 
 pub mod budget;
