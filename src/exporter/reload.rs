@@ -125,11 +125,13 @@ impl Exporter {
         }
         self.store
             .set_sources(config.sources.iter().map(|s| (s.pool(), s.name.as_str())));
-        let mut index = 0;
-        self.retired.retain(|_| {
-            index += 1;
-            !diff.unretire.contains(&(index - 1))
-        });
+        // A retired budget a new one carries on is no longer retired.
+        self.retired = std::mem::take(&mut self.retired)
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !diff.unretire.contains(i))
+            .map(|(_, r)| r)
+            .collect();
         for name in &diff.retire {
             if let (Some(budget), Some(wanted)) =
                 (self.budgets.get(name), self.config.budgets.get(name))
