@@ -352,7 +352,7 @@ mod tests {
         // One of every event, so that every family has a sample.
         let source = telemetry.source("ourpool", "a", true);
         source.request_answered("/x", "200");
-        source.poll_failed(crate::metrics::PollErrorKind::ClockSkew);
+        source.poll_failed(&crate::error::PollError::decode("/x", "not JSON"), false);
         source.endpoint_served("/y", false);
         source.interval_achieved(60.0);
         telemetry.planned([("ourpool", "a", Duration::from_secs(60), 3)], [("b", 0.5)]);

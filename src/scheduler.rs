@@ -11,7 +11,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::warn;
 
 use crate::client::Upstream;
 use crate::config::WorkerSeries;
@@ -60,8 +60,6 @@ pub struct Poller {
     exposition: Arc<Exposition>,
     limits: WorkerLimits,
     in_flight: tokio::sync::Mutex<()>,
-    /// The last failure logged at warn level, so a repeated failure is logged once.
-    last_failure: Mutex<Option<String>>,
     /// The interval the plan gives this source; the task follows changes at once.
     planned: watch::Sender<Duration>,
     costs: Mutex<Costs>,
@@ -119,7 +117,6 @@ impl Poller {
             store,
             exposition,
             in_flight: tokio::sync::Mutex::new(()),
-            last_failure: Mutex::new(None),
             planned: watch::Sender::new(Duration::from_secs(60)),
             costs: Mutex::new(Costs::default()),
             starts: Mutex::new(VecDeque::new()),
@@ -211,7 +208,6 @@ impl Poller {
 
     /// Puts the outcome in the store, the error counter and the log (once per distinct failure).
     fn record(&self, result: Result<Snapshot, PollError>, took: Duration) -> Outcome {
-        let mut last_failure = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
         match result {
             Ok(mut snapshot) => {
                 self.count_left_out(&snapshot);
@@ -219,31 +215,16 @@ impl Poller {
                 let series = snapshot.series_count();
                 self.store
                     .record_success(&self.name, snapshot, took, SystemTime::now());
-                if last_failure.take().is_some() {
-                    info!(source = %self.name, pool = self.pool, series, "source recovered");
-                } else {
-                    debug!(source = %self.name, pool = self.pool, series, ?took, "poll succeeded");
-                }
+                self.telemetry.poll_succeeded(series, took);
                 Outcome::Success { series }
             }
             Err(error) => {
-                let kind = error.kind();
-                self.telemetry.poll_failed(kind);
-                let kind = kind.label();
                 self.store.record_failure(&self.name, took);
-                let message = error.to_string();
-                if last_failure.as_deref() == Some(message.as_str()) {
-                    debug!(source = %self.name, pool = self.pool, kind, error = %message, "poll failed again");
-                } else {
-                    // Say what is being served: old data, or none at all.
-                    if self.store.has_succeeded(&self.name) {
-                        warn!(source = %self.name, pool = self.pool, kind, error = %message, "poll failed; keeping the last good data");
-                    } else {
-                        warn!(source = %self.name, pool = self.pool, kind, error = %message, "poll failed; no successful poll yet, so no pool data is served for this source");
-                    }
-                    *last_failure = Some(message);
+                self.telemetry
+                    .poll_failed(&error, self.store.has_succeeded(&self.name));
+                Outcome::Failure {
+                    kind: error.kind().label(),
                 }
-                Outcome::Failure { kind }
             }
         }
     }

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use prometheus::core::Collector;
 use prometheus::{Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::budget::BudgetFigures;
+use crate::error::PollError;
 use crate::metrics::{MetricDef, PollErrorKind, exporter};
 
 #[derive(Debug, Clone)]
@@ -134,6 +135,7 @@ impl Telemetry {
             source: source.to_string(),
             requests_asked: Arc::new(AtomicU64::new(0)),
             warned: Default::default(),
+            last_failure: Default::default(),
         }
     }
 
@@ -225,6 +227,8 @@ pub struct SourceTelemetry {
     /// What this source has already warned about, so a pool that keeps sending the same odd
     /// thing is logged once, not on every poll.
     warned: Arc<WarnedOnce>,
+    /// The last failure logged at warn level, so a repeated failure is logged once.
+    last_failure: Arc<Mutex<Option<String>>>,
 }
 
 impl SourceTelemetry {
@@ -246,11 +250,39 @@ impl SourceTelemetry {
             .inc();
     }
 
-    pub fn poll_failed(&self, kind: PollErrorKind) {
+    /// A poll succeeded with `series` series; after a failure, one line says so.
+    pub fn poll_succeeded(&self, series: usize, took: Duration) {
+        if self.last_failure().take().is_some() {
+            info!(source = %self.source, pool = self.pool, series, "source recovered");
+        } else {
+            debug!(source = %self.source, pool = self.pool, series, ?took, "poll succeeded");
+        }
+    }
+
+    /// A poll failed: counted by kind, and logged at warn once per distinct failure (again
+    /// at debug), saying what the page serves meanwhile: `has_data`, the last good data.
+    pub fn poll_failed(&self, error: &PollError, has_data: bool) {
+        let kind = error.kind().label();
         self.telemetry
             .poll_errors
-            .with_label_values(&[self.pool, &self.source, kind.label()])
+            .with_label_values(&[self.pool, &self.source, kind])
             .inc();
+        let message = error.to_string();
+        let mut last_failure = self.last_failure();
+        if last_failure.as_deref() == Some(message.as_str()) {
+            debug!(source = %self.source, pool = self.pool, kind, error = %message, "poll failed again");
+        } else {
+            if has_data {
+                warn!(source = %self.source, pool = self.pool, kind, error = %message, "poll failed; keeping the last good data");
+            } else {
+                warn!(source = %self.source, pool = self.pool, kind, error = %message, "poll failed; no successful poll yet, so no pool data is served for this source");
+            }
+            *last_failure = Some(message);
+        }
+    }
+
+    fn last_failure(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.last_failure.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// An optional endpoint answered; `was_off`: after it had been switched off.
