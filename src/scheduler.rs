@@ -50,7 +50,6 @@ const COSTS_REMEMBERED: usize = 4;
 const STARTS_REMEMBERED: usize = 9;
 
 pub struct Poller {
-    pub pool: &'static str,
     pub name: String,
     source: Box<dyn Source>,
     upstream: Upstream,
@@ -106,9 +105,7 @@ impl Poller {
         exposition: Arc<Exposition>,
     ) -> Self {
         let telemetry = upstream.telemetry().clone();
-        let pool = telemetry.pool;
         Poller {
-            pool,
             name,
             source,
             upstream,
@@ -121,6 +118,11 @@ impl Poller {
             costs: Mutex::new(Costs::default()),
             starts: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// The `pool` label of the source's series.
+    pub fn pool(&self) -> &'static str {
+        self.telemetry.pool
     }
 
     /// Starts from a cost learned by a previous run: it is reported again only when polls

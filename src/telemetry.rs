@@ -164,7 +164,8 @@ impl Telemetry {
         }
     }
 
-    /// A budget's figures as of now.
+    /// A budget's figures as of now. Called after every request: a known budget is updated
+    /// in place, without allocating its name again.
     pub fn budget(&self, name: &str, figures: BudgetFigures) {
         let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
         match budgets.get_mut(name) {

@@ -118,7 +118,7 @@ impl Exporter {
         self.telemetry.planned(
             self.plan.sources.iter().filter_map(|s| {
                 let poller = pollers.get(&s.name)?;
-                Some((poller.pool, s.name.as_str(), s.interval, s.cost))
+                Some((poller.pool(), s.name.as_str(), s.interval, s.cost))
             }),
             self.plan
                 .budgets

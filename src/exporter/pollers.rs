@@ -2,7 +2,6 @@
 //! the trigger the plan gives it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
@@ -121,8 +120,7 @@ impl Exporter {
                         none.insert(scheduler)
                     }
                 };
-                let mean: Duration = planned.interval;
-                let (ticks, job) = Ticks::cron(scheduler, expr, mean)
+                let (ticks, job) = Ticks::cron(scheduler, expr, planned.interval)
                     .await
                     .map_err(scheduler_error)?;
                 (ticks, Some(job))
