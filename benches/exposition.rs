@@ -147,7 +147,7 @@ async fn bench(workers: usize) {
     println!(
         "  render + gzip after its poll: {} ({} KiB text, {} KiB gzip)",
         mean(spent, renders),
-        rendered.text.len() / 1024,
+        rendered.text_len as usize / 1024,
         rendered.gzip.len() / 1024
     );
     // After another source's poll: this source's text is reused as it is.
@@ -398,9 +398,9 @@ fn worker_series_costs() {
         let page = exposition.current();
         println!(
             "  {series:?}: {count} series, {} KiB text, {} KiB gzip, {} bytes a worker",
-            page.text.len() / 1024,
+            page.text_len as usize / 1024,
             page.gzip.len() / 1024,
-            page.text.len() / workers
+            page.text_len as usize / workers
         );
     }
 }

@@ -157,7 +157,10 @@ struct Reading {
 impl Reading {
     /// RSS after the given poll, counting the first as 1.
     fn after(&self, poll: usize) -> f64 {
-        self.after.get(poll.wrapping_sub(2)).copied().unwrap_or(f64::NAN)
+        self.after
+            .get(poll.wrapping_sub(2))
+            .copied()
+            .unwrap_or(f64::NAN)
     }
 
     fn last(&self) -> f64 {

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, VARY};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -44,12 +45,15 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         )
             .into_response()
     } else {
+        // The page is kept gzipped only; the rare plain client gets it unpacked as it is sent.
+        let body = Body::from_stream(futures_util::stream::iter(rendered.unpacking()));
         (
             [
-                (CONTENT_TYPE, exposition::CONTENT_TYPE),
-                (VARY, "Accept-Encoding"),
+                (CONTENT_TYPE, exposition::CONTENT_TYPE.to_string()),
+                (VARY, "Accept-Encoding".to_string()),
+                (CONTENT_LENGTH, rendered.text_len.to_string()),
             ],
-            rendered.text.clone(),
+            body,
         )
             .into_response()
     }

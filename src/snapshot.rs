@@ -1,31 +1,255 @@
 //! What one successful poll produced, and the store that holds each source's latest state.
 //! A successful poll swaps the source's whole snapshot, so a worker the pool stopped listing
 //! disappears at once; a failed poll leaves the last good snapshot where it is.
+//!
+//! A snapshot is compact because a farm's is large (six series a worker, 100,000 workers):
+//! every label value is held once in one text, each series is its label values' numbers and
+//! its value in a family's arrays, and the lookup tables that keep duplicates out while the
+//! snapshot is built are dropped when it is sealed (sorted, as the page lists series).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
+
+use hashbrown::HashTable;
 
 use crate::config::WorkerSeries;
 use crate::metrics::{MetricDef, WORKER_HASHRATE, WORKER_UP};
 
-/// One series' label values (after `pool` and `source`), each a string the snapshot holds
-/// once: a worker's name is shared by all of its series.
-pub type Labels = Box<[Arc<str>]>;
-
-/// Label values to sample value.
-pub type Samples = BTreeMap<Labels, f64>;
-
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
-    families: BTreeMap<&'static str, (&'static MetricDef, Samples)>,
-    /// Every label value once: a farm's page has six or more series a worker, all naming the
-    /// same account and worker.
-    strings: HashSet<Arc<str>>,
+    families: BTreeMap<&'static str, Family>,
+    strings: Strings,
+    /// Whether every family is in label order, with no lookup table left.
+    sealed: bool,
     /// Items of the answer that were left out, by reason (`SKIP_REASONS`).
     skipped: BTreeMap<&'static str, usize>,
     /// Distinct label values cut to `MAX_LABEL_BYTES`.
     truncated: usize,
+}
+
+/// Every label value of a snapshot once, numbered in the order first seen.
+#[derive(Debug, Default, Clone)]
+struct Strings {
+    text: String,
+    /// Where each value ends in `text`; each starts where the one before ends.
+    ends: Vec<usize>,
+    /// Value numbers by their text, while the snapshot is built.
+    index: HashTable<u32>,
+    hasher: RandomState,
+}
+
+impl Strings {
+    fn get(&self, id: u32) -> &str {
+        value_in((&self.text, &self.ends), id)
+    }
+
+    fn find(&self, value: &str) -> Option<u32> {
+        let hash = self.hasher.hash_one(value);
+        if self.index.is_empty() && !self.ends.is_empty() {
+            // Sealed: no table; only tests and small lookups ask.
+            return (0..self.ends.len())
+                .filter_map(|i| u32::try_from(i).ok())
+                .find(|&id| self.get(id) == value);
+        }
+        self.index.find(hash, |&id| self.get(id) == value).copied()
+    }
+
+    /// The number of `value`, added if new; None past u32::MAX values.
+    fn intern(&mut self, value: &str) -> Option<u32> {
+        if let Some(id) = self.find(value) {
+            return Some(id);
+        }
+        let id = u32::try_from(self.ends.len()).ok()?;
+        self.text.push_str(value);
+        self.ends.push(self.text.len());
+        let Strings {
+            text,
+            ends,
+            index,
+            hasher,
+        } = self;
+        let value_of = |id: u32| value_in((text.as_str(), ends.as_slice()), id);
+        index.insert_unique(hasher.hash_one(value), id, |&id| {
+            hasher.hash_one(value_of(id))
+        });
+        Some(id)
+    }
+
+    fn rebuild_index(&mut self) {
+        let mut index = HashTable::with_capacity(self.ends.len());
+        for id in (0..self.ends.len()).filter_map(|i| u32::try_from(i).ok()) {
+            let hash = self.hasher.hash_one(self.get(id));
+            index.insert_unique(hash, id, |&id| self.hasher.hash_one(self.get(id)));
+        }
+        self.index = index;
+    }
+
+    /// Each value's place in byte order, by number: rows compare by these.
+    fn ranks(&self) -> Vec<u32> {
+        let count = u32::try_from(self.ends.len()).unwrap_or(u32::MAX);
+        let mut by_text: Vec<u32> = (0..count).collect();
+        by_text.sort_unstable_by(|&a, &b| self.get(a).cmp(self.get(b)));
+        let mut ranks = vec![0; by_text.len()];
+        for (rank, id) in (0..count).zip(by_text) {
+            if let Some(slot) = ranks.get_mut(id as usize) {
+                *slot = rank;
+            }
+        }
+        ranks
+    }
+
+    fn shrink(&mut self) {
+        self.text.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        self.index = HashTable::new();
+    }
+}
+
+/// `Strings::get` on borrowed parts, for the table's hasher while the table is borrowed.
+fn value_in<'a>((text, ends): (&'a str, &[usize]), id: u32) -> &'a str {
+    let id = id as usize;
+    let end = ends.get(id).copied().unwrap_or_default();
+    let start = id
+        .checked_sub(1)
+        .and_then(|b| ends.get(b).copied())
+        .unwrap_or_default();
+    text.get(start..end).unwrap_or_default()
+}
+
+/// One family's series: `arity` label value numbers a row, and the row's value.
+#[derive(Debug, Clone)]
+struct Family {
+    def: &'static MetricDef,
+    labels: Vec<u32>,
+    values: Vec<f64>,
+    /// Row numbers by their labels, while the snapshot is built.
+    rows: HashTable<u32>,
+}
+
+impl Family {
+    fn arity(&self) -> usize {
+        self.def.labels.len()
+    }
+
+    fn row(&self, row: usize) -> &[u32] {
+        let arity = self.arity();
+        self.labels
+            .get(row * arity..(row + 1) * arity)
+            .unwrap_or_default()
+    }
+
+    fn rebuild_index(&mut self, hasher: &RandomState) {
+        let mut rows = HashTable::with_capacity(self.values.len());
+        for row in (0..self.values.len()).filter_map(|r| u32::try_from(r).ok()) {
+            let hash = hasher.hash_one(self.row(row as usize));
+            rows.insert_unique(hash, row, |&r| hasher.hash_one(self.row(r as usize)));
+        }
+        self.rows = rows;
+    }
+
+    /// Keeps the rows `keep` says yes to, in their order.
+    fn retain(&mut self, mut keep: impl FnMut(&[u32]) -> bool) {
+        let arity = self.arity();
+        let mut kept = 0;
+        for row in 0..self.values.len() {
+            if keep(self.row(row)) {
+                self.labels
+                    .copy_within(row * arity..(row + 1) * arity, kept * arity);
+                self.values.swap(kept, row);
+                kept += 1;
+            }
+        }
+        self.labels.truncate(kept * arity);
+        self.values.truncate(kept);
+    }
+
+    /// Rows in label order (by `ranks`), arrays cut to size, lookup table dropped.
+    fn seal(&mut self, ranks: &[u32]) {
+        let arity = self.arity();
+        let rank = |id: &u32| ranks.get(*id as usize).copied().unwrap_or(u32::MAX);
+        let mut order: Vec<usize> = (0..self.values.len()).collect();
+        order.sort_unstable_by(|&a, &b| {
+            self.row(a)
+                .iter()
+                .map(rank)
+                .cmp(self.row(b).iter().map(rank))
+        });
+        let mut labels = Vec::with_capacity(order.len() * arity);
+        let mut values = Vec::with_capacity(order.len());
+        for row in order {
+            labels.extend_from_slice(self.row(row));
+            values.push(self.values.get(row).copied().unwrap_or_default());
+        }
+        self.labels = labels;
+        self.values = values;
+        self.rows = HashTable::new();
+    }
+}
+
+/// The series of one family, in label order once the snapshot is sealed.
+#[derive(Debug, Clone, Copy)]
+pub struct Samples<'a> {
+    family: &'a Family,
+    strings: &'a Strings,
+}
+
+impl<'a> Samples<'a> {
+    pub fn len(&self) -> usize {
+        self.family.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.family.values.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (LabelValues<'a>, f64)> + 'a {
+        let (family, strings) = (self.family, self.strings);
+        family.values.iter().enumerate().map(move |(row, value)| {
+            let values = LabelValues {
+                ids: family.row(row).iter(),
+                strings,
+            };
+            (values, *value)
+        })
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = f64> + 'a {
+        self.family.values.iter().copied()
+    }
+}
+
+impl<'a> IntoIterator for Samples<'a> {
+    type Item = (LabelValues<'a>, f64);
+    type IntoIter = Box<dyn Iterator<Item = (LabelValues<'a>, f64)> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+/// One series' label values (after `pool` and `source`), in the family's label order.
+#[derive(Debug, Clone)]
+pub struct LabelValues<'a> {
+    ids: std::slice::Iter<'a, u32>,
+    strings: &'a Strings,
+}
+
+impl<'a> LabelValues<'a> {
+    pub fn first(&self) -> Option<&'a str> {
+        self.clone().next()
+    }
+}
+
+impl<'a> Iterator for LabelValues<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let id = self.ids.next()?;
+        Some(self.strings.get(*id))
+    }
 }
 
 /// An item no lenient reading fits (see `sources::fields::Items`).
@@ -94,86 +318,168 @@ impl Snapshot {
         if !value.is_finite() {
             return;
         }
-        let key: Labels = labels.iter().map(|l| self.intern(l)).collect();
-        let (_, samples) = self
-            .families
-            .entry(def.name)
-            .or_insert_with(|| (def, Samples::new()));
-        samples.insert(key, value);
+        if self.sealed {
+            self.unseal();
+        }
+        let mut key = Vec::with_capacity(labels.len());
+        for label in labels {
+            let Some(id) = self.intern(label) else {
+                return;
+            };
+            key.push(id);
+        }
+        let hasher = &self.strings.hasher;
+        let family = self.families.entry(def.name).or_insert_with(|| Family {
+            def,
+            labels: Vec::new(),
+            values: Vec::new(),
+            rows: HashTable::new(),
+        });
+        let hash = hasher.hash_one(key.as_slice());
+        let Family {
+            labels,
+            values,
+            rows,
+            ..
+        } = family;
+        let arity = key.len();
+        let row_of = |r: u32| {
+            let r = r as usize;
+            labels.get(r * arity..(r + 1) * arity).unwrap_or_default()
+        };
+        if let Some(&row) = rows.find(hash, |&r| row_of(r) == key.as_slice()) {
+            if let Some(slot) = values.get_mut(row as usize) {
+                *slot = value;
+            }
+            return;
+        }
+        let Ok(row) = u32::try_from(values.len()) else {
+            return;
+        };
+        rows.insert_unique(hash, row, |&r| hasher.hash_one(row_of(r)));
+        labels.extend_from_slice(&key);
+        values.push(value);
     }
 
-    fn intern(&mut self, value: &str) -> Arc<str> {
+    fn intern(&mut self, value: &str) -> Option<u32> {
         let cut = capped(value);
         let value = cut.as_deref().unwrap_or(value);
-        if let Some(known) = self.strings.get(value) {
-            return known.clone();
-        }
-        if cut.is_some() {
+        let known = self.strings.ends.len();
+        let id = self.strings.intern(value)?;
+        if cut.is_some() && self.strings.ends.len() > known {
             self.truncated += 1;
         }
-        let new: Arc<str> = Arc::from(value);
-        self.strings.insert(new.clone());
-        new
+        Some(id)
+    }
+
+    /// Sorts every family into label order, cuts the arrays to size and drops the lookup
+    /// tables: what a snapshot is from the store on. Setting a series afterwards rebuilds
+    /// the tables.
+    pub fn seal(&mut self) {
+        if self.sealed {
+            return;
+        }
+        let ranks = self.strings.ranks();
+        for family in self.families.values_mut() {
+            family.seal(&ranks);
+        }
+        self.strings.shrink();
+        self.sealed = true;
+    }
+
+    fn unseal(&mut self) {
+        self.strings.rebuild_index();
+        for family in self.families.values_mut() {
+            family.rebuild_index(&self.strings.hasher);
+        }
+        self.sealed = false;
     }
 
     pub fn get(&self, def: &MetricDef, labels: &[&str]) -> Option<f64> {
-        let (_, samples) = self.families.get(def.name)?;
-        let key: Labels = labels.iter().map(|l| Arc::from(*l)).collect();
-        samples.get(&key).copied()
+        let samples = self.samples(def)?;
+        samples
+            .iter()
+            .find(|(values, _)| values.clone().eq(labels.iter().copied()))
+            .map(|(_, value)| value)
     }
 
     /// The samples of one family, if it has any.
-    pub fn samples(&self, def: &MetricDef) -> Option<&Samples> {
-        self.families.get(def.name).map(|(_, samples)| samples)
+    pub fn samples(&self, def: &MetricDef) -> Option<Samples<'_>> {
+        self.families.get(def.name).map(|family| Samples {
+            family,
+            strings: &self.strings,
+        })
     }
 
     /// Keeps the per-worker series `series` asks for, of at most `max` workers (the first by
     /// account and name, so the same ones stay from poll to poll), and returns how many
     /// workers were left out. Account families, worker counts included, are not touched:
-    /// they were computed from every worker.
+    /// they were computed from every worker. Seals the snapshot.
     pub fn limit_workers(&mut self, series: WorkerSeries, max: Option<usize>) -> usize {
+        self.seal();
         let is_worker_family = |def: &MetricDef| def.labels.starts_with(&["account", "worker"]);
-        let workers: BTreeSet<(Arc<str>, Arc<str>)> = self
+        let strings = &self.strings;
+        let mut workers: Vec<(u32, u32)> = self
             .families
             .values()
-            .filter(|(def, _)| is_worker_family(def))
-            .flat_map(|(_, samples)| samples.keys())
-            .filter_map(|labels| Some((labels.first()?.clone(), labels.get(1)?.clone())))
+            .filter(|family| is_worker_family(family.def))
+            .flat_map(|family| (0..family.values.len()).map(move |r| family.row(r)))
+            .filter_map(|row| Some((*row.first()?, *row.get(1)?)))
+            .collect::<HashSet<_>>()
+            .into_iter()
             .collect();
-        let kept: BTreeSet<&(Arc<str>, Arc<str>)> =
-            workers.iter().take(max.unwrap_or(usize::MAX)).collect();
-        let omitted = workers.len() - kept.len();
-        self.families.retain(|_, (def, samples)| {
-            if !is_worker_family(def) {
+        workers.sort_unstable_by(|a, b| by_text(strings, *a, *b));
+        let total = workers.len();
+        workers.truncate(max.unwrap_or(usize::MAX));
+        let omitted = total - workers.len();
+        let kept: HashSet<(u32, u32)> = workers.into_iter().collect();
+        self.families.retain(|_, family| {
+            if !is_worker_family(family.def) {
                 return true;
             }
             let wanted = match series {
                 WorkerSeries::All => true,
                 WorkerSeries::Essential => {
-                    def.name == WORKER_HASHRATE.name || def.name == WORKER_UP.name
+                    family.def.name == WORKER_HASHRATE.name || family.def.name == WORKER_UP.name
                 }
                 WorkerSeries::None => false,
             };
             if wanted && omitted > 0 {
-                samples.retain(|labels, _| match (labels.first(), labels.get(1)) {
-                    (Some(account), Some(worker)) => {
-                        kept.contains(&(account.clone(), worker.clone()))
-                    }
+                family.retain(|row| match (row.first(), row.get(1)) {
+                    (Some(account), Some(worker)) => kept.contains(&(*account, *worker)),
                     _ => false,
                 });
+                family.labels.shrink_to_fit();
+                family.values.shrink_to_fit();
             }
-            wanted && !samples.is_empty()
+            wanted && !family.values.is_empty()
         });
         omitted
     }
 
     pub fn series_count(&self) -> usize {
-        self.families.values().map(|(_, s)| s.len()).sum()
+        self.families.values().map(|f| f.values.len()).sum()
     }
 
-    pub fn families(&self) -> impl Iterator<Item = (&'static MetricDef, &Samples)> {
-        self.families.values().map(|(def, samples)| (*def, samples))
+    pub fn families(&self) -> impl Iterator<Item = (&'static MetricDef, Samples<'_>)> {
+        self.families.values().map(|family| {
+            (
+                family.def,
+                Samples {
+                    family,
+                    strings: &self.strings,
+                },
+            )
+        })
     }
+}
+
+/// (account, worker) pairs in the order of their texts.
+fn by_text(strings: &Strings, a: (u32, u32), b: (u32, u32)) -> Ordering {
+    strings
+        .get(a.0)
+        .cmp(strings.get(b.0))
+        .then_with(|| strings.get(a.1).cmp(strings.get(b.1)))
 }
 
 /// The state of one source as the exposition shows it.
@@ -234,7 +540,14 @@ impl Store {
         }
     }
 
-    pub fn record_success(&self, source: &str, snapshot: Snapshot, took: Duration, at: SystemTime) {
+    pub fn record_success(
+        &self,
+        source: &str,
+        mut snapshot: Snapshot,
+        took: Duration,
+        at: SystemTime,
+    ) {
+        snapshot.seal();
         let snapshot = Arc::new(snapshot);
         self.update(source, |s| {
             s.snapshot = snapshot;

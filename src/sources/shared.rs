@@ -73,7 +73,7 @@ pub fn count_workers<'a>(snap: &mut Snapshot, accounts: impl IntoIterator<Item =
             continue;
         };
         let count = counts.entry(account.to_string()).or_default();
-        if *up > 0.0 {
+        if up > 0.0 {
             count.0 += 1;
         } else {
             count.1 += 1;

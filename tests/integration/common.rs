@@ -92,7 +92,7 @@ fn static_kind(kind: &str) -> &'static str {
 }
 
 pub fn text(exporter: &Exporter) -> String {
-    String::from_utf8(exporter.exposition().current().text.to_vec()).unwrap()
+    String::from_utf8(exporter.exposition().current().text()).unwrap()
 }
 
 /// The value of the first sample of `name` whose label text contains every one of `labels`.

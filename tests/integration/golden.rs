@@ -170,7 +170,7 @@ async fn run_case_with(dir: &Path, requests: &Requests, config: impl FnOnce(&str
         "{}: {outcome:?}",
         dir.display()
     );
-    let actual = pool_lines(std::str::from_utf8(&exporter.exposition().current().text).unwrap());
+    let actual = pool_lines(std::str::from_utf8(&exporter.exposition().current().text()).unwrap());
 
     let expected_file = dir.join("expected.prom");
     if std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1") {

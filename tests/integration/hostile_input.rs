@@ -121,7 +121,7 @@ async fn a_panicking_poll_is_counted_logged_once_and_the_source_keeps_polling() 
     shutdown.cancel();
     serving.await.unwrap().unwrap();
 
-    let page = String::from_utf8(exposition.current().text.to_vec()).unwrap();
+    let page = String::from_utf8(exposition.current().text()).unwrap();
     let panics = sample(
         &page,
         "mining_exporter_poll_errors_total",

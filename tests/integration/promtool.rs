@@ -50,7 +50,7 @@ async fn the_demo_page_passes_promtool() {
             "{source}: {outcome:?}"
         );
     }
-    let page = String::from_utf8(exporter.exposition().current().text.to_vec()).unwrap();
+    let page = String::from_utf8(exporter.exposition().current().text()).unwrap();
     // The page is worth checking only if it has the families the demo promises, from every pool.
     for family in [
         "mining_worker_hashrate_hashes_per_second",

@@ -88,7 +88,7 @@ fn exporter_starting(config: Config, budgets_at_start: BudgetsAtStart) -> Export
 }
 
 fn page(exposition: &Exposition) -> String {
-    String::from_utf8(exposition.current().text.to_vec()).unwrap()
+    String::from_utf8(exposition.current().text()).unwrap()
 }
 
 fn gauge(page: &str, name: &str, source: &str) -> f64 {

@@ -48,6 +48,8 @@ async fn metrics_are_served_plain_and_gzipped_from_one_rendering() {
     );
     assert!(headers.get("content-encoding").is_none());
     assert!(String::from_utf8_lossy(&plain).contains("mining_worker_up{"));
+    // The plain page is unpacked as it is sent; its length is known all the same.
+    assert_eq!(headers["content-length"], plain.len().to_string());
 
     let (status, headers, zipped) = get(exporter.router(), "/metrics", true).await;
     assert_eq!(status, StatusCode::OK);

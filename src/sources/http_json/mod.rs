@@ -237,7 +237,7 @@ mod tests {
                     let _ = apply(mapping, &page, &mut snap);
                 }
                 for (_, up) in snap.samples(&WORKER_UP).into_iter().flatten() {
-                    prop_assert!(*up == 0.0 || *up == 1.0);
+                    prop_assert!(up == 0.0 || up == 1.0);
                 }
                 for (_, samples) in snap.families() {
                     for value in samples.values() {

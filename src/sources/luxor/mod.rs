@@ -691,7 +691,7 @@ mod tests {
                     let _ = next_page(page.pagination.as_ref(), current);
                     let snap = to_snapshot("BTC", &watch(&["a", "b"]), &[("a", summary)], &page.workers.read);
                     for (_, up) in snap.samples(&WORKER_UP).into_iter().flatten() {
-                        prop_assert!(*up == 0.0 || *up == 1.0);
+                        prop_assert!(up == 0.0 || up == 1.0);
                     }
                 }
             }

@@ -294,7 +294,7 @@ mod tests {
                 if let Ok(rewards) = rewards {
                     let snap = to_snapshot("acct", &rewards, workers.as_ref(), stats.as_ref());
                     for (_, up) in snap.samples(&WORKER_UP).into_iter().flatten() {
-                        prop_assert!(*up == 0.0 || *up == 1.0);
+                        prop_assert!(up == 0.0 || up == 1.0);
                     }
                 }
             }

@@ -521,7 +521,7 @@ mod tests {
                         .collect();
                     let snap = to_snapshot("acct", &overview, &page.data.read, &algorithms, &series);
                     for (_, up) in snap.samples(&WORKER_UP).into_iter().flatten() {
-                        prop_assert!(*up == 0.0 || *up == 1.0);
+                        prop_assert!(up == 0.0 || up == 1.0);
                     }
                 }
             }
