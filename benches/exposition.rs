@@ -1,12 +1,13 @@
 //! What a large farm costs, at 1,000, 10,000 and 100,000 workers: rendering the page after a
 //! poll, the bytes a render and a scrape allocate, `/metrics` latency (p50, p99; plain and
-//! gzip; 1 and 8 concurrent scrapers over loopback), peak and steady RSS; what each
+//! gzip; 1 and 8 concurrent scrapers over loopback), the bench process' RSS; what each
 //! `worker_series` setting costs; for each pool, the requests and time of one full poll of
 //! its simulator (every page); and the CPU an idle exporter uses between polls.
 //!
 //!     cargo bench --bench exposition
 //!
-//! Numbers are printed, not asserted: they belong in the README, not in a timed test.
+//! Numbers are printed, not asserted: they belong in the README, not in a timed test. The
+//! exporter's memory in its own process is `benches/memory.rs`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
@@ -227,9 +228,15 @@ async fn scrape_latency(router: axum::Router) {
                             request = request.header("accept-encoding", "gzip");
                         }
                         let started = Instant::now();
-                        let body = request.send().await.unwrap().bytes().await.unwrap();
+                        // Read and dropped a chunk at a time, as a scraper does: the time is
+                        // the server's and the wire's, not this client's collecting.
+                        let mut response = request.send().await.unwrap();
+                        let mut received = 0;
+                        while let Some(chunk) = response.chunk().await.unwrap() {
+                            received += chunk.len();
+                        }
                         took.push(started.elapsed());
-                        assert!(!body.is_empty());
+                        assert!(received > 0);
                     }
                     took
                 }));
@@ -457,85 +464,9 @@ async fn unlimited_ourpool(workers: usize) -> OurPoolSimulator {
     .unwrap()
 }
 
-/// VmRSS and VmHWM of another process, in MiB.
-fn process_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kib| kib.parse::<f64>().ok())
-            .map_or(f64::NAN, |kib| kib / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// The exporter binary alone in its process, polling an OurPool simulator (the whole worker
-/// list in one answer) every 10 s: its RSS after the first poll, after a few more, and its
-/// peak, with every worker series exported.
-async fn exporter_process_memory() {
-    // Another build can be measured the same way (a "before" for a change):
-    // MINING_EXPORTER_BENCH_BIN=/path/to/mining-exporter cargo bench --bench exposition
-    let binary = std::env::var("MINING_EXPORTER_BENCH_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_mining-exporter").to_string());
-    for workers in [1_000, 10_000, 100_000] {
-        let sim = unlimited_ourpool(workers).await;
-        let dir =
-            std::env::temp_dir().join(format!("mining-exporter-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("token"), &sim.token).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        std::fs::write(
-            dir.join("config.toml"),
-            format!(
-                "[server]\nlisten = \"127.0.0.1:{port}\"\n[[sources]]\nkind = \"ourpool\"\nname = \"bench\"\naccount = \"{}\"\nbase_url = \"{}\"\ntoken_file = \"token\"\ninterval = \"10s\"\nbudget = \"b\"\n[budgets.b]\nlimits = [\"1000000/1s\"]\n",
-                sim.account(),
-                sim.base_url()
-            ),
-        )
-        .unwrap();
-        let mut child = std::process::Command::new(&binary)
-            .args(["--log.level", "error", "run", "--config"])
-            .arg(dir.join("config.toml"))
-            .spawn()
-            .unwrap();
-        let client = reqwest::Client::new();
-        let ready = format!("http://127.0.0.1:{port}/-/ready");
-        for _ in 0..600 {
-            if client
-                .get(&ready)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let (first, _) = process_mib(child.id());
-        // Three more polls, then a scrape: the steady state.
-        tokio::time::sleep(Duration::from_secs(31)).await;
-        let _ = client
-            .get(format!("http://127.0.0.1:{port}/metrics"))
-            .header("accept-encoding", "gzip")
-            .send()
-            .await;
-        let (steady, peak) = process_mib(child.id());
-        println!(
-            "exporter process, {workers} workers: RSS {first:.1} MiB after the first poll, {steady:.1} MiB after four, peak {peak:.1} MiB"
-        );
-        let _ = child.kill();
-        let _ = child.wait();
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-}
-
 fn main() {
+    // The allocator as the binary sets it, so that the timings are the binary's.
+    mining_exporter::allocator::tune();
     mining_exporter::client::install_crypto_provider();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -546,7 +477,6 @@ fn main() {
         poll_costs().await;
         idle_cpu().await;
         basic_auth_costs().await;
-        exporter_process_memory().await;
     });
 }
 

@@ -5,6 +5,7 @@
 //! cargo bench --bench memory              # the table: 1k, 10k and 100k workers, ~8 minutes
 //! cargo bench --bench memory -- --quick   # 1k workers, a few polls: seconds (.ci/run)
 //! cargo bench --bench memory -- --soak    # 3 pools x 10k workers, 100 polls, 100 reloads
+//! cargo bench --bench memory -- --sizes=10000,100000 --every-series-only
 //! ```
 //!
 //! RSS is the process' VmRSS after the given poll, peak its VmHWM over the run. Another build
@@ -22,18 +23,30 @@ use mining_exporter::demo::{
     UltimateProxySimulator,
 };
 
+/// A field of `/proc/PID/FILE`, which the kernel writes in kB, in MiB.
+fn proc_mib(pid: u32, file: &str, key: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
 /// VmRSS and VmHWM of a process, in MiB.
 fn process_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kib| kib.parse::<f64>().ok())
-            .map_or(f64::NAN, |kib| kib / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    (
+        proc_mib(pid, "status", "VmRSS:"),
+        proc_mib(pid, "status", "VmHWM:"),
+    )
+}
+
+/// Of a process' RSS now: anonymous memory (heap, stacks) and mapped files (the binary and
+/// its libraries), in MiB.
+fn rss_parts(pid: u32) -> (f64, f64) {
+    let anonymous = proc_mib(pid, "smaps_rollup", "Anonymous:");
+    (anonymous, proc_mib(pid, "smaps_rollup", "Rss:") - anonymous)
 }
 
 fn free_port() -> u16 {
@@ -152,6 +165,8 @@ struct Reading {
     /// RSS after the second poll, the third, and so on.
     after: Vec<f64>,
     peak: f64,
+    /// At the end: anonymous memory and mapped files.
+    parts: (f64, f64),
 }
 
 impl Reading {
@@ -245,6 +260,7 @@ async fn exporter_run(workers: usize, series: Series, polls: u32, interval: u64)
         .watch_polls(polls, limit, |_, rss| after.push(rss))
         .await;
     let peak = process_mib(exporter.child.id()).1;
+    let parts = rss_parts(exporter.child.id());
     assert_eq!(after.len(), polls as usize, "the exporter stopped polling");
     drop(exporter);
     let _ = std::fs::remove_dir_all(&dir);
@@ -252,6 +268,7 @@ async fn exporter_run(workers: usize, series: Series, polls: u32, interval: u64)
         after_first,
         after,
         peak,
+        parts,
     }
 }
 
@@ -336,24 +353,40 @@ async fn peer_run(
         after_first,
         after,
         peak,
+        parts: rss_parts(peer.child.id()),
     })
 }
 
 fn row(what: &str, workers: usize, reading: &Reading) {
     println!(
-        "{what:<32} {workers:>7} workers: RSS {:6.1} MiB after the first poll, {:6.1} after the 10th, {:6.1} after the last ({}), peak {:6.1}",
+        "{what:<32} {workers:>7} workers: RSS {:6.1} MiB after the first poll, {:6.1} after the 10th, {:6.1} after the last ({}), peak {:6.1}; at the end {:.1} anonymous, {:.1} files",
         reading.after_first,
         reading.after(10),
         reading.last(),
         reading.after.len() + 1,
-        reading.peak
+        reading.peak,
+        reading.parts.0,
+        reading.parts.1
     );
 }
 
-/// The table: every size with every series and with the essential two, and the peer.
-async fn table(sizes: &[usize], polls: u32, interval: u64) {
+/// The table: every size with every series and with the essential two, and the peer (unless
+/// `every_series_only`).
+async fn table(sizes: &[usize], polls: u32, interval: u64, every_series_only: bool) {
+    if every_series_only {
+        for &workers in sizes {
+            let all = exporter_run(workers, Series::All, polls, interval).await;
+            row("exporter, every series", workers, &all);
+        }
+        return;
+    }
     let python = peer_python();
     if let Err(why) = &python {
+        // In CI the peer's row is part of what the run proves.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the Python peer is needed under CI=true: {why}"
+        );
         println!("Python peer skipped: {why}");
     }
     for &workers in sizes {
@@ -372,7 +405,13 @@ async fn table(sizes: &[usize], polls: u32, interval: u64) {
                         essential.peak / peer.peak
                     );
                 }
-                Err(why) => println!("Python peer, {workers} workers: {why}"),
+                Err(why) => {
+                    assert!(
+                        std::env::var("CI").as_deref() != Ok("true"),
+                        "the Python peer failed under CI=true: {why}"
+                    );
+                    println!("Python peer, {workers} workers: {why}");
+                }
             }
         }
     }
@@ -468,16 +507,24 @@ fn main() {
     mining_exporter::client::install_crypto_provider();
     let args: Vec<String> = std::env::args().collect();
     let mode = |flag: &str| args.iter().any(|a| a == flag);
+    // --sizes=1000,10000 measures only those farms; --every-series-only skips the essential
+    // rows and the peer (for comparing builds or allocator settings quickly).
+    let sizes: Vec<usize> = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--sizes="))
+        .map(|list| list.split(',').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000, 100_000]);
+    let every_series_only = mode("--every-series-only");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         if mode("--quick") {
             // Small and short, so .ci/run proves the harness and the peer still work.
-            table(&[1_000], 3, 1).await;
+            table(&[1_000], 3, 1, false).await;
             soak(500, 3, 1, 5).await;
         } else if mode("--soak") {
             soak(10_000, 99, 10, 100).await;
         } else {
-            table(&[1_000, 10_000, 100_000], 11, 3).await;
+            table(&sizes, 11, 3, every_series_only).await;
         }
     });
 }

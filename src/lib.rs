@@ -15,9 +15,12 @@
 //!   `Snapshot`.
 //! - `snapshot.rs`: the store of every source's last good snapshot; `metrics.rs`: the
 //!   metric contract; `telemetry.rs`: the exporter's own metrics, recorded as events;
-//!   `exposition.rs` and `text_format.rs`: the page; `server.rs` and `web/`: HTTP.
+//!   `exposition/` and `text_format.rs`: the page, kept as gzip joined from each source's
+//!   compressed pieces; `server.rs` and `web/`: HTTP; `allocator.rs`: glibc set for a
+//!   process that frees a large page after every poll.
 //! - `demo/`: the simulators of every API and the configs the demo, tests and benches share.
 
+pub mod allocator;
 pub mod budget;
 pub mod client;
 pub mod clock;

@@ -67,6 +67,7 @@ enum Command {
 const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
+    mining_exporter::allocator::tune();
     let cli = Cli::parse();
     mining_exporter::logging::init(cli.log_level, cli.log_format);
 
