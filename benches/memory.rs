@@ -357,16 +357,25 @@ async fn peer_run(
     })
 }
 
+/// MiB to one decimal; a dash where the run had no such poll (the quick mode's short runs).
+fn mib(value: f64) -> String {
+    if value.is_nan() {
+        "-".to_string()
+    } else {
+        format!("{value:.1}")
+    }
+}
+
 fn row(what: &str, workers: usize, reading: &Reading) {
     println!(
-        "{what:<32} {workers:>7} workers: RSS {:6.1} MiB after the first poll, {:6.1} after the 10th, {:6.1} after the last ({}), peak {:6.1}; at the end {:.1} anonymous, {:.1} files",
-        reading.after_first,
-        reading.after(10),
-        reading.last(),
+        "{what:<32} {workers:>7} workers: RSS {:>6} MiB after the first poll, {:>6} after the 10th, {:>6} after the last ({}), peak {:>6}; at the end {} anonymous, {} files",
+        mib(reading.after_first),
+        mib(reading.after(10)),
+        mib(reading.last()),
         reading.after.len() + 1,
-        reading.peak,
-        reading.parts.0,
-        reading.parts.1
+        mib(reading.peak),
+        mib(reading.parts.0),
+        mib(reading.parts.1)
     );
 }
 
@@ -520,7 +529,7 @@ fn main() {
         if mode("--quick") {
             // Small and short, so .ci/run proves the harness and the peer still work.
             table(&[1_000], 3, 1, false).await;
-            soak(500, 3, 1, 5).await;
+            soak(500, 19, 1, 10).await;
         } else if mode("--soak") {
             soak(10_000, 99, 10, 100).await;
         } else {
