@@ -46,20 +46,11 @@ impl Strings {
         value_in((&self.text, &self.ends), id)
     }
 
-    fn find(&self, value: &str) -> Option<u32> {
-        let hash = self.hasher.hash_one(value);
-        if self.index.is_empty() && !self.ends.is_empty() {
-            // Sealed: no table; only tests and small lookups ask.
-            return (0..self.ends.len())
-                .filter_map(|i| u32::try_from(i).ok())
-                .find(|&id| self.get(id) == value);
-        }
-        self.index.find(hash, |&id| self.get(id) == value).copied()
-    }
-
-    /// The number of `value`, added if new; None past u32::MAX values.
+    /// The number of `value`, added if new; None past u32::MAX values. Only while the
+    /// snapshot is built: a sealed one has no table.
     fn intern(&mut self, value: &str) -> Option<u32> {
-        if let Some(id) = self.find(value) {
+        let hash = self.hasher.hash_one(value);
+        if let Some(&id) = self.index.find(hash, |&id| self.get(id) == value) {
             return Some(id);
         }
         let id = u32::try_from(self.ends.len()).ok()?;
@@ -72,9 +63,7 @@ impl Strings {
             hasher,
         } = self;
         let value_of = |id: u32| value_in((text.as_str(), ends.as_slice()), id);
-        index.insert_unique(hasher.hash_one(value), id, |&id| {
-            hasher.hash_one(value_of(id))
-        });
+        index.insert_unique(hash, id, |&id| hasher.hash_one(value_of(id)));
         Some(id)
     }
 
@@ -655,6 +644,34 @@ mod tests {
         assert_eq!(s.series_count(), 2);
         assert_eq!(s.get(&WORKER_HASHRATE, &["a", "w1", "sha256"]), Some(2.0));
         assert_eq!(s.get(&WORKER_HASHRATE, &["a", "w2", "sha256"]), None);
+    }
+
+    #[test]
+    fn a_sealed_snapshot_lists_series_as_a_tree_of_their_label_values_would() {
+        // The order and overwrite rule of the old BTreeMap of label slices, the page's order.
+        let mut rng = fastrand::Rng::with_seed(19);
+        let words = ["a", "ab", "b", "a\u{e9}", "", "Z", "rig10", "rig9", "rig1"];
+        let mut expected: BTreeMap<Vec<String>, f64> = BTreeMap::new();
+        let mut s = Snapshot::new();
+        for round in 0..2 {
+            for _ in 0..400 {
+                let labels: Vec<&str> = (0..3).map(|_| words[rng.usize(..words.len())]).collect();
+                let value = rng.f64();
+                s.set(&WORKER_HASHRATE, &labels, value);
+                expected.insert(labels.iter().map(|l| l.to_string()).collect(), value);
+            }
+            // Sealed, then set again in the second round: the tables come back.
+            s.seal();
+            let got: Vec<(Vec<String>, f64)> = s
+                .samples(&WORKER_HASHRATE)
+                .unwrap()
+                .iter()
+                .map(|(labels, value)| (labels.map(str::to_string).collect(), value))
+                .collect();
+            let want: Vec<(Vec<String>, f64)> = expected.clone().into_iter().collect();
+            assert_eq!(got, want, "round {round}");
+        }
+        assert_eq!(s.series_count(), expected.len());
     }
 
     #[test]
