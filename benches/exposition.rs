@@ -453,15 +453,9 @@ async fn idle_cpu() {
 
 /// An OurPool simulator with `workers` quiet workers and no rate limit.
 async fn unlimited_ourpool(workers: usize) -> OurPoolSimulator {
-    OurPoolSimulator::start(OurPoolOptions {
-        workers,
-        per_minute: u32::MAX,
-        per_hour: u32::MAX,
-        lively: false,
-        ..OurPoolOptions::default()
-    })
-    .await
-    .unwrap()
+    OurPoolSimulator::start(OurPoolOptions::unlimited(workers))
+        .await
+        .unwrap()
 }
 
 fn main() {

@@ -219,15 +219,9 @@ fn bench_dir(what: &str) -> PathBuf {
 }
 
 async fn unlimited_ourpool(workers: usize) -> OurPoolSimulator {
-    OurPoolSimulator::start(OurPoolOptions {
-        workers,
-        per_minute: u32::MAX,
-        per_hour: u32::MAX,
-        lively: false,
-        ..OurPoolOptions::default()
-    })
-    .await
-    .unwrap()
+    OurPoolSimulator::start(OurPoolOptions::unlimited(workers))
+        .await
+        .unwrap()
 }
 
 fn ourpool_block(sim: &OurPoolSimulator, name: &str, interval: u64, series: Series) -> String {

@@ -51,6 +51,19 @@ impl Default for OurPoolOptions {
     }
 }
 
+impl OurPoolOptions {
+    /// `workers` quiet workers and no rate limit: the farm the benches measure.
+    pub fn unlimited(workers: usize) -> Self {
+        OurPoolOptions {
+            workers,
+            per_minute: u32::MAX,
+            per_hour: u32::MAX,
+            lively: false,
+            ..OurPoolOptions::default()
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct OurPoolSim {
     options: OurPoolOptions,
