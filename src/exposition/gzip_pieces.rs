@@ -122,10 +122,17 @@ impl PieceWriter {
     }
 }
 
-/// Pieces joined into one gzip member; where each piece's deflate landed in it.
-pub fn join<'a>(
-    pieces: impl IntoIterator<Item = &'a Piece>,
-) -> (Bytes, Vec<std::ops::Range<usize>>) {
+/// Pieces joined into one gzip member.
+pub struct Joined {
+    pub gzip: Bytes,
+    /// The length of the text it unpacks to.
+    pub text_len: u64,
+    /// Where each non-empty piece's deflate landed in `gzip`, in order.
+    pub placed: Vec<std::ops::Range<usize>>,
+}
+
+/// Joins pieces into one gzip member; an empty piece takes no place.
+pub fn join<'a>(pieces: impl IntoIterator<Item = &'a Piece>) -> Joined {
     let pieces: Vec<&Piece> = pieces.into_iter().filter(|p| !p.is_empty()).collect();
     let size = GZIP_HEADER.len()
         + pieces.iter().map(|p| p.deflate.len()).sum::<usize>()
@@ -147,7 +154,11 @@ pub fn join<'a>(
     out.extend_from_slice(&crc.finalize().to_le_bytes());
     // ISIZE is the length modulo 2^32 (RFC 1952 2.3.1).
     out.extend_from_slice(&((text_len & 0xffff_ffff) as u32).to_le_bytes());
-    (Bytes::from(out), placed)
+    Joined {
+        gzip: Bytes::from(out),
+        text_len,
+        placed,
+    }
 }
 
 /// Reads a joined page back as text, a chunk at a time.
@@ -220,7 +231,7 @@ mod tests {
         ];
         let pieces: Vec<Piece> = texts.iter().map(|t| piece(t)).collect();
         for order in [[0, 1, 2, 3], [2, 0, 3, 1], [1, 3, 2, 0]] {
-            let (gzip, placed) = join(order.iter().map(|&i| &pieces[i]));
+            let Joined { gzip, placed, .. } = join(order.iter().map(|&i| &pieces[i]));
             let expected: Vec<u8> = order.iter().flat_map(|&i| texts[i].clone()).collect();
             // flate2's own decoder checks the CRC and the length of the trailer.
             let mut unpacked = Vec::new();
@@ -238,7 +249,7 @@ mod tests {
 
     #[test]
     fn an_empty_page_is_a_valid_gzip_of_nothing() {
-        let (gzip, _) = join([]);
+        let Joined { gzip, .. } = join([]);
         let mut unpacked = Vec::new();
         flate2::read::GzDecoder::new(&gzip[..])
             .read_to_end(&mut unpacked)

@@ -206,6 +206,7 @@ impl Exposition {
 }
 
 /// The page as it is put together: pieces in order, text between them gathered into one.
+/// Only pieces with text are kept, so each lands in the page in the order it was added.
 struct PagePieces {
     writer: PieceWriter,
     pieces: Vec<Piece>,
@@ -228,6 +229,9 @@ impl PagePieces {
     }
 
     fn cached(&mut self, source: &str, family: &'static str, piece: &Piece) {
+        if piece.is_empty() {
+            return;
+        }
         self.end_written();
         self.pieces.push(piece.clone());
         self.sources.push(Some((source.to_string(), family)));
@@ -249,17 +253,18 @@ impl PagePieces {
         Vec<((String, &'static str), std::ops::Range<usize>)>,
     ) {
         self.end_written();
-        let text_len = self.pieces.iter().map(Piece::text_len).sum();
-        let kept: Vec<usize> = (0..self.pieces.len())
-            .filter(|&i| self.pieces.get(i).is_some_and(|p| !p.is_empty()))
-            .collect();
-        let (gzip, ranges) = gzip_pieces::join(&self.pieces);
-        let placed = kept
+        let joined = gzip_pieces::join(&self.pieces);
+        let placed = self
+            .sources
             .into_iter()
-            .zip(ranges)
-            .filter_map(|(i, range)| Some((self.sources.get_mut(i)?.take()?, range)))
+            .zip(joined.placed)
+            .filter_map(|(source, range)| Some((source?, range)))
             .collect();
-        (Rendered { gzip, text_len }, placed)
+        let rendered = Rendered {
+            gzip: joined.gzip,
+            text_len: joined.text_len,
+        };
+        (rendered, placed)
     }
 }
 
