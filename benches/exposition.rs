@@ -288,14 +288,9 @@ async fn pool_under_test(
     let unlimited = vec![RateWindow::new(1_000_000, Duration::from_secs(1))];
     let (mut source, mut budget, requests): (_, _, Box<dyn Fn() -> u64>) = match pool {
         Pool::UltimateProxy => {
-            let sim = UltimateProxySimulator::start(UltimateProxyOptions {
-                workers,
-                limit_per_minute: u32::MAX,
-                outages: false,
-                ..UltimateProxyOptions::default()
-            })
-            .await
-            .unwrap();
+            let sim = UltimateProxySimulator::start(UltimateProxyOptions::unlimited(workers))
+                .await
+                .unwrap();
             let (source, budget) =
                 demo_source(demo_proxy(), "bench", sim.base_url(), &sim.token, interval);
             (source, budget, Box::new(move || sim.requests().0))
@@ -308,14 +303,9 @@ async fn pool_under_test(
             (source, budget, Box::new(move || sim.requests().0))
         }
         Pool::Luxor => {
-            let sim = LuxorSimulator::start(LuxorOptions {
-                subaccounts: vec![("main".to_string(), workers)],
-                key_bucket: (1_000_000, 1e6),
-                lively: false,
-                ..LuxorOptions::default()
-            })
-            .await
-            .unwrap();
+            let sim = LuxorSimulator::start(LuxorOptions::unlimited(workers))
+                .await
+                .unwrap();
             let (source, budget) =
                 demo_source(demo_luxor(), "bench", sim.base_url(), &sim.token, interval);
             (source, budget, Box::new(move || sim.requests().0))

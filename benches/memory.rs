@@ -423,23 +423,13 @@ async fn table(sizes: &[usize], polls: u32, interval: u64, every_series_only: bo
 /// Three pools of 10,000 workers each, polled every 10 s: RSS every 10 polls, then 100
 /// reloads (SIGHUP) of the unchanged config with RSS every 10.
 async fn soak(workers: usize, polls: u32, interval: u64, reloads: u32) {
-    let proxy = UltimateProxySimulator::start(UltimateProxyOptions {
-        workers,
-        limit_per_minute: u32::MAX,
-        outages: false,
-        ..UltimateProxyOptions::default()
-    })
-    .await
-    .unwrap();
+    let proxy = UltimateProxySimulator::start(UltimateProxyOptions::unlimited(workers))
+        .await
+        .unwrap();
     let ourpool = unlimited_ourpool(workers).await;
-    let luxor = LuxorSimulator::start(LuxorOptions {
-        subaccounts: vec![("main".to_string(), workers)],
-        key_bucket: (1_000_000, 1e6),
-        lively: false,
-        ..LuxorOptions::default()
-    })
-    .await
-    .unwrap();
+    let luxor = LuxorSimulator::start(LuxorOptions::unlimited(workers))
+        .await
+        .unwrap();
     let dir = bench_dir("soak");
     for (name, token) in [
         ("proxy", &proxy.token),

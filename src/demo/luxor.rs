@@ -58,6 +58,19 @@ impl Default for LuxorOptions {
     }
 }
 
+impl LuxorOptions {
+    /// One subaccount, `main`, of `workers` steady workers, and no rate limit: the farm the
+    /// benches measure.
+    pub fn unlimited(workers: usize) -> Self {
+        LuxorOptions {
+            subaccounts: vec![("main".to_string(), workers)],
+            key_bucket: (1_000_000, 1e6),
+            lively: false,
+            ..LuxorOptions::default()
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Subaccount {
     id: usize,

@@ -44,6 +44,18 @@ impl Default for UltimateProxyOptions {
     }
 }
 
+impl UltimateProxyOptions {
+    /// `workers` steady workers and no rate limit: the farm the benches measure.
+    pub fn unlimited(workers: usize) -> Self {
+        UltimateProxyOptions {
+            workers,
+            limit_per_minute: u32::MAX,
+            outages: false,
+            ..UltimateProxyOptions::default()
+        }
+    }
+}
+
 /// Mostly RandomX CPUs (kH/s), a few KawPow GPUs (MH/s), as a proxy would see them.
 fn proxy_rig(rng: &mut fastrand::Rng, serial: u32) -> (&'static str, f64) {
     if serial % 5 == 4 {
