@@ -21,6 +21,7 @@
 //! - `demo/`: the simulators of every API and the configs the demo, tests and benches share.
 
 pub mod allocator;
+pub mod backfill;
 pub mod budget;
 pub mod client;
 pub mod clock;

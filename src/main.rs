@@ -56,11 +56,149 @@ enum Command {
         #[arg(long = "state-dir")]
         state_dir: Option<PathBuf>,
     },
+    /// Write the pools' history as OpenMetrics text under the live series' names, for
+    /// promtool's blocks or VictoriaMetrics' import.
+    Backfill(BackfillArgs),
     /// Run simulated pools plus the exporter: no account or token needed.
     Demo {
         #[arg(long, default_value = "127.0.0.1:9898")]
         listen: SocketAddr,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct BackfillArgs {
+    #[arg(long, short)]
+    config: PathBuf,
+    /// History from here: a date (2026-11-01, midnight UTC), an RFC 3339 time, or a span
+    /// back from now (30d).
+    #[arg(long)]
+    from: String,
+    /// History before here (same forms). Required without --until-live: history that runs
+    /// into live data is merged with it.
+    #[arg(long)]
+    to: Option<String>,
+    /// Only this source (repeat for more); default every source with history.
+    #[arg(long = "source")]
+    sources: Vec<String>,
+    /// The OpenMetrics file to write; `<FILE>.progress` beside it makes a rerun resume.
+    #[arg(long)]
+    out: PathBuf,
+    /// Also turn the output into TSDB blocks in this directory with promtool.
+    #[arg(long)]
+    blocks: Option<PathBuf>,
+    /// promtool to run for --blocks (default: the one on PATH).
+    #[arg(long)]
+    promtool: Option<PathBuf>,
+    /// End each source's history before its first sample in this Prometheus (base URL),
+    /// and take the live series' job and instance from it.
+    #[arg(long = "until-live")]
+    until_live: Option<String>,
+    /// The running exporter's --state-dir: plan its reserve on the costs it learned.
+    #[arg(long = "state-dir")]
+    state_dir: Option<PathBuf>,
+    /// Print the ranges, ticks, requests and time the budgets make that take; fetch only
+    /// what lists them (subaccounts, algorithms, workers).
+    #[arg(long = "dry-run")]
+    dry_run: bool,
+    /// Per-worker history too: a request per worker or page of workers.
+    #[arg(long)]
+    workers: bool,
+    /// A target label for the history, NAME=VALUE (repeat); default job="mining-exporter"
+    /// and instance=<server.listen>. --until-live takes them from the live series.
+    #[arg(long = "label", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: give NAME=VALUE"))?;
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid || name.starts_with("__") || name == "pool" || name == "source" {
+        return Err(format!(
+            "{name:?} is not a target label name this backfill may set"
+        ));
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
+/// Exit code for a backfill stopped by Ctrl-C or SIGTERM (resumable).
+const EXIT_INTERRUPTED: u8 = 130;
+
+fn backfill(args: BackfillArgs, log_format: LogFormat) -> ExitCode {
+    use mining_exporter::backfill::{self, BackfillError, BackfillOptions, calendar};
+    use std::io::IsTerminal;
+    let now = i64::try_from(WallClock::System.unix_seconds()).unwrap_or(i64::MAX);
+    let times = calendar::parse_time(&args.from, now).and_then(|from| {
+        let to = args
+            .to
+            .as_deref()
+            .map(|t| calendar::parse_time(t, now))
+            .transpose()?;
+        Ok((from, to))
+    });
+    let (from, to) = match times {
+        Ok(times) => times,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let config = match Config::load(
+        &args.config,
+        SecretMode::Require,
+        &mining_exporter::sources::KINDS,
+    ) {
+        Ok(config) => config,
+        Err(e) => return exit_code(Err(e.into())),
+    };
+    let options = BackfillOptions {
+        from,
+        to,
+        sources: args.sources,
+        out: args.out,
+        blocks: args.blocks,
+        promtool: args.promtool,
+        until_live: args.until_live,
+        state_dir: args.state_dir,
+        dry_run: args.dry_run,
+        workers: args.workers,
+        labels: args.labels,
+        bar: std::io::stderr().is_terminal() && log_format != LogFormat::Json,
+        clock: WallClock::System,
+    };
+    let outcome = tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")
+        .map(|runtime| {
+            runtime.block_on(async {
+                let stop = CancellationToken::new();
+                tokio::spawn(cancel_on_signal(stop.clone()));
+                backfill::run(&config, &options, stop).await
+            })
+        });
+    match outcome {
+        Ok(Ok(summary)) => {
+            print!("{}", summary.report());
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(match e {
+                BackfillError::Usage(_) => EXIT_CONFIG,
+                BackfillError::Interrupted { .. } => EXIT_INTERRUPTED,
+                _ => 1,
+            })
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Exit code for a configuration the exporter refuses.
@@ -101,6 +239,7 @@ fn main() -> ExitCode {
                 Err(e) => exit_code(Err(e.into())),
             }
         }
+        Command::Backfill(args) => backfill(args, cli.log_format),
         Command::Demo { listen } => {
             serve(move |shutdown| mining_exporter::demo::run_demo(listen, shutdown))
         }

@@ -246,8 +246,14 @@ pub struct Wallet {
     pub earned_total: f64,
     /// Coins per PH/s per day.
     pub hashprice: f64,
+    /// Payouts made while running, oldest first: (Unix seconds, coins); the newest
+    /// `PAYOUTS_KEPT`.
+    pub payouts: std::collections::VecDeque<(u64, f64)>,
     last: Instant,
 }
+
+/// How many payouts a wallet remembers.
+const PAYOUTS_KEPT: usize = 1000;
 
 /// Payouts happen once the balance reaches this many coins.
 const PAYOUT_THRESHOLD: f64 = 0.005;
@@ -261,6 +267,7 @@ impl Wallet {
             paid,
             earned_total: paid + balance,
             hashprice: 0.00055 + rng.f64() * 0.0001,
+            payouts: std::collections::VecDeque::new(),
             last: Instant::now(),
         }
     }
@@ -280,6 +287,11 @@ impl Wallet {
         self.earned_total += earned;
         if self.balance >= PAYOUT_THRESHOLD {
             self.paid += self.balance;
+            self.payouts
+                .push_back((super::farm::unix_now(), self.balance));
+            if self.payouts.len() > PAYOUTS_KEPT {
+                self.payouts.pop_front();
+            }
             self.balance = 0.0;
         }
     }

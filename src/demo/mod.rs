@@ -4,6 +4,7 @@
 pub mod configs;
 pub mod farm;
 pub mod harness;
+pub mod history;
 pub mod http_json;
 pub mod luxor;
 pub mod ourpool;

@@ -3,7 +3,10 @@
 //! a wrong one: 403), two fixed windows per token (100/min and 1000/h; over either: 429 with
 //! Retry-After), `{"code","message"}` error bodies, and the account-mode endpoints the
 //! reference proposes: rewards-stats, miner/workers (keyed by name) and miner/stats, with
-//! BTC amounts and H/s hashrates as strings.
+//! BTC amounts and H/s hashrates as strings. Also the account's transactions (PROPOSED:
+//! newest first, `limit` up to 100 and a 1-based `page`): a mining reward credited and a
+//! payout sent every day for `PAYOUT_DAYS` before the simulator started (from
+//! `demo::history`), then the wallet's own payouts.
 
 use std::time::Duration;
 
@@ -15,8 +18,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::farm::{Farm, FarmWorker, iso, sha256_asic};
+use super::farm::{Farm, FarmWorker, iso, sha256_asic, unix_now};
 use super::harness::{Counted, Counters, FixedWindow, Refused, Running, Shared, Wallet, lock};
+use super::history;
 
 /// The reference proposes "offline" after 10 minutes without shares.
 const OFFLINE_AFTER: Duration = Duration::from_secs(600);
@@ -72,7 +76,14 @@ pub struct OurPoolSim {
     minute: FixedWindow,
     hour: FixedWindow,
     counters: Counters,
+    /// Unix seconds: the daily transactions before this are history, the rest the wallet's.
+    started: i64,
 }
+
+/// The largest transactions page (PROPOSED).
+const MAX_TRANSACTIONS_LIMIT: usize = 100;
+const PAYOUT_TYPE: &str = "TX_TYPE_SCHEDULED_USER_MINING_REWARDS_WITHDRAWAL";
+const REWARD_TYPE: &str = "TX_TYPE_MINING_REWARD";
 
 impl Counted for OurPoolSim {
     fn counters(&mut self) -> &mut Counters {
@@ -97,6 +108,7 @@ impl Running<OurPoolSim> {
             minute: FixedWindow::new(options.per_minute, Duration::from_secs(60)),
             hour: FixedWindow::new(options.per_hour, Duration::from_secs(3600)),
             counters: Counters::default(),
+            started: i64::try_from(unix_now()).unwrap_or(i64::MAX),
             options,
         };
         let token = sim.options.token.clone();
@@ -114,6 +126,7 @@ impl Running<OurPoolSim> {
                     "/api/v1/accounts/{account}/btc/miner/stats",
                     get(miner_stats),
                 )
+                .route("/api/v1/accounts/{account}/transactions", get(transactions))
                 .fallback(|| async { *not_found() })
                 .with_state(state)
         })
@@ -126,6 +139,65 @@ impl Running<OurPoolSim> {
 
     pub fn worker_names(&self) -> Vec<String> {
         self.with(|s| s.farm.names())
+    }
+
+    /// Every payout the transactions list holds, oldest first: (Unix seconds, BTC).
+    pub fn payouts(&self) -> Vec<(i64, f64)> {
+        self.with(|s| {
+            let mut all: Vec<(i64, f64)> = s
+                .transactions()
+                .into_iter()
+                .filter(|t| t.kind == PAYOUT_TYPE)
+                .map(|t| (t.at, t.amount))
+                .collect();
+            all.reverse();
+            all
+        })
+    }
+
+    /// What `totalPaid` says now.
+    pub fn total_paid(&self) -> f64 {
+        self.with(|s| s.wallet.paid)
+    }
+}
+
+struct Transaction {
+    at: i64,
+    kind: &'static str,
+    amount: f64,
+}
+
+impl OurPoolSim {
+    /// Every transaction, newest first.
+    fn transactions(&self) -> Vec<Transaction> {
+        let key = format!("ourpool/{}", self.options.account);
+        let first_day = history::day_start(self.started) - history::PAYOUT_DAYS * 86_400;
+        let mut all: Vec<Transaction> = (0..=history::PAYOUT_DAYS)
+            .map(|d| first_day + d * 86_400)
+            .flat_map(|day| {
+                let amount = history::payout(self.options.seed, &key, day);
+                [
+                    Transaction {
+                        at: day + history::REWARD_AT,
+                        kind: REWARD_TYPE,
+                        amount,
+                    },
+                    Transaction {
+                        at: day + history::PAYOUT_AT,
+                        kind: PAYOUT_TYPE,
+                        amount,
+                    },
+                ]
+            })
+            .filter(|t| t.at < self.started)
+            .collect();
+        all.extend(self.wallet.payouts.iter().map(|(at, amount)| Transaction {
+            at: i64::try_from(*at).unwrap_or(i64::MAX),
+            kind: PAYOUT_TYPE,
+            amount: *amount,
+        }));
+        all.sort_by_key(|t| std::cmp::Reverse(t.at));
+        all
     }
 }
 
@@ -247,6 +319,44 @@ async fn rewards_stats(
             "totalRewards": btc(s.wallet.earned_total),
             "lastPayoutAt": iso(now - Duration::from_secs(3 * 3600)),
             "updatedAt": iso(now),
+        })
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct TransactionsQuery {
+    token: Option<String>,
+    limit: Option<usize>,
+    page: Option<usize>,
+}
+
+async fn transactions(
+    State(sim): State<Shared<OurPoolSim>>,
+    Path(account): Path<String>,
+    Query(q): Query<TransactionsQuery>,
+) -> Response {
+    let token = TokenQuery {
+        token: q.token.clone(),
+    };
+    let limit = q.limit.unwrap_or(50).clamp(1, MAX_TRANSACTIONS_LIMIT);
+    let page = q.page.unwrap_or(1).max(1);
+    answer(&sim, &account, &token, false, |s| {
+        let all = s.transactions();
+        let total = all.len();
+        let items: Vec<Value> = all
+            .iter()
+            .skip((page - 1) * limit)
+            .take(limit)
+            .map(|t| {
+                json!({"id": format!("tx-{}-{}", t.at, t.kind.len()),
+                       "createdAt": history::iso_seconds(t.at), "type": t.kind,
+                       "value": btc(t.amount), "currency": "btc", "txid": null})
+            })
+            .collect();
+        json!({
+            "transactions": items,
+            "pagination": {"page": page, "limit": limit, "total": total,
+                           "total_pages": total.div_ceil(limit).max(1)},
         })
     })
 }

@@ -3,7 +3,9 @@
 //! fixed 60-second window per user with X-RateLimit-* headers on every answer and
 //! Retry-After on a 429, paginated workers (limit at most 100), overview and hashrate series.
 //! Workers' hashrates wander around their nominal rate; now and then one goes offline.
+//! Series longer than an hour, and each worker's, come from `demo::history`.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
@@ -14,8 +16,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::farm::{Farm, FarmWorker, iso};
+use super::farm::{Farm, FarmWorker, iso, unix_now};
 use super::harness::{Counted, Counters, FixedWindow, Running, Shared, lock};
+use super::history;
 
 const WINDOW: Duration = Duration::from_secs(60);
 const MAX_LIMIT: usize = 100;
@@ -69,6 +72,8 @@ fn proxy_rig(rng: &mut fastrand::Rng, serial: u32) -> (&'static str, f64) {
 pub struct UltimateProxySim {
     options: UltimateProxyOptions,
     farm: Farm,
+    /// What the long series draw around: each algorithm's nominal rate at the start.
+    nominal: BTreeMap<&'static str, f64>,
     window: FixedWindow,
     counters: Counters,
 }
@@ -111,14 +116,20 @@ pub type UltimateProxySimulator = Running<UltimateProxySim>;
 impl Running<UltimateProxySim> {
     pub async fn start(options: UltimateProxyOptions) -> std::io::Result<UltimateProxySimulator> {
         let token = options.token.clone();
+        let farm = Farm::new(
+            options.seed,
+            options.workers,
+            "rig",
+            proxy_rig,
+            options.outages,
+        );
+        let mut nominal: BTreeMap<&'static str, f64> = BTreeMap::new();
+        for w in &farm.workers {
+            *nominal.entry(w.tag).or_default() += w.nominal;
+        }
         let sim = UltimateProxySim {
-            farm: Farm::new(
-                options.seed,
-                options.workers,
-                "rig",
-                proxy_rig,
-                options.outages,
-            ),
+            farm,
+            nominal,
             window: FixedWindow::new(options.limit_per_minute, WINDOW),
             counters: Counters::default(),
             options,
@@ -129,6 +140,7 @@ impl Running<UltimateProxySim> {
                 .route("/v1/workers", get(workers))
                 .route("/v1/workers/hashrate", get(hashrate))
                 .route("/v1/workers/{id}", get(worker))
+                .route("/v1/workers/{id}/hashrate", get(worker_hashrate))
                 .with_state(state)
         })
         .await
@@ -136,6 +148,12 @@ impl Running<UltimateProxySim> {
 
     pub fn worker_names(&self) -> Vec<String> {
         self.with(|s| s.farm.names())
+    }
+
+    /// What the long series (`timeRange` past `1h`) draw around: the seed, and each
+    /// algorithm's nominal hashrate. An algorithm's series key is `up/<algorithm>`.
+    pub fn history_basis(&self) -> (u64, BTreeMap<&'static str, f64>) {
+        self.with(|s| (s.options.seed, s.nominal.clone()))
     }
 
     /// Removes a worker as if deleted in the proxy's UI; true if it existed.
@@ -339,26 +357,63 @@ struct SeriesQuery {
     algorithm: Option<String>,
 }
 
+/// The window and bucket of a `timeRange` (PROPOSED in the reference).
+fn range_of(time_range: Option<&str>) -> Result<(i64, i64), ApiError> {
+    match time_range.unwrap_or("24h") {
+        "1h" => Ok((1, 60)),
+        "6h" => Ok((6, 300)),
+        "24h" => Ok((24, 900)),
+        "7d" => Ok((168, 3600)),
+        "30d" => Ok((720, 14400)),
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            "timeRange must be one of 1h, 6h, 24h, 7d, 30d",
+        )),
+    }
+}
+
+/// A series longer than the last hour: the complete buckets of the window, from
+/// `demo::history`, with their average and peak.
+fn long_series(seed: u64, key: &str, nominal: f64, hours: i64, granularity: i64) -> Value {
+    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+    let points: Vec<(i64, f64)> = history::ticks(now - hours * 3600, now, granularity, now)
+        .map(|t| (t, history::hashrate(seed, key, nominal, t)))
+        .collect();
+    let n = points.len().max(1) as f64;
+    let avg = points.iter().map(|(_, h)| h).sum::<f64>() / n;
+    let peak = points.iter().map(|(_, h)| *h).fold(0.0, f64::max);
+    json!({
+        "hours": hours,
+        "granularity": granularity,
+        "data": points.iter().map(|(t, h)| json!({"timestamp": t, "hashrate": h})).collect::<Vec<_>>(),
+        "stats": {"avg_hashrate": avg, "peak_hashrate": peak},
+    })
+}
+
 async fn hashrate(
     State(sim): State<Shared<UltimateProxySim>>,
     headers: HeaderMap,
     Query(q): Query<SeriesQuery>,
 ) -> Response {
     answer(&sim, &headers, |s| {
-        let (hours, granularity) = match q.time_range.as_deref().unwrap_or("24h") {
-            "1h" => (1, 60),
-            "6h" => (6, 300),
-            "24h" => (24, 900),
-            "7d" => (168, 3600),
-            "30d" => (720, 14400),
-            _ => {
-                return Err(error(
-                    StatusCode::BAD_REQUEST,
-                    "timeRange must be one of 1h, 6h, 24h, 7d, 30d",
-                ));
-            }
-        };
+        let (hours, granularity) = range_of(q.time_range.as_deref())?;
         let tag = q.algorithm.as_deref();
+        if hours > 1 {
+            let nominal = s
+                .nominal
+                .iter()
+                .filter(|(k, _)| tag.is_none_or(|t| t == **k))
+                .map(|(_, n)| n)
+                .sum();
+            let key = format!("up/{}", tag.unwrap_or("all"));
+            return Ok(long_series(
+                s.options.seed,
+                &key,
+                nominal,
+                hours,
+                granularity,
+            ));
+        }
         let history = s.farm.history_of(tag);
         let data: Vec<Value> = history
             .iter()
@@ -389,6 +444,33 @@ async fn hashrate(
             "data": data,
             "stats": {"avg_hashrate": avg, "peak_hashrate": peak},
         }))
+    })
+}
+
+/// `/v1/workers/{id}/hashrate`: one worker's series, keyed `up/worker/<id>`.
+async fn worker_hashrate(
+    State(sim): State<Shared<UltimateProxySim>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<SeriesQuery>,
+) -> Response {
+    answer(&sim, &headers, |s| {
+        let (hours, granularity) = range_of(q.time_range.as_deref())?;
+        let w = s
+            .farm
+            .workers
+            .iter()
+            .find(|w| worker_id(w) == id)
+            .ok_or_else(|| error(StatusCode::NOT_FOUND, "Worker not found"))?;
+        let mut series = long_series(
+            s.options.seed,
+            &format!("up/worker/{id}"),
+            w.nominal,
+            hours,
+            granularity,
+        );
+        series["worker_id"] = json!(id);
+        Ok(series)
     })
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, so the crate links once. Network tests talk only to
 //! httpmock servers and the embedded simulators on 127.0.0.1.
 
+mod backfill;
 mod cli;
 mod client_behaviour;
 mod common;

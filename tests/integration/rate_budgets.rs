@@ -97,7 +97,7 @@ fn gauge(page: &str, name: &str, source: &str) -> f64 {
 }
 
 /// The most requests inside any span of `per`.
-fn busiest(times: &[Instant], per: Duration) -> usize {
+pub(crate) fn busiest(times: &[Instant], per: Duration) -> usize {
     let mut most = 0;
     let mut first = 0;
     for (last, t) in times.iter().enumerate() {

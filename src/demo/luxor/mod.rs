@@ -21,6 +21,8 @@ use super::farm::{Farm, FarmWorker, iso, sha256_asic};
 use super::harness::{Counted, Counters, Refused, Running, Shared, TokenBucket, Wallet, lock};
 use crate::sources::luxor::config::CURRENCIES;
 
+mod history;
+
 /// Largest page the simulator serves (PROPOSED in the reference).
 const MAX_PAGE_SIZE: usize = 1000;
 const DEFAULT_PAGE_SIZE: usize = 10;
@@ -77,6 +79,9 @@ struct Subaccount {
     name: String,
     farm: Farm,
     wallet: Wallet,
+    /// What the history endpoints draw around: the farm's size and rate when it started.
+    nominal: f64,
+    worker_count: usize,
 }
 
 #[derive(Debug)]
@@ -103,11 +108,16 @@ impl Running<LuxorSim> {
             .subaccounts
             .iter()
             .enumerate()
-            .map(|(id, (name, workers))| Subaccount {
-                id: id + 1,
-                name: name.clone(),
-                farm: Farm::new(rng.u64(..), *workers, "rig", sha256_asic, options.lively),
-                wallet: Wallet::new(&mut rng),
+            .map(|(id, (name, workers))| {
+                let farm = Farm::new(rng.u64(..), *workers, "rig", sha256_asic, options.lively);
+                Subaccount {
+                    id: id + 1,
+                    name: name.clone(),
+                    nominal: farm.workers.iter().map(|w| w.nominal).sum(),
+                    worker_count: farm.workers.len(),
+                    farm,
+                    wallet: Wallet::new(&mut rng),
+                }
             })
             .collect();
         let (capacity, refill) = options.key_bucket;
@@ -126,10 +136,33 @@ impl Running<LuxorSim> {
                 .route("/v2/pool/subaccounts", get(subaccount_list))
                 .route("/{version}/pool/summary/{currency}", get(summary_any))
                 .route("/{version}/pool/workers/{currency}", get(workers_any))
+                .route(
+                    "/{version}/pool/hashrate-efficiency/{currency}",
+                    get(history::hashrate_efficiency),
+                )
+                .route(
+                    "/{version}/pool/active-workers/{currency}",
+                    get(history::active_workers),
+                )
+                .route(
+                    "/{version}/pool/workers-hashrate-efficiency/{currency}/{subaccount}",
+                    get(history::workers_hashrate_efficiency),
+                )
                 .fallback(|| async { *not_found() })
                 .with_state(state)
         })
         .await
+    }
+
+    /// What the history endpoints draw a subaccount's series around: the seed, its nominal
+    /// hashrate (H/s) and its worker count. The series key is `luxor/<subaccount>`.
+    pub fn history_basis(&self, subaccount: &str) -> Option<(u64, f64, usize)> {
+        self.with(|s| {
+            s.subaccounts
+                .iter()
+                .find(|a| a.name == subaccount)
+                .map(|a| (s.options.seed, a.nominal, a.worker_count))
+        })
     }
 
     /// Worker names of one subaccount.
@@ -231,6 +264,9 @@ struct ListQuery {
     status: Option<String>,
     page_number: Option<usize>,
     page_size: Option<usize>,
+    /// More query pairs a next page's address repeats (the history endpoints' dates).
+    #[serde(skip)]
+    extra: Vec<(&'static str, String)>,
 }
 
 impl ListQuery {
@@ -264,6 +300,9 @@ impl ListQuery {
                 if let Some(v) = value {
                     pairs.append_pair(key, v);
                 }
+            }
+            for (key, value) in &self.extra {
+                pairs.append_pair(key, value);
             }
         }
         format!("{}?{}", url.path(), url.query().unwrap_or(""))

@@ -1,0 +1,319 @@
+//! Ultimate Proxy's history: the account's hashrate series per algorithm
+//! (`/v1/workers/hashrate?timeRange=`), and with `--workers` each worker's
+//! (`/v1/workers/{id}/hashrate`). A `timeRange` always ends now, with a bucket that grows
+//! with it (24h: 15 min, 7d: 1 h, 30d: 4 h), so the span is cut into the last day, the
+//! week before it and the rest of the month, each read from the range that covers it
+//! most finely. Nothing reaches back past 30 days.
+
+use serde::Deserialize;
+
+use super::{Collector, Discovery, Fetched, History, HistoryFuture, MAX_TASK_PAGES, Span, Task};
+use crate::client::{Upstream, escape_path_segment};
+use crate::error::PollError;
+use crate::metrics::{ACCOUNT_HASHRATE, WORKER_HASHRATE};
+use crate::sources::UNKNOWN_ALGORITHM;
+use crate::sources::fields::{Items, Num, num, text};
+use crate::sources::ultimate_proxy::MAX_ALGORITHMS;
+use crate::sources::ultimate_proxy::config::UltimateProxyConfig;
+
+const OVERVIEW: &str = "/v1/overview";
+const WORKERS_LIST: &str = "/v1/workers";
+const SERIES: &str = "/v1/workers/hashrate";
+const WORKER_SERIES: &str = "/v1/workers/{id}/hashrate";
+/// Workers a page of the list holds (the API's maximum).
+const LIST_PAGE: u32 = 100;
+/// Workers whose series `--workers` reads, at three requests each.
+pub const MAX_WORKERS: usize = 10_000;
+
+/// Each `timeRange` and its bucket, finest first: (name, seconds back, bucket).
+const RANGES: [(&str, i64, i64); 3] = [
+    ("24h", 86_400, 900),
+    ("7d", 7 * 86_400, 3600),
+    ("30d", 30 * 86_400, 14_400),
+];
+
+pub struct UltimateProxyHistory {
+    account: String,
+}
+
+impl UltimateProxyHistory {
+    pub fn new(settings: &UltimateProxyConfig) -> Self {
+        UltimateProxyHistory {
+            account: settings.account.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Overview {
+    #[serde(default)]
+    by_algorithm: Option<Items<ByAlgorithm>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ByAlgorithm {
+    #[serde(default, deserialize_with = "text")]
+    algorithm: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Listed {
+    #[serde(default, rename = "_id", deserialize_with = "text")]
+    id: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    algorithm: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListPage {
+    #[serde(default)]
+    data: Items<Listed>,
+    #[serde(default)]
+    pagination: Option<ListPagination>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListPagination {
+    #[serde(default)]
+    total_pages: Option<Num>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Series {
+    #[serde(default)]
+    data: Items<Bucket>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Bucket {
+    #[serde(default)]
+    timestamp: Option<Num>,
+    #[serde(default)]
+    hashrate: Option<Num>,
+}
+
+/// Each range's slice of the span: the last day from `24h`, the six days before from
+/// `7d`, the rest from `30d`; (range, from, until, bucket).
+fn slices(span: &Span) -> Vec<(&'static str, i64, i64, i64)> {
+    let mut slices = Vec::new();
+    let mut until = span.until;
+    for (range, back, bucket) in RANGES {
+        let from = span.from.max(span.now - back);
+        if from < until {
+            slices.push((range, from, until, bucket));
+            until = from;
+        }
+    }
+    slices.reverse();
+    slices
+}
+
+impl UltimateProxyHistory {
+    async fn discover_all(&self, api: &Upstream, workers: bool) -> Result<Discovery, PollError> {
+        let overview: Overview = api.get_json(OVERVIEW, OVERVIEW, &[]).await?;
+        let mut names: Vec<String> = overview
+            .by_algorithm
+            .map(|a| a.read)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|a| a.algorithm)
+            .map(|a| a.to_lowercase())
+            .collect();
+        let mut listed = Vec::new();
+        if workers {
+            let limit = LIST_PAGE.to_string();
+            let mut page = 1;
+            loop {
+                let number = page.to_string();
+                let answer: ListPage = api
+                    .get_json(
+                        WORKERS_LIST,
+                        WORKERS_LIST,
+                        &[("page", &number), ("limit", &limit)],
+                    )
+                    .await?;
+                for w in answer.data.read {
+                    if let (Some(id), Some(name)) = (w.id, w.name) {
+                        let algorithm = w
+                            .algorithm
+                            .map(|a| a.to_lowercase())
+                            .unwrap_or_else(|| UNKNOWN_ALGORITHM.to_string());
+                        names.push(algorithm.clone());
+                        listed.push((id, name, algorithm));
+                    }
+                }
+                let pages = answer
+                    .pagination
+                    .and_then(|p| num(p.total_pages))
+                    .unwrap_or(1.0);
+                if f64::from(page) >= pages {
+                    break;
+                }
+                if page >= MAX_TASK_PAGES || listed.len() > MAX_WORKERS {
+                    return Err(PollError::decode(
+                        WORKERS_LIST,
+                        format!(
+                            "the worker list goes on past {MAX_TASK_PAGES} pages or {MAX_WORKERS} workers"
+                        ),
+                    ));
+                }
+                page += 1;
+            }
+        }
+        names.sort();
+        names.dedup();
+        names.retain(|n| n != UNKNOWN_ALGORITHM && !n.trim().is_empty());
+        if names.len() > MAX_ALGORITHMS {
+            return Err(PollError::decode(
+                OVERVIEW,
+                format!(
+                    "the account names {} algorithms; the backfill reads at most {MAX_ALGORITHMS}",
+                    names.len()
+                ),
+            ));
+        }
+        listed.sort();
+        Ok(Discovery {
+            names,
+            workers: listed,
+        })
+    }
+
+    async fn fetch_task(
+        &self,
+        api: &Upstream,
+        task: &Task,
+        span: &Span,
+    ) -> Result<Fetched, PollError> {
+        let range = RANGES
+            .iter()
+            .find(|(_, _, bucket)| *bucket == task.tick)
+            .map(|(name, _, _)| *name)
+            .unwrap_or("30d");
+        let mut collect = Collector::new(task, span.now);
+        let account = self.account.as_str();
+        let series: Series = if task.endpoint == WORKER_SERIES {
+            let path = format!(
+                "/v1/workers/{}/hashrate",
+                escape_path_segment(&task.subject)
+            );
+            api.get_json(WORKER_SERIES, &path, &[("timeRange", range)])
+                .await?
+        } else {
+            let mut query = vec![("timeRange", range)];
+            if task.subject != UNKNOWN_ALGORITHM {
+                query.push(("algorithm", task.subject.as_str()));
+            }
+            api.get_json(SERIES, SERIES, &query).await?
+        };
+        for _ in 0..series.data.unreadable {
+            collect.unreadable();
+        }
+        // A worker task's detail is "name|algorithm".
+        let (worker, algorithm) = task
+            .detail
+            .split_once('|')
+            .unwrap_or(("", task.subject.as_str()));
+        for b in series.data.read {
+            let (Some(t), Some(h)) = (num(b.timestamp), num(b.hashrate)) else {
+                collect.unreadable();
+                continue;
+            };
+            // Epoch milliseconds would put the point in the year 58,000.
+            let t = if t >= 1e11 { t / 1000.0 } else { t };
+            if task.endpoint == WORKER_SERIES {
+                collect.point(&WORKER_HASHRATE, &[account, worker, algorithm], t, h);
+            } else {
+                collect.point(&ACCOUNT_HASHRATE, &[account, algorithm], t, h);
+            }
+        }
+        Ok(collect.finish())
+    }
+}
+
+impl History for UltimateProxyHistory {
+    fn discover<'a>(&'a self, api: &'a Upstream, workers: bool) -> HistoryFuture<'a, Discovery> {
+        Box::pin(self.discover_all(api, workers))
+    }
+
+    fn tasks(&self, discovery: &Discovery, span: &Span, workers: bool) -> Vec<Task> {
+        let algorithms: Vec<String> = if discovery.names.is_empty() {
+            vec![UNKNOWN_ALGORITHM.to_string()]
+        } else {
+            discovery.names.clone()
+        };
+        let mut tasks = Vec::new();
+        for (range, from, until, bucket) in slices(span) {
+            for algorithm in &algorithms {
+                tasks.push(Task {
+                    id: format!("{SERIES}|{algorithm}|{range}|{from}|{until}"),
+                    endpoint: SERIES,
+                    subject: algorithm.clone(),
+                    detail: format!("|{algorithm}"),
+                    from,
+                    until,
+                    tick: bucket,
+                    requests: 1,
+                });
+            }
+            if workers {
+                for (id, name, algorithm) in &discovery.workers {
+                    tasks.push(Task {
+                        id: format!("{WORKER_SERIES}|{id}|{range}|{from}|{until}"),
+                        endpoint: WORKER_SERIES,
+                        subject: id.clone(),
+                        detail: format!("{name}|{algorithm}"),
+                        from,
+                        until,
+                        tick: bucket,
+                        requests: 1,
+                    });
+                }
+            }
+        }
+        tasks
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        api: &'a Upstream,
+        task: &'a Task,
+        span: &'a Span,
+    ) -> HistoryFuture<'a, Fetched> {
+        Box::pin(self.fetch_task(api, task, span))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_month_is_read_from_the_range_that_covers_each_part_most_finely() {
+        let now = 100 * 86_400;
+        let span = Span {
+            from: now - 40 * 86_400,
+            until: now - 3600,
+            now,
+        };
+        assert_eq!(
+            slices(&span),
+            [
+                ("30d", now - 30 * 86_400, now - 7 * 86_400, 14_400),
+                ("7d", now - 7 * 86_400, now - 86_400, 3600),
+                ("24h", now - 86_400, now - 3600, 900),
+            ]
+        );
+        let short = Span {
+            from: now - 3 * 86_400,
+            until: now - 2 * 86_400,
+            now,
+        };
+        assert_eq!(
+            slices(&short),
+            [("7d", now - 3 * 86_400, now - 2 * 86_400, 3600)]
+        );
+    }
+}

@@ -1,0 +1,705 @@
+//! `backfill`: a month of the simulators' history written as OpenMetrics, built into blocks
+//! by a real promtool and read back by a real Prometheus exactly at the simulators'
+//! timestamps; `--until-live` against that Prometheus scraping the live exporter; resuming
+//! an interrupted run; and the budgets beside a running exporter on a 10-a-minute key.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use mining_exporter::backfill::{self, BackfillError, BackfillOptions, Summary, calendar};
+use mining_exporter::clock::WallClock;
+use mining_exporter::config::{BudgetConfig, Config, SourceConfig};
+use mining_exporter::demo::history;
+use mining_exporter::demo::{
+    LuxorOptions, LuxorSimulator, OurPoolOptions, OurPoolSimulator, UltimateProxyOptions,
+    UltimateProxySimulator, config_of, demo_luxor, demo_proxy, demo_source,
+};
+use mining_exporter::sources::ourpool::OurPoolConfig;
+use mining_exporter::{BudgetsAtStart, Exporter, ExporterOptions};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::common::{KillOnDrop, free_port, http, run_tool, spawn_tool};
+use crate::rate_budgets::busiest;
+
+const DAY: i64 = 86_400;
+const MINUTE: Duration = Duration::from_secs(60);
+
+struct Farm {
+    luxor: LuxorSimulator,
+    proxy: UltimateProxySimulator,
+    ourpool: OurPoolSimulator,
+}
+
+/// Steady simulators with room for a fast backfill.
+async fn farm() -> Farm {
+    Farm {
+        luxor: LuxorSimulator::start(LuxorOptions {
+            lively: false,
+            key_bucket: (1000, 1000.0),
+            ..Default::default()
+        })
+        .await
+        .unwrap(),
+        proxy: UltimateProxySimulator::start(UltimateProxyOptions {
+            limit_per_minute: 6000,
+            outages: false,
+            ..Default::default()
+        })
+        .await
+        .unwrap(),
+        ourpool: OurPoolSimulator::start(OurPoolOptions {
+            lively: false,
+            per_minute: 100_000,
+            per_hour: 1_000_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap(),
+    }
+}
+
+fn fast(mut pair: (SourceConfig, BudgetConfig)) -> (SourceConfig, BudgetConfig) {
+    pair.1.limits = vec!["6000/1m".parse().unwrap()];
+    pair
+}
+
+fn farm_config(farm: &Farm, listen: std::net::SocketAddr) -> Config {
+    config_of(
+        listen,
+        vec![
+            fast(demo_source(
+                demo_luxor(),
+                "luxor",
+                farm.luxor.base_url(),
+                &farm.luxor.token,
+                Duration::from_secs(2),
+            )),
+            fast(demo_source(
+                demo_proxy(),
+                "proxy",
+                farm.proxy.base_url(),
+                &farm.proxy.token,
+                Duration::from_secs(2),
+            )),
+            fast(demo_source(
+                OurPoolConfig::settings(&farm.ourpool.account()),
+                "ourpool",
+                farm.ourpool.base_url(),
+                &farm.ourpool.token,
+                Duration::from_secs(2),
+            )),
+        ],
+    )
+}
+
+fn options(out: &Path, from: i64, to: Option<i64>) -> BackfillOptions {
+    BackfillOptions {
+        from,
+        to,
+        sources: Vec::new(),
+        out: out.to_path_buf(),
+        blocks: None,
+        promtool: None,
+        until_live: None,
+        state_dir: None,
+        dry_run: false,
+        workers: false,
+        labels: Vec::new(),
+        bar: false,
+        clock: WallClock::System,
+    }
+}
+
+fn now() -> i64 {
+    i64::try_from(WallClock::System.unix_seconds()).unwrap()
+}
+
+/// Every sample line of an OpenMetrics file: (series text, time, value).
+fn samples(text: &str) -> Vec<(String, i64, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let (series, rest) = l.rsplit_once("} ").unwrap();
+            let (value, t) = rest.split_once(' ').unwrap();
+            (
+                format!("{series}}}"),
+                t.parse().unwrap(),
+                value.parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Checks the format's rules on `text`: seconds, each series strictly increasing, one
+/// family at a time, `# EOF` last, no CRLF.
+fn assert_well_formed(text: &str) {
+    assert!(text.ends_with("# EOF\n"), "ends with # EOF");
+    assert!(!text.contains('\r'));
+    let mut families_seen: Vec<String> = Vec::new();
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let family = rest.split(' ').next().unwrap().to_string();
+            assert!(!families_seen.contains(&family), "{family} twice");
+            families_seen.push(family);
+        }
+    }
+    for (series, t, _) in samples(text) {
+        assert!(
+            (1_000_000_000..10_000_000_000).contains(&t),
+            "{t} is seconds"
+        );
+        if let Some(previous) = last.insert(series.clone(), t) {
+            assert!(t > previous, "{series}: {t} after {previous}");
+        }
+    }
+}
+
+/// A Prometheus on loopback over `data`, scraping `target` (if any) every second.
+struct Prometheus {
+    _process: KillOnDrop,
+    base: String,
+}
+
+impl Prometheus {
+    fn start(data: &Path, target: Option<&str>) -> Option<Prometheus> {
+        let config = data.join("prometheus.yml");
+        let scrape = target.map_or(String::new(), |t| {
+            format!(
+                "scrape_configs:\n  - job_name: mining-exporter\n    static_configs:\n      - targets: ['{t}']\n"
+            )
+        });
+        std::fs::write(&config, format!("global:\n  scrape_interval: 1s\n{scrape}")).unwrap();
+        let port = free_port();
+        let child = spawn_tool(
+            Command::new("prometheus")
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    data.join("tsdb").display()
+                ))
+                .arg("--storage.tsdb.retention.time=400d")
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            "prometheus",
+        )?;
+        Some(Prometheus {
+            _process: KillOnDrop(child),
+            base: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    async fn query(&self, expr: &str, at: Option<i64>) -> Option<Vec<Value>> {
+        let mut query = vec![("query", expr.to_string())];
+        if let Some(t) = at {
+            query.push(("time", t.to_string()));
+        }
+        let response = http()
+            .get(format!("{}/api/v1/query", self.base))
+            .query(&query)
+            .send()
+            .await
+            .ok()?;
+        let body: Value = serde_json::from_slice(&response.bytes().await.ok()?).ok()?;
+        (body["status"] == "success").then(|| body["data"]["result"].as_array().cloned())?
+    }
+
+    /// Waits up to 30 s for `expr` to return something.
+    async fn wait_for(&self, expr: &str) -> Vec<Value> {
+        for _ in 0..60 {
+            if let Some(result) = self.query(expr, None).await {
+                if !result.is_empty() {
+                    return result;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!("Prometheus never answered {expr}");
+    }
+
+    /// The one value of `expr` at `t`.
+    async fn value_at(&self, expr: &str, t: i64) -> f64 {
+        let result = self.query(expr, Some(t)).await.unwrap();
+        assert_eq!(result.len(), 1, "{expr} at {t}: {result:?}");
+        result[0]["value"][1].as_str().unwrap().parse().unwrap()
+    }
+}
+
+/// Copies every block folder in `blocks` into Prometheus' `tsdb` folder under `data`.
+fn load_blocks(blocks: &Path, data: &Path) {
+    let tsdb = data.join("tsdb");
+    std::fs::create_dir_all(&tsdb).unwrap();
+    for block in std::fs::read_dir(blocks).unwrap() {
+        let block = block.unwrap().path();
+        let target = tsdb.join(block.file_name().unwrap());
+        std::fs::create_dir_all(&target).unwrap();
+        for file in walk(&block) {
+            let to = target.join(file.strip_prefix(&block).unwrap());
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(&file, &to).unwrap();
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// promtool on PATH, or None after saying so (a failure under CI=true).
+fn promtool() -> Option<PathBuf> {
+    run_tool(Command::new("promtool").arg("--version"), "prometheus")?;
+    Some(PathBuf::from("promtool"))
+}
+
+/// The last complete 5-minute, hourly and daily ticks of each part of a month.
+fn probe_times(now: i64) -> [i64; 3] {
+    let five = (now / 300 - 12) * 300;
+    let hour = calendar::last_complete_week(now) - 5 * 3600;
+    let day = calendar::last_complete_month(now) - 3 * DAY;
+    [five, hour, day]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_of_history_reads_back_exactly_and_ends_before_live_data() {
+    let Some(promtool) = promtool() else { return };
+    let farm = farm().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listen = listener.local_addr().unwrap();
+    let config = farm_config(&farm, listen);
+    let dir = tempfile::tempdir().unwrap();
+    let start = now();
+    let from = (calendar::day_start(start) - 40 * DAY)
+        .min(calendar::last_complete_month(start) - 10 * DAY);
+
+    // A month and more from the simulators, into blocks.
+    let out = dir.path().join("history.om");
+    let mut first = options(&out, from, Some(start));
+    first.blocks = Some(dir.path().join("blocks"));
+    first.promtool = Some(promtool.clone());
+    let summary = backfill::run(&config, &first, CancellationToken::new())
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_well_formed(&text);
+    for s in &summary.sources {
+        let bad: u64 = s.skipped.counts().iter().map(|(_, n)| n).sum();
+        assert_eq!(bad, 0, "{}: {:?}", s.name, s.skipped);
+        assert!(s.points > 0, "{} brought nothing", s.name);
+    }
+    let blocks = summary.blocks.clone().unwrap();
+    assert!(!blocks.made.is_empty());
+    assert!(
+        !blocks.output.to_lowercase().contains("warn") && !blocks.output.contains("level=error"),
+        "promtool: {}",
+        blocks.output
+    );
+    assert!(text.contains("# TYPE mining_account_paid counter\n"));
+    assert!(text.contains("\nmining_account_paid_total{"));
+
+    // A Prometheus on those blocks, queried at the simulators' timestamps.
+    let data = tempfile::tempdir().unwrap();
+    load_blocks(&blocks.dir, data.path());
+    let Some(prometheus) = Prometheus::start(data.path(), None) else {
+        return;
+    };
+    prometheus
+        .wait_for("count(count_over_time(mining_workers[100d]))")
+        .await;
+    let (seed, nominal, workers) = farm.luxor.history_basis("hq").unwrap();
+    let series = |name: &str, source: &str, extra: &str| {
+        format!(
+            "{name}{{source=\"{source}\",job=\"mining-exporter\",instance=\"{listen}\"{extra}}}"
+        )
+    };
+    for t in probe_times(start) {
+        let hashrate = series(
+            "mining_account_hashrate_hashes_per_second",
+            "luxor",
+            ",account=\"hq\",algorithm=\"sha256\"",
+        );
+        assert_eq!(
+            prometheus.value_at(&hashrate, t).await,
+            history::hashrate(seed, "luxor/hq", nominal, t),
+            "luxor hashrate at {t}"
+        );
+        let efficiency = series(
+            "mining_account_efficiency_ratio",
+            "luxor",
+            ",account=\"hq\"",
+        );
+        assert_eq!(
+            prometheus.value_at(&efficiency, t).await,
+            history::efficiency(seed, "luxor/hq", t)
+        );
+        let active = series(
+            "mining_workers",
+            "luxor",
+            ",account=\"hq\",state=\"active\"",
+        );
+        assert_eq!(
+            prometheus.value_at(&active, t).await,
+            history::active_workers(seed, "luxor/hq", workers, t) as f64
+        );
+    }
+    let (seed, nominal) = farm.proxy.history_basis();
+    let t = (start - 20 * DAY) / 14_400 * 14_400;
+    let randomx = series(
+        "mining_account_hashrate_hashes_per_second",
+        "proxy",
+        ",account=\"demo\",algorithm=\"randomx\"",
+    );
+    assert_eq!(
+        prometheus.value_at(&randomx, t).await,
+        history::hashrate(seed, "up/randomx", nominal["randomx"], t)
+    );
+    // Paid at an hour: all ever paid, less what was paid after it.
+    let t = (start - 10 * DAY) / 3600 * 3600;
+    let after: f64 = farm
+        .ourpool
+        .payouts()
+        .iter()
+        .filter(|(at, _)| *at > t)
+        .map(|(_, v)| v)
+        .sum();
+    let paid = series("mining_account_paid_total", "ourpool", "");
+    let got = prometheus.value_at(&paid, t).await;
+    // totalPaid travels with eight decimals.
+    let want = farm.ourpool.total_paid() - after;
+    assert!((got - want).abs() < 1e-8, "paid at {t}: {got}, not {want}");
+    drop(prometheus);
+
+    // Live: the exporter polls, this Prometheus scrapes it, and a second backfill asks it
+    // where live data begins.
+    let exporter = Exporter::new(config.clone()).unwrap();
+    let shutdown = CancellationToken::new();
+    let serving = tokio::spawn(exporter.serve(listener, shutdown.clone()));
+    let prometheus = Prometheus::start(data.path(), Some(&listen.to_string())).unwrap();
+    for source in ["luxor", "proxy", "ourpool"] {
+        prometheus
+            .wait_for(&format!(
+                "mining_exporter_source_up{{source=\"{source}\"}} == 1"
+            ))
+            .await;
+    }
+    let out2 = dir.path().join("until-live.om");
+    let mut second = options(&out2, from, None);
+    second.until_live = Some(prometheus.base.clone());
+    second.blocks = Some(dir.path().join("blocks2"));
+    second.promtool = Some(promtool);
+    let summary: Summary = backfill::run(&config, &second, CancellationToken::new())
+        .await
+        .unwrap();
+    shutdown.cancel();
+    serving.await.unwrap().unwrap();
+    let text = std::fs::read_to_string(&out2).unwrap();
+    assert_well_formed(&text);
+    let mut first_live: BTreeMap<String, f64> = BTreeMap::new();
+    for source in ["luxor", "proxy", "ourpool"] {
+        let result = prometheus
+            .query(
+                &format!(
+                    "min_over_time(timestamp(mining_exporter_source_up{{source=\"{source}\"}})[1h:1s])"
+                ),
+                None,
+            )
+            .await
+            .unwrap();
+        let edge: f64 = result[0]["value"][1].as_str().unwrap().parse().unwrap();
+        first_live.insert(source.to_string(), edge);
+        let span = summary
+            .sources
+            .iter()
+            .find(|s| s.name == source)
+            .unwrap()
+            .span;
+        assert!(
+            (span.until as f64) <= edge.ceil(),
+            "{source}: {span:?} vs {edge}"
+        );
+    }
+    for (series_text, t, _) in samples(&text) {
+        let source = series_text
+            .split("source=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert!((t as f64) < first_live[source], "{series_text} at {t}");
+    }
+
+    // Loaded beside the live data: no series has a history point after a live one.
+    drop(prometheus);
+    load_blocks(&dir.path().join("blocks2"), data.path());
+    let prometheus = Prometheus::start(data.path(), None).unwrap();
+    let history_times: BTreeMap<String, BTreeSet<i64>> =
+        samples(&text)
+            .into_iter()
+            .fold(BTreeMap::new(), |mut m, (s, t, _)| {
+                m.entry(s).or_default().insert(t);
+                m
+            });
+    prometheus
+        .wait_for("count(count_over_time(mining_workers[100d]))")
+        .await;
+    let mut met = 0;
+    for name in [
+        "mining_account_hashrate_hashes_per_second",
+        "mining_workers",
+        "mining_account_paid_total",
+    ] {
+        let result = prometheus.wait_for(&format!("{name}[3h]")).await;
+        for series in result {
+            let m = series["metric"].as_object().unwrap();
+            let mut labels: Vec<String> = m
+                .iter()
+                .filter(|(k, _)| *k != "__name__")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            labels.sort();
+            let times: Vec<f64> = series["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v[0].as_f64().unwrap())
+                .collect();
+            let history: Vec<f64> = history_times
+                .iter()
+                .find(|(s, _)| {
+                    let mut l: Vec<String> = s
+                        .trim_start_matches(name)
+                        .trim_matches(|c| c == '{' || c == '}')
+                        .split("\",")
+                        .map(|kv| {
+                            let (k, v) = kv.split_once('=').unwrap();
+                            format!("{k}=\"{}\"", v.trim_matches('"'))
+                        })
+                        .collect();
+                    l.sort();
+                    s.starts_with(&format!("{name}{{")) && l == labels
+                })
+                .map(|(_, ts)| ts.iter().map(|t| *t as f64).collect())
+                .unwrap_or_default();
+            let live: Vec<f64> = times
+                .iter()
+                .copied()
+                .filter(|t| !history.contains(t))
+                .collect();
+            if let (Some(last_history), Some(first_live)) = (
+                times
+                    .iter()
+                    .copied()
+                    .filter(|t| history.contains(t))
+                    .reduce(f64::max),
+                live.iter().copied().reduce(f64::min),
+            ) {
+                met += 1;
+                assert!(last_history < first_live, "{name} {labels:?}: a sawtooth");
+            }
+        }
+    }
+    assert!(met > 0, "history and live data met in no series");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_interrupted_backfill_goes_on_and_writes_every_point_once() {
+    let luxor = LuxorSimulator::start(LuxorOptions {
+        lively: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let config = config_of(
+        "127.0.0.1:9898".parse().unwrap(),
+        vec![demo_source(
+            demo_luxor(),
+            "luxor",
+            luxor.base_url(),
+            &luxor.token,
+            MINUTE,
+        )],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let start = i64::try_from(WallClock::Tokio.unix_seconds()).unwrap();
+    let (from, to) = (calendar::day_start(start) - 30 * DAY, start);
+    let with_clock = |out: &Path| BackfillOptions {
+        clock: WallClock::Tokio,
+        ..options(out, from, Some(to))
+    };
+
+    // Uninterrupted, for comparison.
+    let whole = dir.path().join("whole.om");
+    let full = backfill::run(&config, &with_clock(&whole), CancellationToken::new())
+        .await
+        .unwrap();
+    let full_requests: u64 = full.sources.iter().map(|s| s.requests).sum();
+
+    // Stopped once the pool has answered six more requests.
+    let out = dir.path().join("resumed.om");
+    let stop = CancellationToken::new();
+    let (seen, _) = luxor.requests();
+    let watcher = {
+        let stop = stop.clone();
+        let luxor_requests = move || luxor.requests().0;
+        tokio::spawn(async move {
+            while luxor_requests() < seen + 6 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            stop.cancel();
+            luxor_requests
+        })
+    };
+    let stopped = backfill::run(&config, &with_clock(&out), stop).await;
+    let Err(BackfillError::Interrupted { done, total, .. }) = stopped else {
+        panic!("not interrupted: {stopped:?}");
+    };
+    assert!(done >= 4 && done < total, "{done} of {total}");
+    assert!(!out.exists(), "nothing is written until every task is done");
+    let requests = watcher.await.unwrap();
+    let after_stop = requests();
+
+    let resumed = backfill::run(&config, &with_clock(&out), CancellationToken::new())
+        .await
+        .unwrap();
+    let second_requests = requests() - after_stop;
+    assert_eq!(resumed.sources[0].resumed, done);
+    assert!(
+        second_requests < full_requests,
+        "{second_requests} of {full_requests}"
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_well_formed(&text);
+    assert_eq!(text, std::fs::read_to_string(&whole).unwrap());
+    let points = samples(&text);
+    let unique: BTreeSet<(String, i64)> = points.iter().map(|(s, t, _)| (s.clone(), *t)).collect();
+    assert_eq!(unique.len(), points.len(), "every point once");
+
+    // Done: a third run fetches nothing and writes the same file.
+    let before = requests();
+    backfill::run(&config, &with_clock(&out), CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(requests(), before);
+    assert_eq!(text, std::fs::read_to_string(&out).unwrap());
+}
+
+#[tokio::test(start_paused = true)]
+async fn beside_a_running_exporter_one_10_a_minute_key_sees_no_429() {
+    let proxy = UltimateProxySimulator::start(UltimateProxyOptions {
+        workers: 20,
+        limit_per_minute: 10,
+        outages: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    proxy.record_request_times();
+    let (mut source, mut budget) = demo_source(
+        demo_proxy(),
+        "proxy",
+        proxy.base_url(),
+        &proxy.token,
+        MINUTE,
+    );
+    budget.name = "proxy-key".into();
+    budget.limits = vec!["10/1m".parse().unwrap()];
+    source.budget = budget.name.clone();
+    let config = config_of("127.0.0.1:0".parse().unwrap(), vec![(source, budget)]);
+    let state = tempfile::tempdir().unwrap();
+
+    let exporter = Exporter::with_options(
+        config.clone(),
+        ExporterOptions {
+            clock: WallClock::Tokio,
+            budgets_at_start: BudgetsAtStart::StateDir(state.path().to_path_buf()),
+            ..ExporterOptions::default()
+        },
+    )
+    .unwrap();
+    let stop = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let serving = tokio::spawn(exporter.serve(listener, stop.clone()));
+    tokio::time::sleep(Duration::from_secs(90)).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let start = i64::try_from(WallClock::Tokio.unix_seconds()).unwrap();
+    let mut options = options(&dir.path().join("proxy.om"), start - 30 * DAY, Some(start));
+    options.clock = WallClock::Tokio;
+    options.state_dir = Some(state.path().to_path_buf());
+    options.workers = true;
+    let summary = backfill::run(&config, &options, CancellationToken::new())
+        .await
+        .unwrap();
+    let share = &summary.shares[0].windows[0];
+    assert_eq!(
+        (share.reserve, share.share),
+        (8, 2),
+        "two polls of 4 (overview, one page, two algorithms) in any minute kept for the exporter"
+    );
+    let made: u64 = summary.sources.iter().map(|s| s.requests).sum();
+    assert!(made > 60, "20 workers' series and the account's: {made}");
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    stop.cancel();
+    serving.await.unwrap().unwrap();
+
+    let (_, rate_limited) = proxy.requests();
+    assert_eq!(rate_limited, 0, "no 429");
+    let most = busiest(&proxy.request_times(), MINUTE);
+    assert!(most <= 10, "{most} requests in one minute");
+}
+
+#[tokio::test]
+async fn without_to_or_until_live_the_backfill_refuses_and_a_dry_run_writes_nothing() {
+    let farm = farm().await;
+    let config = farm_config(&farm, "127.0.0.1:9898".parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.om");
+    let refused = backfill::run(
+        &config,
+        &options(&out, now() - DAY, None),
+        CancellationToken::new(),
+    )
+    .await;
+    let Err(BackfillError::Usage(message)) = refused else {
+        panic!("{refused:?}")
+    };
+    assert!(
+        message.contains("--until-live") && message.contains("sawtooth"),
+        "{message}"
+    );
+
+    let mut dry = options(&out, now() - 30 * DAY, Some(now()));
+    dry.dry_run = true;
+    let (before, _) = farm.luxor.requests();
+    let summary = backfill::run(&config, &dry, CancellationToken::new())
+        .await
+        .unwrap();
+    let report = summary.report();
+    assert!(
+        report.contains("/v2/pool/hashrate-efficiency/{currency} every 5m"),
+        "{report}"
+    );
+    assert!(report.contains("/v1/workers/hashrate every 4h"), "{report}");
+    assert!(report.contains("requests in all; at the budgets' shares that takes about"));
+    assert!(
+        report.contains("warning: the history reaches 30.0 days back"),
+        "{report}"
+    );
+    assert!(report.contains("dry run: nothing fetched"));
+    // Only the subaccount list was asked for.
+    assert_eq!(farm.luxor.requests().0, before + 1);
+    assert!(!out.exists() && !dir.path().join("x.om.progress").exists());
+}
