@@ -100,7 +100,12 @@ mod tests {
     #[test]
     fn blocks_are_a_tenth_of_the_range_within_promtools_and_prometheus_bounds() {
         let day = Duration::from_secs(86_400);
-        assert_eq!(block_duration(day), SHORTEST_BLOCK);
+        assert_eq!(block_duration(day / 2), SHORTEST_BLOCK);
+        assert_eq!(
+            block_duration(day),
+            Duration::from_secs(3 * 3600),
+            "2.4 h, up to 3"
+        );
         assert_eq!(block_duration(30 * day), Duration::from_secs(72 * 3600));
         assert_eq!(block_duration(1000 * day), LONGEST_BLOCK);
     }

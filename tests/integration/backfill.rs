@@ -582,7 +582,10 @@ async fn an_interrupted_backfill_goes_on_and_writes_every_point_once() {
     );
     let text = std::fs::read_to_string(&out).unwrap();
     assert_well_formed(&text);
-    assert_eq!(text, std::fs::read_to_string(&whole).unwrap());
+    assert!(
+        text == std::fs::read_to_string(&whole).unwrap(),
+        "resumed and whole differ"
+    );
     let points = samples(&text);
     let unique: BTreeSet<(String, i64)> = points.iter().map(|(s, t, _)| (s.clone(), *t)).collect();
     assert_eq!(unique.len(), points.len(), "every point once");
@@ -593,7 +596,17 @@ async fn an_interrupted_backfill_goes_on_and_writes_every_point_once() {
         .await
         .unwrap();
     assert_eq!(requests(), before);
-    assert_eq!(text, std::fs::read_to_string(&out).unwrap());
+    let again = std::fs::read_to_string(&out).unwrap();
+    if text != again {
+        std::fs::write("/tmp/bf-second.om", &text).unwrap();
+        std::fs::write("/tmp/bf-third.om", &again).unwrap();
+        std::fs::copy(crate::backfill::progress_path(&out), "/tmp/bf.progress").unwrap();
+    }
+    assert!(text == again, "the third run wrote another file");
+}
+
+fn progress_path(out: &Path) -> PathBuf {
+    backfill::progress_file::path_for(out)
 }
 
 #[tokio::test(start_paused = true)]
@@ -702,4 +715,114 @@ async fn without_to_or_until_live_the_backfill_refuses_and_a_dry_run_writes_noth
     // Only the subaccount list was asked for.
     assert_eq!(farm.luxor.requests().0, before + 1);
     assert!(!out.exists() && !dir.path().join("x.om.progress").exists());
+}
+
+/// A Luxor whose subaccount `a` has the history `points` (one page, or endless pages).
+async fn luxor_mock(points: Value, endless: bool) -> httpmock::MockServer {
+    use httpmock::prelude::*;
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v2/pool/subaccounts");
+            then.status(200)
+                .json_body(serde_json::json!({"subaccounts": [{"name": "a"}], "pagination": {"next_page_url": null}}));
+        })
+        .await;
+    let next = if endless {
+        serde_json::json!("/next")
+    } else {
+        Value::Null
+    };
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v2/pool/hashrate-efficiency/BTC");
+            then.status(200).json_body(serde_json::json!({
+                "hashrate_efficiency": points, "pagination": {"next_page_url": next}}));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v2/pool/active-workers/BTC");
+            then.status(200).json_body(
+                serde_json::json!({"active_workers": [], "pagination": {"next_page_url": null}}),
+            );
+        })
+        .await;
+    server
+}
+
+fn mock_config(server: &httpmock::MockServer) -> Config {
+    config_of(
+        "127.0.0.1:9898".parse().unwrap(),
+        vec![fast(demo_source(
+            demo_luxor(),
+            "luxor",
+            server.base_url(),
+            "lxk.test",
+            MINUTE,
+        ))],
+    )
+}
+
+#[tokio::test]
+async fn history_that_disagrees_with_itself_is_skipped_and_counted_never_written() {
+    let day = calendar::day_start(now()) - DAY;
+    let at = |seconds: i64| calendar::iso_seconds(day + seconds);
+    let points = serde_json::json!([
+        {"date_time": at(0), "hashrate": "100", "efficiency": 0.99},
+        {"date_time": at(600), "hashrate": "300", "efficiency": 0.99},
+        {"date_time": at(300), "hashrate": "200", "efficiency": 0.99},
+        {"date_time": at(600), "hashrate": "999", "efficiency": 0.99},
+        {"date_time": at(1000), "hashrate": "400", "efficiency": 0.99},
+        {"date_time": at(1200), "hashrate": "many", "efficiency": 0.99},
+        {"date_time": "yesterday", "hashrate": "500"},
+        {"date_time": at(1500), "hashrate": 500, "efficiency": 0.99},
+    ]);
+    let server = luxor_mock(points, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("h.om");
+    let summary = backfill::run(
+        &mock_config(&server),
+        &options(&out, day, Some(day + DAY)),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let s = &summary.sources[0].skipped;
+    assert_eq!(
+        (s.repeated, s.out_of_order, s.off_tick, s.unreadable),
+        (1, 1, 1, 2),
+        "{s:?}"
+    );
+    assert_eq!(s.missing, 3, "0, 600 and 1500 came of six ticks");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_well_formed(&text);
+    let hashrates: Vec<(i64, f64)> = samples(&text)
+        .into_iter()
+        .filter(|(series, _, _)| series.starts_with("mining_account_hashrate"))
+        .map(|(_, t, v)| (t - day, v))
+        .collect();
+    assert_eq!(hashrates, [(0, 100.0), (600, 300.0), (1500, 500.0)]);
+    assert!(
+        summary
+            .report()
+            .contains("repeated 1, out_of_order 1, off_tick 1, unreadable 2")
+    );
+}
+
+#[tokio::test]
+async fn a_history_that_pages_forever_stops_at_the_page_cap() {
+    let server = luxor_mock(serde_json::json!([]), true).await;
+    let day = calendar::day_start(now()) - DAY;
+    let dir = tempfile::tempdir().unwrap();
+    let failed = backfill::run(
+        &mock_config(&server),
+        &options(&dir.path().join("p.om"), day, Some(day + DAY)),
+        CancellationToken::new(),
+    )
+    .await;
+    let Err(BackfillError::Upstream { error, .. }) = failed else {
+        panic!("{failed:?}")
+    };
+    assert!(error.to_string().contains("past 100 pages"), "{error}");
 }

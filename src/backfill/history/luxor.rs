@@ -228,7 +228,7 @@ impl LuxorHistory {
                                 None => collect.unreadable(),
                             }
                             if let Some(e) = num(p.efficiency) {
-                                collect.point(&ACCOUNT_EFFICIENCY, &[account], t, e);
+                                collect.beside(&ACCOUNT_EFFICIENCY, &[account], t, e);
                             }
                         }
                         for p in page.active_workers.read {
@@ -268,7 +268,7 @@ impl LuxorHistory {
                                 None => collect.unreadable(),
                             }
                             if let Some(e) = num(p.efficiency) {
-                                collect.point(&WORKER_EFFICIENCY, &[account, worker], t, e);
+                                collect.beside(&WORKER_EFFICIENCY, &[account, worker], t, e);
                             }
                         }
                     }
@@ -396,6 +396,7 @@ mod tests {
         assert_eq!(tasks.len(), 2 * (1 + 1 + 4), "{tasks:#?}");
         assert!(tasks.iter().all(|t| t.until - t.from <= 41 * 86_400));
         let with_workers = history.tasks(&discovery, &span, true);
-        assert_eq!(with_workers.len(), tasks.len() + 1 + 4);
+        // Per worker: hourly from 2026-11-01 in weeks (5), daily before (1).
+        assert_eq!(with_workers.len(), tasks.len() + 5 + 1);
     }
 }

@@ -110,6 +110,16 @@ pub struct SeriesKey {
     pub labels: Vec<String>,
 }
 
+/// Why `Collector` left a point out.
+enum Refused {
+    Unreadable,
+    OffTick,
+    Repeated,
+    OutOfOrder,
+    /// Outside what the task asked for: not the pool's fault, not counted.
+    OutOfRange,
+}
+
 /// What one task brought.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Fetched {
@@ -127,6 +137,8 @@ pub struct Collector<'a> {
     fetched: Fetched,
     /// The last time each series took in the answer being read.
     last: BTreeMap<SeriesKey, i64>,
+    /// Series of records (not of figures beside them): where missing ticks are counted.
+    primary: BTreeSet<SeriesKey>,
 }
 
 impl<'a> Collector<'a> {
@@ -136,6 +148,7 @@ impl<'a> Collector<'a> {
             now,
             fetched: Fetched::default(),
             last: BTreeMap::new(),
+            primary: BTreeSet::new(),
         }
     }
 
@@ -161,27 +174,55 @@ impl<'a> Collector<'a> {
 
     /// One point of `family` with `labels` at `t` (Unix seconds, maybe fractional).
     pub fn point(&mut self, family: &'static MetricDef, labels: &[&str], t: f64, value: f64) {
-        if !t.is_finite() || !value.is_finite() || t.fract() != 0.0 {
-            if t.is_finite() && t.fract() != 0.0 {
-                self.fetched.skipped.off_tick += 1;
-            } else {
-                self.fetched.skipped.unreadable += 1;
-            }
-            return;
+        let key = SeriesKey {
+            family: family.name,
+            labels: labels.iter().map(|l| (*l).to_string()).collect(),
+        };
+        if !self.primary.contains(&key) {
+            self.primary.insert(key);
         }
-        // In range of i64 and whole, checked above and by the range test below.
+        if let Err(reason) = self.take(family, labels, t, value) {
+            let s = &mut self.fetched.skipped;
+            match reason {
+                Refused::Unreadable => s.unreadable += 1,
+                Refused::OffTick => s.off_tick += 1,
+                Refused::Repeated => s.repeated += 1,
+                Refused::OutOfOrder => s.out_of_order += 1,
+                Refused::OutOfRange => {}
+            }
+        }
+    }
+
+    /// A second figure of a record `point` already took (an efficiency beside a
+    /// hashrate): kept by the same rules, but a record skipped is counted once.
+    pub fn beside(&mut self, family: &'static MetricDef, labels: &[&str], t: f64, value: f64) {
+        let _ = self.take(family, labels, t, value);
+    }
+
+    fn take(
+        &mut self,
+        family: &'static MetricDef,
+        labels: &[&str],
+        t: f64,
+        value: f64,
+    ) -> Result<(), Refused> {
+        if !t.is_finite() || !value.is_finite() {
+            return Err(Refused::Unreadable);
+        }
+        if t.fract() != 0.0 {
+            return Err(Refused::OffTick);
+        }
+        // Whole, checked above; the range keeps the cast exact.
         if !(0.0..4e12).contains(&t) {
-            self.fetched.skipped.unreadable += 1;
-            return;
+            return Err(Refused::Unreadable);
         }
         let t = t as i64;
         let task = self.task;
         if t < task.from || t >= task.until || t + task.tick > self.now {
-            return;
+            return Err(Refused::OutOfRange);
         }
         if t.rem_euclid(task.tick) != 0 {
-            self.fetched.skipped.off_tick += 1;
-            return;
+            return Err(Refused::OffTick);
         }
         let key = SeriesKey {
             family: family.name,
@@ -189,21 +230,23 @@ impl<'a> Collector<'a> {
         };
         let points = self.fetched.series.entry(key.clone()).or_default();
         if points.contains_key(&t) {
-            self.fetched.skipped.repeated += 1;
-            return;
+            return Err(Refused::Repeated);
         }
         if self.last.get(&key).is_some_and(|last| t < *last) {
-            self.fetched.skipped.out_of_order += 1;
-            return;
+            return Err(Refused::OutOfOrder);
         }
         self.last.insert(key, t);
         points.insert(t, value);
+        Ok(())
     }
 
     /// The points kept, with the ticks missing inside each series counted.
     pub fn finish(mut self) -> Fetched {
         let tick = self.task.tick;
-        for points in self.fetched.series.values() {
+        for (key, points) in &self.fetched.series {
+            if !self.primary.contains(key) {
+                continue;
+            }
             let times: BTreeSet<i64> = points.keys().copied().collect();
             if let (Some(first), Some(last)) = (times.first(), times.last()) {
                 let expected = (last - first) / tick + 1;
