@@ -52,6 +52,18 @@ struct Series {
     values: Option<Vec<(f64, String)>>,
 }
 
+/// `url` without the user and password a Prometheus behind basic auth may be given with.
+fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => "(the --until-live URL)".to_string(),
+    }
+}
+
 /// Label values go into PromQL inside double quotes.
 fn quoted(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
@@ -75,23 +87,29 @@ async fn query(
     at: f64,
 ) -> Result<Vec<Series>, String> {
     let url = format!("{}/api/v1/query", base.trim_end_matches('/'));
+    let shown = shown(&url);
     let response = http
         .get(&url)
         .query(&[("query", promql), ("time", &format!("{at:.3}"))])
         .timeout(Duration::from_secs(120))
         .send()
         .await
-        .map_err(|e| format!("{url}: {e}"))?;
+        .map_err(|e| format!("{shown}: {}", e.without_url()))?;
     let status = response.status();
-    let body = response.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| format!("{shown}: {}", e.without_url()))?;
     if body.len() > MAX_ANSWER {
-        return Err(format!("{url}: an answer of more than {MAX_ANSWER} bytes"));
+        return Err(format!(
+            "{shown}: an answer of more than {MAX_ANSWER} bytes"
+        ));
     }
     let answer: Answer = serde_json::from_slice(&body)
-        .map_err(|e| format!("{url}: HTTP {status}, not a Prometheus answer: {e}"))?;
+        .map_err(|e| format!("{shown}: HTTP {status}, not a Prometheus answer: {e}"))?;
     if answer.status != "success" {
         return Err(format!(
-            "{url}: {}",
+            "{shown}: {}",
             answer.error.unwrap_or_else(|| format!("HTTP {status}"))
         ));
     }
@@ -164,6 +182,12 @@ pub async fn find(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_in_the_url_is_never_shown() {
+        let shown = shown("http://admin:s3cret@prom:9090/api/v1/query");
+        assert_eq!(shown, "http://prom:9090/api/v1/query");
+    }
 
     #[test]
     fn label_values_are_quoted_for_promql() {

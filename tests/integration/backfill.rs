@@ -67,30 +67,39 @@ fn fast(mut pair: (SourceConfig, BudgetConfig)) -> (SourceConfig, BudgetConfig) 
 }
 
 fn farm_config(farm: &Farm, listen: std::net::SocketAddr) -> Config {
+    let mut config = farm_config_every(farm, listen, Duration::from_secs(2));
+    for budget in config.budgets.values_mut() {
+        budget.limits = vec!["6000/1m".parse().unwrap()];
+    }
+    config
+}
+
+/// The farm's three sources polled every `every`, at the vendors' default limits.
+fn farm_config_every(farm: &Farm, listen: std::net::SocketAddr, every: Duration) -> Config {
     config_of(
         listen,
         vec![
-            fast(demo_source(
+            demo_source(
                 demo_luxor(),
                 "luxor",
                 farm.luxor.base_url(),
                 &farm.luxor.token,
-                Duration::from_secs(2),
-            )),
-            fast(demo_source(
+                every,
+            ),
+            demo_source(
                 demo_proxy(),
                 "proxy",
                 farm.proxy.base_url(),
                 &farm.proxy.token,
-                Duration::from_secs(2),
-            )),
-            fast(demo_source(
+                every,
+            ),
+            demo_source(
                 OurPoolConfig::settings(&farm.ourpool.account()),
                 "ourpool",
                 farm.ourpool.base_url(),
                 &farm.ourpool.token,
-                Duration::from_secs(2),
-            )),
+                every,
+            ),
         ],
     )
 }
@@ -825,4 +834,68 @@ async fn a_history_that_pages_forever_stops_at_the_page_cap() {
         panic!("{failed:?}")
     };
     assert!(error.to_string().contains("past 100 pages"), "{error}");
+}
+
+/// The figures in the README and the closing note: a month of the demo farm's three pools
+/// at the vendors' own limits (Luxor 5/5s, Ultimate Proxy VIP 60/1m, OurPool 100/1m and
+/// 1000/1h), beside an exporter polling every minute. It takes about a minute of real time,
+/// most of it Luxor's share, so it runs on request:
+/// `cargo test --test integration -- --ignored --nocapture backfill::a_month_of_the_demo_farm`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a minute of real time at the vendors' limits; run by hand for the README's figures"]
+async fn a_month_of_the_demo_farm_at_the_vendors_limits() {
+    let Some(promtool) = promtool() else { return };
+    let farm = Farm {
+        luxor: LuxorSimulator::start(LuxorOptions::default())
+            .await
+            .unwrap(),
+        proxy: UltimateProxySimulator::start(UltimateProxyOptions::default())
+            .await
+            .unwrap(),
+        ourpool: OurPoolSimulator::start(OurPoolOptions::default())
+            .await
+            .unwrap(),
+    };
+    let config = farm_config_every(&farm, "127.0.0.1:9898".parse().unwrap(), MINUTE);
+    let dir = tempfile::tempdir().unwrap();
+    let start = now();
+    let mut month = options(&dir.path().join("demo.om"), start - 30 * DAY, Some(start));
+    month.blocks = Some(dir.path().join("blocks"));
+    month.promtool = Some(promtool);
+    let summary = backfill::run(&config, &month, CancellationToken::new())
+        .await
+        .unwrap();
+    println!("{}", summary.report());
+    println!("promtool:\n{}", summary.blocks.as_ref().unwrap().output);
+    let bytes = std::fs::metadata(dir.path().join("demo.om")).unwrap().len();
+    let blocks_bytes: u64 = walk(&dir.path().join("blocks"))
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum();
+    println!("output {bytes} bytes, blocks {blocks_bytes} bytes");
+    for (name, sim) in [
+        ("luxor", farm.luxor.requests()),
+        ("proxy", farm.proxy.requests()),
+        ("ourpool", farm.ourpool.requests()),
+    ] {
+        println!("{name}: {} requests, {} answered 429", sim.0, sim.1);
+        assert_eq!(sim.1, 0, "{name}: no 429");
+    }
+    let data = tempfile::tempdir().unwrap();
+    load_blocks(&dir.path().join("blocks"), data.path());
+    let prometheus = Prometheus::start(data.path(), None).unwrap();
+    let started = std::time::Instant::now();
+    let count = prometheus
+        .wait_for("count(count_over_time({__name__=~\"mining_.+\"}[31d]))")
+        .await;
+    let samples = prometheus
+        .query("sum(count_over_time({__name__=~\"mining_.+\"}[31d]))", None)
+        .await
+        .unwrap();
+    println!(
+        "Prometheus: ready and answering in {:.1} s; {} series, {} samples",
+        started.elapsed().as_secs_f64(),
+        count[0]["value"][1],
+        samples[0]["value"][1],
+    );
 }
