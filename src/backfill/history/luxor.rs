@@ -16,13 +16,12 @@ use crate::error::PollError;
 use crate::metrics::{
     ACCOUNT_EFFICIENCY, ACCOUNT_HASHRATE, WORKER_EFFICIENCY, WORKER_HASHRATE, WORKERS,
 };
-use crate::sources::fields::{Items, Num, num, text, unix_seconds};
-use crate::sources::luxor::{LuxorConfig, algorithm_of};
+use crate::sources::fields::{Items, Num, num, unix_seconds};
+use crate::sources::luxor::{LuxorConfig, Pagination, algorithm_of, subaccount_list};
 
 const HASHRATE: &str = "/v2/pool/hashrate-efficiency/{currency}";
 const ACTIVE: &str = "/v2/pool/active-workers/{currency}";
 const PER_WORKER: &str = "/v2/pool/workers-hashrate-efficiency/{currency}/{subaccount}";
-const SUBACCOUNTS: &str = "/v2/pool/subaccounts";
 /// Points a page holds: the page size asked.
 const PAGE_POINTS: i64 = 1000;
 /// Per-worker answers carry every point of every worker on the page: this many points a
@@ -43,26 +42,6 @@ impl LuxorHistory {
             site_id: settings.site_id.clone(),
         }
     }
-}
-
-#[derive(Debug, Deserialize)]
-struct Pagination {
-    #[serde(default)]
-    next_page_url: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Named {
-    #[serde(default, deserialize_with = "text")]
-    name: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SubaccountsPage {
-    #[serde(default)]
-    subaccounts: Items<Named>,
-    #[serde(default)]
-    pagination: Option<Pagination>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,29 +102,7 @@ impl LuxorHistory {
         if !self.configured.is_empty() {
             return Ok(self.configured.clone());
         }
-        let mut names = Vec::new();
-        let site: Vec<(&str, &str)> = self
-            .site_id
-            .as_deref()
-            .map(|s| ("site_id", s))
-            .into_iter()
-            .collect();
-        for page in 1..=MAX_TASK_PAGES {
-            let number = page.to_string();
-            let mut query = site.clone();
-            query.extend([("page_number", number.as_str()), ("page_size", "1000")]);
-            let answer: SubaccountsPage = api.get_json(SUBACCOUNTS, SUBACCOUNTS, &query).await?;
-            names.extend(answer.subaccounts.read.into_iter().filter_map(|n| n.name));
-            if answer.pagination.and_then(|p| p.next_page_url).is_none() {
-                names.sort();
-                names.dedup();
-                return Ok(names);
-            }
-        }
-        Err(PollError::decode(
-            SUBACCOUNTS,
-            format!("the subaccount list goes on past {MAX_TASK_PAGES} pages"),
-        ))
+        subaccount_list(api, self.site_id.as_deref(), MAX_TASK_PAGES).await
     }
 
     /// Every page of one task, each handed to `read` as it comes.

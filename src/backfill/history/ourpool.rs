@@ -14,9 +14,9 @@ use crate::error::PollError;
 use crate::metrics::ACCOUNT_PAID_TOTAL;
 use crate::sources::fields::{Items, Num, num, text, unix_seconds};
 use crate::sources::ourpool::config::OurPoolConfig;
+use crate::sources::ourpool::{REWARDS_STATS, RewardsStats};
 
 const TRANSACTIONS: &str = "/api/v1/accounts/{account}/transactions";
-const REWARDS_STATS: &str = "/api/v1/accounts/{account}/btc/rewards-stats";
 /// The transaction type of a payout (OBS: the type third-party code filters on).
 const PAYOUT: &str = "TX_TYPE_SCHEDULED_USER_MINING_REWARDS_WITHDRAWAL";
 const PAGE_SIZE: &str = "100";
@@ -59,12 +59,6 @@ struct Transaction {
     kind: Option<String>,
     #[serde(default)]
     value: Option<Num>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RewardsStats {
-    #[serde(default, rename = "totalPaid")]
-    total_paid: Option<Num>,
 }
 
 impl OurPoolHistory {

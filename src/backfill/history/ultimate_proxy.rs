@@ -12,16 +12,16 @@ use crate::client::{Upstream, escape_path_segment};
 use crate::error::PollError;
 use crate::metrics::{ACCOUNT_HASHRATE, WORKER_HASHRATE};
 use crate::sources::UNKNOWN_ALGORITHM;
-use crate::sources::fields::{Items, Num, num, text};
-use crate::sources::ultimate_proxy::MAX_ALGORITHMS;
+use crate::sources::fields::{Items, Num, num};
+use crate::sources::shared::{algorithm_label, worker_label};
 use crate::sources::ultimate_proxy::config::UltimateProxyConfig;
+use crate::sources::ultimate_proxy::{MAX_ALGORITHMS, OVERVIEW, Overview, every_worker};
 
-const OVERVIEW: &str = "/v1/overview";
+/// The worker list's endpoint, as errors name it.
 const WORKERS_LIST: &str = "/v1/workers";
+
 const SERIES: &str = "/v1/workers/hashrate";
 const WORKER_SERIES: &str = "/v1/workers/{id}/hashrate";
-/// Workers a page of the list holds (the API's maximum).
-const LIST_PAGE: u32 = 100;
 /// Workers whose series `--workers` reads, at three requests each.
 pub const MAX_WORKERS: usize = 10_000;
 
@@ -42,42 +42,6 @@ impl UltimateProxyHistory {
             account: settings.account.clone(),
         }
     }
-}
-
-#[derive(Debug, Deserialize)]
-struct Overview {
-    #[serde(default)]
-    by_algorithm: Option<Items<ByAlgorithm>>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ByAlgorithm {
-    #[serde(default, deserialize_with = "text")]
-    algorithm: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Listed {
-    #[serde(default, rename = "_id", deserialize_with = "text")]
-    id: Option<String>,
-    #[serde(default, deserialize_with = "text")]
-    name: Option<String>,
-    #[serde(default, deserialize_with = "text")]
-    algorithm: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ListPage {
-    #[serde(default)]
-    data: Items<Listed>,
-    #[serde(default)]
-    pagination: Option<ListPagination>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ListPagination {
-    #[serde(default)]
-    total_pages: Option<Num>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,56 +79,35 @@ impl UltimateProxyHistory {
         let overview: Overview = api.get_json(OVERVIEW, OVERVIEW, &[]).await?;
         let mut names: Vec<String> = overview
             .by_algorithm
-            .map(|a| a.read)
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|a| a.algorithm)
-            .map(|a| a.to_lowercase())
+            .map(|a| algorithm_label(a.algorithm.as_deref()))
             .collect();
         let mut listed = Vec::new();
         if workers {
-            let limit = LIST_PAGE.to_string();
-            let mut page = 1;
-            loop {
-                let number = page.to_string();
-                let answer: ListPage = api
-                    .get_json(
-                        WORKERS_LIST,
-                        WORKERS_LIST,
-                        &[("page", &number), ("limit", &limit)],
-                    )
-                    .await?;
-                for w in answer.data.read {
-                    if let (Some(id), Some(name)) = (w.id, w.name) {
-                        let algorithm = w
-                            .algorithm
-                            .map(|a| a.to_lowercase())
-                            .unwrap_or_else(|| UNKNOWN_ALGORITHM.to_string());
-                        names.push(algorithm.clone());
-                        listed.push((id, name, algorithm));
-                    }
-                }
-                let pages = answer
-                    .pagination
-                    .and_then(|p| num(p.total_pages))
-                    .unwrap_or(1.0);
-                if f64::from(page) >= pages {
-                    break;
-                }
-                if page >= MAX_TASK_PAGES || listed.len() > MAX_WORKERS {
-                    return Err(PollError::decode(
-                        WORKERS_LIST,
-                        format!(
-                            "the worker list goes on past {MAX_TASK_PAGES} pages or {MAX_WORKERS} workers"
-                        ),
-                    ));
-                }
-                page += 1;
+            for w in every_worker(api, MAX_TASK_PAGES).await?.read {
+                let Some(name) = worker_label(&w.name, &w.id).map(str::to_string) else {
+                    continue;
+                };
+                // The series is asked for by id.
+                let Some(id) = w.id else { continue };
+                let algorithm = algorithm_label(w.algorithm.as_deref());
+                names.push(algorithm.clone());
+                listed.push((id, name, algorithm));
+            }
+            if listed.len() > MAX_WORKERS {
+                return Err(PollError::decode(
+                    WORKERS_LIST,
+                    format!(
+                        "the account lists {} workers; the backfill reads the series of at most {MAX_WORKERS}",
+                        listed.len()
+                    ),
+                ));
             }
         }
         names.sort();
         names.dedup();
-        names.retain(|n| n != UNKNOWN_ALGORITHM && !n.trim().is_empty());
+        names.retain(|n| n != UNKNOWN_ALGORITHM);
         if names.len() > MAX_ALGORITHMS {
             return Err(PollError::decode(
                 OVERVIEW,

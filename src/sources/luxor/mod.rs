@@ -39,9 +39,9 @@ const SUMMARY: &str = "/v2/pool/summary/{currency}";
 const WORKERS_LIST: &str = "/v2/pool/workers/{currency}";
 
 #[derive(Debug, Deserialize)]
-struct Pagination {
+pub(crate) struct Pagination {
     #[serde(default)]
-    next_page_url: Option<String>,
+    pub(crate) next_page_url: Option<String>,
 }
 
 /// A paginated answer: its items and where the next page is.
@@ -242,6 +242,7 @@ impl Luxor {
                 WORKERS_LIST,
                 &format!("/v2/pool/workers/{currency}"),
                 &[(key, value)],
+                MAX_PAGES,
             )
             .await?;
             workers.append(group);
@@ -287,16 +288,6 @@ impl Luxor {
                     .and_then(|w| w.name)
             }
         };
-        let listed = |named: Vec<Named>| -> Vec<String> {
-            let mut names: Vec<String> = named
-                .into_iter()
-                .filter_map(|n| n.name)
-                .filter(|n| !n.trim().is_empty())
-                .collect();
-            names.sort();
-            names.dedup();
-            names
-        };
         let subaccounts = if !self.configured.is_empty() {
             self.configured.clone()
         } else if let (None, Some(v1)) = (&self.site_id, v1) {
@@ -308,17 +299,7 @@ impl Luxor {
                     .collect(),
             )
         } else {
-            let site: Vec<(&str, &str)> = self
-                .site_id
-                .as_deref()
-                .map(|site| ("site_id", site))
-                .into_iter()
-                .collect();
-            listed(
-                every_page::<SubaccountsPage>(api, SUBACCOUNTS, "/v2/pool/subaccounts", &site)
-                    .await?
-                    .read,
-            )
+            subaccount_list(api, self.site_id.as_deref(), MAX_PAGES).await?
         };
         // One summary request per subaccount: a workspace of thousands would spend the
         // key's budget on one poll.
@@ -344,6 +325,31 @@ impl Source for Luxor {
     }
 }
 
+/// Subaccount names, sorted, without blanks or repeats.
+fn listed(named: Vec<Named>) -> Vec<String> {
+    let mut names: Vec<String> = named
+        .into_iter()
+        .filter_map(|n| n.name)
+        .filter(|n| !n.trim().is_empty())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The v2 list of subaccounts (of `site_id` where given), read in at most `max_pages`.
+pub(crate) async fn subaccount_list(
+    api: &Upstream,
+    site_id: Option<&str>,
+    max_pages: u32,
+) -> Result<Vec<String>, PollError> {
+    let site: Vec<(&str, &str)> = site_id.map(|site| ("site_id", site)).into_iter().collect();
+    let named =
+        every_page::<SubaccountsPage>(api, SUBACCOUNTS, "/v2/pool/subaccounts", &site, max_pages)
+            .await?;
+    Ok(listed(named.read))
+}
+
 /// Every item of a paginated list, following `next_page_url` until it is null. Only the page
 /// number is taken from that URL: the request itself is built here, so a URL that points
 /// elsewhere can never receive the key.
@@ -352,6 +358,7 @@ async fn every_page<P: Page>(
     endpoint: &'static str,
     path: &str,
     query: &[(&str, &str)],
+    max_pages: u32,
 ) -> Result<Items<P::Item>, PollError> {
     let mut items = Items::default();
     let page_size = PAGE_SIZE.to_string();
@@ -365,10 +372,10 @@ async fn every_page<P: Page>(
         items.append(batch);
         match next_page(pagination.as_ref(), page).map_err(|e| PollError::decode(endpoint, e))? {
             Some(next) if received > 0 => {
-                if next > MAX_PAGES {
+                if next > max_pages {
                     return Err(PollError::decode(
                         endpoint,
-                        format!("pagination claims more than {MAX_PAGES} pages"),
+                        format!("pagination claims more than {max_pages} pages"),
                     ));
                 }
                 page = next;

@@ -23,15 +23,15 @@ const CURRENCY: &str = "BTC";
 /// Bitcoin's proof of work: every OurPool hashrate is SHA-256.
 const ALGORITHM: &str = "sha256";
 
-const REWARDS_STATS: &str = "/api/v1/accounts/{account}/btc/rewards-stats";
+pub(crate) const REWARDS_STATS: &str = "/api/v1/accounts/{account}/btc/rewards-stats";
 const MINER_WORKERS: &str = "/api/v1/accounts/{account}/btc/miner/workers";
 const MINER_STATS: &str = "/api/v1/accounts/{account}/btc/miner/stats";
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RewardsStats {
+pub(crate) struct RewardsStats {
     #[serde(default)]
-    total_paid: Option<Num>,
+    pub(crate) total_paid: Option<Num>,
     #[serde(default)]
     balance: Option<Num>,
     #[serde(default)]

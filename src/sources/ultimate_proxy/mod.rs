@@ -26,19 +26,19 @@ pub const PAGE_SIZE: u32 = 100;
 /// refused at once, before a thousand requests are spent on a list that cannot be finished.
 pub const MAX_PAGES: u32 = 1000;
 
-const OVERVIEW: &str = "/v1/overview";
+pub(crate) const OVERVIEW: &str = "/v1/overview";
 const WORKERS_LIST: &str = "/v1/workers";
 const SERIES: &str = "/v1/workers/hashrate";
 /// Algorithms whose hashrate series one poll asks for at most.
 pub const MAX_ALGORITHMS: usize = 16;
 
 #[derive(Debug, Deserialize)]
-struct Overview {
+pub(crate) struct Overview {
     /// All algorithms summed: meaningful only for an account that mines one.
     #[serde(default)]
     hashrate: Option<OverviewHashrate>,
     #[serde(default)]
-    by_algorithm: Option<Vec<AlgorithmHashrate>>,
+    pub(crate) by_algorithm: Option<Vec<AlgorithmHashrate>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,9 +52,9 @@ struct OverviewHashrate {
 }
 
 #[derive(Debug, Deserialize)]
-struct AlgorithmHashrate {
+pub(crate) struct AlgorithmHashrate {
     #[serde(default)]
-    algorithm: Option<String>,
+    pub(crate) algorithm: Option<String>,
     #[serde(default)]
     hashrate: Option<Num>,
 }
@@ -79,13 +79,13 @@ struct Pagination {
 }
 
 #[derive(Debug, Deserialize)]
-struct Worker {
+pub(crate) struct Worker {
     #[serde(rename = "_id", default, deserialize_with = "text")]
-    id: Option<String>,
+    pub(crate) id: Option<String>,
     #[serde(default, deserialize_with = "text")]
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default, deserialize_with = "text")]
-    algorithm: Option<String>,
+    pub(crate) algorithm: Option<String>,
     #[serde(default, deserialize_with = "text")]
     status: Option<String>,
     #[serde(default)]
@@ -136,7 +136,7 @@ impl UltimateProxy {
         let Items {
             read: workers,
             unreadable,
-        } = every_worker(api).await?;
+        } = every_worker(api, MAX_PAGES).await?;
         let algorithms = algorithms(&overview, &workers);
         // One series per named algorithm; an account whose algorithm nobody names gets the
         // unfiltered series, labelled unknown.
@@ -180,9 +180,13 @@ impl Source for UltimateProxy {
     }
 }
 
-/// Every page of the worker list. The number of pages is read from the first page, so a farm
-/// over the cap costs one request, not a thousand.
-async fn every_worker(api: &Upstream) -> Result<Items<Worker>, PollError> {
+/// Every page of the worker list, at most `max_pages` (a poll's `MAX_PAGES`). The number of
+/// pages is read from the first page, so a farm over the cap costs one request, not a
+/// thousand.
+pub(crate) async fn every_worker(
+    api: &Upstream,
+    max_pages: u32,
+) -> Result<Items<Worker>, PollError> {
     let limit = PAGE_SIZE.to_string();
     let mut workers = Items::default();
     let mut pages: Option<u32> = None;
@@ -198,7 +202,12 @@ async fn every_worker(api: &Upstream) -> Result<Items<Worker>, PollError> {
             .await?;
         let received = batch.data.len();
         workers.append(batch.data);
-        if let Some(claimed) = batch.pagination.as_ref().map(page_count).transpose()? {
+        if let Some(claimed) = batch
+            .pagination
+            .as_ref()
+            .map(|p| page_count(p, max_pages))
+            .transpose()?
+        {
             pages = claimed.or(pages);
         }
         let last = match pages {
@@ -208,8 +217,11 @@ async fn every_worker(api: &Upstream) -> Result<Items<Worker>, PollError> {
         if last || received == 0 {
             return Ok(workers);
         }
-        if page >= MAX_PAGES {
-            return Err(over_the_cap(format!("more than {MAX_PAGES} full pages")));
+        if page >= max_pages {
+            return Err(over_the_cap(
+                format!("more than {max_pages} full pages"),
+                max_pages,
+            ));
         }
         page += 1;
     }
@@ -217,7 +229,7 @@ async fn every_worker(api: &Upstream) -> Result<Items<Worker>, PollError> {
 
 /// The number of pages the pagination claims (`total_pages`, else `total` over the page
 /// size); an error when that is over the cap or not a count at all.
-fn page_count(pagination: &Pagination) -> Result<Option<u32>, PollError> {
+fn page_count(pagination: &Pagination, max_pages: u32) -> Result<Option<u32>, PollError> {
     let from_total = num(pagination.total).map(|t| (t / f64::from(PAGE_SIZE)).ceil());
     let Some(pages) = num(pagination.total_pages).or(from_total) else {
         return Ok(None);
@@ -228,22 +240,22 @@ fn page_count(pagination: &Pagination) -> Result<Option<u32>, PollError> {
             format!("pagination claims {pages} pages"),
         ));
     }
-    if pages > f64::from(MAX_PAGES) {
+    if pages > f64::from(max_pages) {
         let workers = num(pagination.total)
             .map(|t| format!(" ({t} workers)"))
             .unwrap_or_default();
-        return Err(over_the_cap(format!("{pages} pages{workers}")));
+        return Err(over_the_cap(format!("{pages} pages{workers}"), max_pages));
     }
-    // In 0..=MAX_PAGES after the checks above, so the cast only rounds a fraction up.
+    // In 0..=max_pages after the checks above, so the cast only rounds a fraction up.
     Ok(Some(pages.ceil() as u32))
 }
 
-fn over_the_cap(claimed: String) -> PollError {
+fn over_the_cap(claimed: String, max_pages: u32) -> PollError {
     PollError::decode(
         WORKERS_LIST,
         format!(
-            "the pool lists {claimed} of workers; one poll reads at most {MAX_PAGES} pages ({} workers), so this poll stops before spending its budget on a list it cannot finish",
-            u64::from(MAX_PAGES) * u64::from(PAGE_SIZE)
+            "the pool lists {claimed} of workers; one poll reads at most {max_pages} pages ({} workers), so this poll stops before spending its budget on a list it cannot finish",
+            u64::from(max_pages) * u64::from(PAGE_SIZE)
         ),
     )
 }
@@ -476,7 +488,7 @@ mod tests {
 
     #[test]
     fn the_page_count_is_checked_before_the_pages_are_fetched() {
-        let count = |json: &str| page_count(&parse(json));
+        let count = |json: &str| page_count(&parse(json), MAX_PAGES);
         assert_eq!(count(r#"{"total_pages":3}"#).unwrap(), Some(3));
         assert_eq!(count(r#"{"total":250}"#).unwrap(), Some(3));
         assert_eq!(count(r#"{}"#).unwrap(), None);
@@ -511,7 +523,7 @@ mod tests {
                 );
                 if let (Ok(overview), Ok(page), Ok(series)) = decoded {
                     if let Some(p) = &page.pagination {
-                        let _ = page_count(p);
+                        let _ = page_count(p, MAX_PAGES);
                     }
                     let algorithms = algorithms(&overview, &page.data.read);
                     let series: Vec<(String, HashrateSeries)> = algorithms
