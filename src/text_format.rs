@@ -27,6 +27,30 @@ pub fn sample<'a>(
     labels: impl IntoIterator<Item = (&'a str, &'a str)>,
     value: f64,
 ) {
+    sample_body(out, name, labels, value);
+    out.push(b'\n');
+}
+
+/// One sample line with its timestamp, as OpenMetrics writes it (seconds): only history
+/// carries one (`backfill`); live samples never do.
+pub fn sample_at<'a>(
+    out: &mut Vec<u8>,
+    name: &str,
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+    value: f64,
+    timestamp: i64,
+) {
+    sample_body(out, name, labels, value);
+    // Writing to a Vec cannot fail.
+    let _ = writeln!(out, " {timestamp}");
+}
+
+fn sample_body<'a>(
+    out: &mut Vec<u8>,
+    name: &str,
+    labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+    value: f64,
+) {
     out.extend_from_slice(name.as_bytes());
     let mut separator = b'{';
     for (label, label_value) in labels {
@@ -43,11 +67,11 @@ pub fn sample<'a>(
     out.push(b' ');
     // Writing to a Vec cannot fail.
     let _ = write!(out, "{value}");
-    out.push(b'\n');
 }
 
-/// `\` and newline escaped (and `"` in label values), everything else as it is.
-fn escape_into(out: &mut Vec<u8>, text: &str, quote: bool) {
+/// `\` and newline escaped (and `"` in label values), everything else as it is: also the
+/// escaping of OpenMetrics text and of PromQL's double-quoted strings.
+pub fn escape_into(out: &mut Vec<u8>, text: &str, quote: bool) {
     for byte in text.bytes() {
         match byte {
             b'\\' => out.extend_from_slice(b"\\\\"),

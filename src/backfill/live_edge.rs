@@ -66,18 +66,11 @@ fn shown(url: &str) -> String {
 
 /// Label values go into PromQL inside double quotes.
 fn quoted(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    let mut out = Vec::with_capacity(value.len() + 2);
+    out.push(b'"');
+    crate::text_format::escape_into(&mut out, value, true);
+    out.push(b'"');
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn query(

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use crate::metrics::{MetricDef, MetricKind, POOL_FAMILIES};
+use crate::text_format;
 
 /// Every series of one family: its label pairs (in order) and its points by time.
 pub type FamilySeries = BTreeMap<Vec<(String, String)>, BTreeMap<i64, f64>>;
@@ -23,51 +24,29 @@ pub fn write(
     out: &mut impl Write,
     families: &BTreeMap<&'static str, FamilySeries>,
 ) -> io::Result<()> {
+    let mut buffer = Vec::with_capacity(64 * 1024);
     for (name, series) in families {
         let Some(def) = family(name) else { continue };
         let (family_name, kind) = match def.kind {
             MetricKind::Counter => (name.strip_suffix("_total").unwrap_or(name), "counter"),
             MetricKind::Gauge => (*name, "gauge"),
         };
-        writeln!(out, "# HELP {family_name} {}", escape_help(def.help))?;
-        writeln!(out, "# TYPE {family_name} {kind}")?;
+        buffer.clear();
+        buffer.extend_from_slice(format!("# HELP {family_name} ").as_bytes());
+        // OpenMetrics escapes `"` in HELP too.
+        text_format::escape_into(&mut buffer, def.help, true);
+        buffer.extend_from_slice(format!("\n# TYPE {family_name} {kind}\n").as_bytes());
+        out.write_all(&buffer)?;
         for (labels, points) in series {
-            let mut prefix = String::with_capacity(128);
-            prefix.push_str(name);
-            prefix.push('{');
-            for (i, (key, value)) in labels.iter().enumerate() {
-                if i > 0 {
-                    prefix.push(',');
-                }
-                prefix.push_str(key);
-                prefix.push_str("=\"");
-                escape_label(&mut prefix, value);
-                prefix.push('"');
-            }
-            prefix.push('}');
+            buffer.clear();
+            let pairs = || labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
             for (t, v) in points.iter().filter(|(_, v)| v.is_finite()) {
-                writeln!(out, "{prefix} {v} {t}")?;
+                text_format::sample_at(&mut buffer, name, pairs(), *v, *t);
             }
+            out.write_all(&buffer)?;
         }
     }
     out.write_all(b"# EOF\n")
-}
-
-fn escape_help(help: &str) -> String {
-    help.replace('\\', "\\\\")
-        .replace('\n', "\\n")
-        .replace('"', "\\\"")
-}
-
-fn escape_label(out: &mut String, value: &str) {
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
 }
 
 #[cfg(test)]
