@@ -122,6 +122,8 @@ pub struct SourceReport {
     pub requests: u64,
     /// Tasks an earlier run had done.
     pub resumed: usize,
+    /// Requests the tasks not done yet should take.
+    pub left: u64,
     pub points: u64,
     pub skipped: Skipped,
     pub budget: String,
@@ -164,13 +166,7 @@ impl Summary {
     pub fn estimated(&self) -> Duration {
         let mut by_budget: BTreeMap<&str, u64> = BTreeMap::new();
         for s in &self.sources {
-            let left: u64 = s
-                .tasks
-                .iter()
-                .skip(s.resumed)
-                .map(|t| u64::from(t.requests))
-                .sum();
-            *by_budget.entry(s.budget.as_str()).or_default() += left;
+            *by_budget.entry(s.budget.as_str()).or_default() += s.left;
         }
         let seconds = by_budget
             .iter()
@@ -306,12 +302,11 @@ impl Summary {
     }
 }
 
-/// A source, the client that fetches its history, and where its history goes.
+/// A source, the history its kind can fetch, and the client that fetches it.
 struct Run {
     config: SourceConfig,
     history: Arc<dyn History>,
     upstream: Arc<Upstream>,
-    span: Span,
 }
 
 /// A source chosen for the backfill and the history its kind can fetch.
@@ -394,16 +389,15 @@ async fn spans(
     options: &BackfillOptions,
     selected: &Selected,
     now: i64,
+    http: &reqwest::Client,
 ) -> Result<Header, BackfillError> {
     let mut spans = BTreeMap::new();
     let mut targets = BTreeMap::new();
-    let http =
-        crate::client::http_client().map_err(|e| BackfillError::Prometheus(e.to_string()))?;
     for (source, _) in selected {
         let mut until = options.to.unwrap_or(now).min(now);
         let mut labels = default_targets(config, options);
         if let Some(url) = &options.until_live {
-            let edge = live_edge::find(&http, url, &source.name, options.from, now as f64)
+            let edge = live_edge::find(http, url, &source.name, options.from, now as f64)
                 .await
                 .map_err(BackfillError::Prometheus)?;
             if let Some(edge) = edge {
@@ -490,10 +484,11 @@ pub async fn run(
         ProgressFile::resume(&progress_path, &fingerprint)
             .map_err(io_error(&progress_path, "cannot read the progress file"))?
     };
+    let http = crate::client::http_client().map_err(|e| BackfillError::Usage(e.to_string()))?;
     let (mut file, header, resumed) = match resumed {
         Some((file, header, resumed)) => (Some(file), header, resumed),
         None => {
-            let header = spans(config, options, &selected, now).await?;
+            let header = spans(config, options, &selected, now, &http).await?;
             let file = if options.dry_run {
                 None
             } else {
@@ -533,7 +528,6 @@ pub async fn run(
         }
     }
 
-    let http = crate::client::http_client().map_err(|e| BackfillError::Usage(e.to_string()))?;
     let telemetry = Telemetry::new();
     let mut runs = Vec::new();
     let mut reports = Vec::new();
@@ -562,20 +556,19 @@ pub async fn run(
             }
         };
         let tasks = history.tasks(&discovery, &span, options.workers);
-        let done = tasks
-            .iter()
-            .filter(|t| {
-                resumed
-                    .done
-                    .contains_key(&(source.name.clone(), t.id.clone()))
-            })
-            .count();
+        let (done, left): (Vec<&Task>, Vec<&Task>) = tasks.iter().partition(|t| {
+            resumed
+                .done
+                .contains_key(&(source.name.clone(), t.id.clone()))
+        });
+        let (done, left) = (done.len(), left.iter().map(|t| u64::from(t.requests)).sum());
         reports.push(SourceReport {
             name: source.name.clone(),
             kind: source.kind(),
             span,
             requests: api.telemetry().requests_asked(),
             resumed: done,
+            left,
             points: 0,
             skipped: Skipped::default(),
             budget: source.budget.clone(),
@@ -585,7 +578,6 @@ pub async fn run(
             config: source,
             history: Arc::from(history),
             upstream: Arc::new(api),
-            span,
         });
     }
     let mut summary = Summary {
@@ -628,23 +620,15 @@ async fn fetch_all(
     stop: CancellationToken,
 ) -> Result<DoneTasks, BackfillError> {
     let progress_path = file.path().to_path_buf();
-    let left: u64 = summary
-        .sources
-        .iter()
-        .flat_map(|s| {
-            s.tasks
-                .iter()
-                .filter(|t| !resumed.done.contains_key(&(s.name.clone(), t.id.clone())))
-        })
-        .map(|t| u64::from(t.requests))
-        .sum();
+    let left = summary.sources.iter().map(|s| s.left).sum();
     let progress = Arc::new(Progress::new(left, bar));
     let done = Arc::new(Mutex::new(resumed.done));
     let file = Arc::new(Mutex::new(file));
     let mut set = JoinSet::new();
     for (run, report) in runs.iter().zip(&summary.sources) {
         let tasks: Vec<Task> = report.tasks.clone();
-        let (history, api, span) = (run.history.clone(), run.upstream.clone(), run.span);
+        let (history, api, span) = (run.history.clone(), run.upstream.clone(), report.span);
+        let path = progress_path.clone();
         let name = run.config.name.clone();
         let (done, file, progress, stop) =
             (done.clone(), file.clone(), progress.clone(), stop.clone());
@@ -683,7 +667,7 @@ async fn fetch_all(
                 file.lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .done(&name, &task.id, &record)
-                    .map_err(io_error(Path::new("progress file"), "cannot write"))?;
+                    .map_err(io_error(&path, "cannot write the progress file"))?;
                 progress.advance(record.requests, record.points.len() as u64);
                 done.lock()
                     .unwrap_or_else(|e| e.into_inner())

@@ -120,6 +120,15 @@ enum Refused {
     OutOfRange,
 }
 
+impl SeriesKey {
+    fn new(family: &'static MetricDef, labels: &[&str]) -> Self {
+        SeriesKey {
+            family: family.name,
+            labels: labels.iter().map(|l| (*l).to_string()).collect(),
+        }
+    }
+}
+
 /// What one task brought.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Fetched {
@@ -174,14 +183,11 @@ impl<'a> Collector<'a> {
 
     /// One point of `family` with `labels` at `t` (Unix seconds, maybe fractional).
     pub fn point(&mut self, family: &'static MetricDef, labels: &[&str], t: f64, value: f64) {
-        let key = SeriesKey {
-            family: family.name,
-            labels: labels.iter().map(|l| (*l).to_string()).collect(),
-        };
+        let key = SeriesKey::new(family, labels);
         if !self.primary.contains(&key) {
-            self.primary.insert(key);
+            self.primary.insert(key.clone());
         }
-        if let Err(reason) = self.take(family, labels, t, value) {
+        if let Err(reason) = self.take(key, t, value) {
             let s = &mut self.fetched.skipped;
             match reason {
                 Refused::Unreadable => s.unreadable += 1,
@@ -196,16 +202,10 @@ impl<'a> Collector<'a> {
     /// A second figure of a record `point` already took (an efficiency beside a
     /// hashrate): kept by the same rules, but a record skipped is counted once.
     pub fn beside(&mut self, family: &'static MetricDef, labels: &[&str], t: f64, value: f64) {
-        let _ = self.take(family, labels, t, value);
+        let _ = self.take(SeriesKey::new(family, labels), t, value);
     }
 
-    fn take(
-        &mut self,
-        family: &'static MetricDef,
-        labels: &[&str],
-        t: f64,
-        value: f64,
-    ) -> Result<(), Refused> {
+    fn take(&mut self, key: SeriesKey, t: f64, value: f64) -> Result<(), Refused> {
         if !t.is_finite() || !value.is_finite() {
             return Err(Refused::Unreadable);
         }
@@ -224,10 +224,6 @@ impl<'a> Collector<'a> {
         if t.rem_euclid(task.tick) != 0 {
             return Err(Refused::OffTick);
         }
-        let key = SeriesKey {
-            family: family.name,
-            labels: labels.iter().map(|l| (*l).to_string()).collect(),
-        };
         let points = self.fetched.series.entry(key.clone()).or_default();
         if points.contains_key(&t) {
             return Err(Refused::Repeated);
