@@ -98,83 +98,91 @@ fn key(a: &Subaccount) -> String {
     format!("luxor/{}", a.name)
 }
 
-/// `/v2/pool/hashrate-efficiency/{currency}`.
-pub(super) async fn hashrate_efficiency(
-    State(sim): State<Shared<LuxorSim>>,
-    headers: HeaderMap,
-    Path((version, currency)): Path<(String, String)>,
-    Query(q): Query<HistoryQuery>,
+/// A subaccount series endpoint: every tick the query asks for, as `point` draws it for
+/// the selected subaccounts, paginated, in Luxor's envelope with the list under `field`.
+/// `/v1/...` is served too where `v1` says so.
+fn series(
+    sim: &Shared<LuxorSim>,
+    headers: &HeaderMap,
+    (version, currency): (String, String),
+    q: &HistoryQuery,
+    (field, v1): (&'static str, bool),
+    point: impl Fn(u64, &[&Subaccount], i64) -> Value,
 ) -> Response {
-    if is_v2(&version).is_none() {
-        return *not_found();
+    match is_v2(&version) {
+        Some(true) => {}
+        Some(false) if v1 => {}
+        _ => return *not_found(),
     }
-    answer(&sim, &headers, |s| {
+    answer(sim, headers, |s| {
         check_currency(&currency)?;
         let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
-        let (from, until, tick) = span(&q, &["5m", "1h", "1d"], now)?;
-        let accounts = selected(s, &q)?;
-        let seed = s.options.seed;
+        let (from, until, tick) = span(q, &["5m", "1h", "1d"], now)?;
+        let accounts = selected(s, q)?;
         let points: Vec<Value> = history::ticks(from, until, tick, now)
-            .map(|t| {
-                let hashrate: f64 = accounts
-                    .iter()
-                    .map(|a| history::hashrate(seed, &key(a), a.nominal, t))
-                    .sum();
-                let efficiency = accounts
-                    .first()
-                    .map(|a| history::efficiency(seed, &key(a), t))
-                    .unwrap_or(0.0);
-                json!({"date_time": history::iso_seconds(t), "hashrate": format!("{hashrate}"),
-                       "efficiency": efficiency})
-            })
+            .map(|t| point(s.options.seed, &accounts, t))
             .collect();
-        let path = format!("/v2/pool/hashrate-efficiency/{currency}");
+        let path = format!("/v2/pool/{}/{currency}", field.replace('_', "-"));
         let (page, pagination) = super::paginate(points, &q.list(), &path)?;
         Ok(json!({
             "currency_type": currency,
             "subaccounts": accounts.iter().map(|a| json!({"id": a.id, "name": a.name})).collect::<Vec<_>>(),
             "start_date": q.start_date, "end_date": q.end_date, "tick_size": q.tick_size,
-            "hashrate_efficiency": page,
+            field: page,
             "pagination": pagination,
         }))
     })
+}
+
+/// `/v1/pool/hashrate-efficiency/{currency}` and `/v2/...`.
+pub(super) async fn hashrate_efficiency(
+    State(sim): State<Shared<LuxorSim>>,
+    headers: HeaderMap,
+    Path(path): Path<(String, String)>,
+    Query(q): Query<HistoryQuery>,
+) -> Response {
+    series(
+        &sim,
+        &headers,
+        path,
+        &q,
+        ("hashrate_efficiency", true),
+        |seed, accounts, t| {
+            let hashrate: f64 = accounts
+                .iter()
+                .map(|a| history::hashrate(seed, &key(a), a.nominal, t))
+                .sum();
+            let efficiency = accounts
+                .first()
+                .map(|a| history::efficiency(seed, &key(a), t))
+                .unwrap_or(0.0);
+            json!({"date_time": history::iso_seconds(t), "hashrate": format!("{hashrate}"),
+               "efficiency": efficiency})
+        },
+    )
 }
 
 /// `/v2/pool/active-workers/{currency}`.
 pub(super) async fn active_workers(
     State(sim): State<Shared<LuxorSim>>,
     headers: HeaderMap,
-    Path((version, currency)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     Query(q): Query<HistoryQuery>,
 ) -> Response {
-    if is_v2(&version) != Some(true) {
-        return *not_found();
-    }
-    answer(&sim, &headers, |s| {
-        check_currency(&currency)?;
-        let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
-        let (from, until, tick) = span(&q, &["5m", "1h", "1d"], now)?;
-        let accounts = selected(s, &q)?;
-        let seed = s.options.seed;
-        let points: Vec<Value> = history::ticks(from, until, tick, now)
-            .map(|t| {
-                let active: usize = accounts
-                    .iter()
-                    .map(|a| history::active_workers(seed, &key(a), a.worker_count, t))
-                    .sum();
-                json!({"date_time": history::iso_seconds(t), "active_workers": active})
-            })
-            .collect();
-        let path = format!("/v2/pool/active-workers/{currency}");
-        let (page, pagination) = super::paginate(points, &q.list(), &path)?;
-        Ok(json!({
-            "currency_type": currency,
-            "start_date": q.start_date, "end_date": q.end_date, "tick_size": q.tick_size,
-            "subaccounts": accounts.iter().map(|a| json!({"id": a.id, "name": a.name})).collect::<Vec<_>>(),
-            "active_workers": page,
-            "pagination": pagination,
-        }))
-    })
+    series(
+        &sim,
+        &headers,
+        path,
+        &q,
+        ("active_workers", false),
+        |seed, accounts, t| {
+            let active: usize = accounts
+                .iter()
+                .map(|a| history::active_workers(seed, &key(a), a.worker_count, t))
+                .sum();
+            json!({"date_time": history::iso_seconds(t), "active_workers": active})
+        },
+    )
 }
 
 /// `/v2/pool/workers-hashrate-efficiency/{currency}/{subaccount}`: paginated by worker.
