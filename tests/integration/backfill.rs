@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use mining_exporter::backfill::{self, BackfillError, BackfillOptions, Summary, calendar};
@@ -21,7 +21,7 @@ use mining_exporter::{BudgetsAtStart, Exporter, ExporterOptions};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{KillOnDrop, free_port, http, run_tool, spawn_tool};
+use crate::common::{KillOnDrop, http, run_tool, start_prometheus};
 use crate::rate_budgets::busiest;
 
 const DAY: i64 = 86_400;
@@ -182,23 +182,14 @@ impl Prometheus {
             )
         });
         std::fs::write(&config, format!("global:\n  scrape_interval: 1s\n{scrape}")).unwrap();
-        let port = free_port();
-        let child = spawn_tool(
-            Command::new("prometheus")
-                .arg(format!("--config.file={}", config.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    data.join("tsdb").display()
-                ))
-                .arg("--storage.tsdb.retention.time=400d")
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-            "prometheus",
+        let (process, base) = start_prometheus(
+            &config,
+            &data.join("tsdb"),
+            &["--storage.tsdb.retention.time=400d"],
         )?;
         Some(Prometheus {
-            _process: KillOnDrop(child),
-            base: format!("http://127.0.0.1:{port}"),
+            _process: process,
+            base,
         })
     }
 
@@ -591,9 +582,11 @@ async fn an_interrupted_backfill_goes_on_and_writes_every_point_once() {
     );
     let text = std::fs::read_to_string(&out).unwrap();
     assert_well_formed(&text);
+    let whole_text = std::fs::read_to_string(&whole).unwrap();
     assert!(
-        text == std::fs::read_to_string(&whole).unwrap(),
-        "resumed and whole differ"
+        text == whole_text,
+        "resumed and whole differ: {}",
+        first_difference(&text, &whole_text)
     );
     let points = samples(&text);
     let unique: BTreeSet<(String, i64)> = points.iter().map(|(s, t, _)| (s.clone(), *t)).collect();
@@ -606,16 +599,20 @@ async fn an_interrupted_backfill_goes_on_and_writes_every_point_once() {
         .unwrap();
     assert_eq!(requests(), before);
     let again = std::fs::read_to_string(&out).unwrap();
-    if text != again {
-        std::fs::write("/tmp/bf-second.om", &text).unwrap();
-        std::fs::write("/tmp/bf-third.om", &again).unwrap();
-        std::fs::copy(crate::backfill::progress_path(&out), "/tmp/bf.progress").unwrap();
-    }
-    assert!(text == again, "the third run wrote another file");
+    assert!(
+        text == again,
+        "the third run wrote another file: {}",
+        first_difference(&text, &again)
+    );
 }
 
-fn progress_path(out: &Path) -> PathBuf {
-    backfill::progress_file::path_for(out)
+/// The first line where two files part, for a failure message that fits on a screen.
+fn first_difference(a: &str, b: &str) -> String {
+    let lines = a.lines().zip(b.lines()).enumerate();
+    match lines.into_iter().find(|(_, (x, y))| x != y) {
+        Some((i, (x, y))) => format!("line {}: {x:?} / {y:?}", i + 1),
+        None => format!("{} lines / {} lines", a.lines().count(), b.lines().count()),
+    }
 }
 
 #[tokio::test(start_paused = true)]

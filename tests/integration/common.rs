@@ -359,3 +359,25 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Starts Debian's `prometheus` on a free loopback port with `config`, its TSDB in `tsdb`,
+/// and `extra` flags: the process (killed when dropped) and its base URL. None when it is
+/// not installed (see `spawn_tool`).
+pub fn start_prometheus(
+    config: &Path,
+    tsdb: &Path,
+    extra: &[&str],
+) -> Option<(KillOnDrop, String)> {
+    let port = free_port();
+    let child = spawn_tool(
+        std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+            .args(extra)
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+        "prometheus",
+    )?;
+    Some((KillOnDrop(child), format!("http://127.0.0.1:{port}")))
+}

@@ -4,7 +4,6 @@
 //! without error, every recording rule produces series, and every dashboard panel and
 //! variable query returns data.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mining_exporter::Exporter;
@@ -12,7 +11,7 @@ use mining_exporter::demo::{DemoPools, demo_config};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{KillOnDrop, free_port, http, spawn_tool};
+use crate::common::{KillOnDrop, http, start_prometheus};
 use crate::dashboards::{dashboards, dashboards_dir, exprs, panels};
 
 /// A Prometheus server that is killed when dropped, whatever the test's outcome.
@@ -40,22 +39,10 @@ impl Prometheus {
             ),
         )
         .unwrap();
-        let port = free_port();
-        let child = spawn_tool(
-            Command::new("prometheus")
-                .arg(format!("--config.file={}", config.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    data.path().join("tsdb").display()
-                ))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-            "prometheus",
-        )?;
+        let (process, base) = start_prometheus(&config, &data.path().join("tsdb"), &[])?;
         Some(Prometheus {
-            _process: KillOnDrop(child),
-            base: format!("http://127.0.0.1:{port}"),
+            _process: process,
+            base,
             _data: data,
         })
     }
