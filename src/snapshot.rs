@@ -245,9 +245,11 @@ impl<'a> Iterator for LabelValues<'a> {
 pub const SKIP_UNREADABLE: &str = "unreadable";
 /// A worker with neither name nor id: nothing to label its series with.
 pub const SKIP_UNNAMED: &str = "unnamed";
+/// A label set the answer gave before in the same poll (a generic source keeps the first).
+pub const SKIP_DUPLICATE: &str = "duplicate";
 /// Why an item of a good answer was left out: the `reason` label of
 /// `mining_exporter_items_skipped_total`, every one starting at 0.
-pub const SKIP_REASONS: &[&str] = &[SKIP_UNREADABLE, SKIP_UNNAMED];
+pub const SKIP_REASONS: &[&str] = &[SKIP_UNREADABLE, SKIP_UNNAMED, SKIP_DUPLICATE];
 
 /// The longest label value a pool may put on the page, in bytes. A worker name is a few
 /// dozen; a pool that sends megabytes in one would otherwise repeat them in every series.
@@ -297,6 +299,23 @@ impl Snapshot {
     /// means NaN or infinity, and a missing series reads better on a dashboard. A label set
     /// that is already present is overwritten, so duplicates upstream never break the page.
     pub fn set(&mut self, def: &'static MetricDef, labels: &[&str], value: f64) {
+        self.put(def, labels, value, true);
+    }
+
+    /// Sets one series unless its label set is already present: returns false, and keeps
+    /// the first value, for a duplicate.
+    pub fn set_first(&mut self, def: &'static MetricDef, labels: &[&str], value: f64) -> bool {
+        self.put(def, labels, value, false)
+    }
+
+    /// Returns false only where the label set was present.
+    fn put(
+        &mut self,
+        def: &'static MetricDef,
+        labels: &[&str],
+        value: f64,
+        overwrite: bool,
+    ) -> bool {
         assert_eq!(
             labels.len(),
             def.labels.len(),
@@ -305,7 +324,7 @@ impl Snapshot {
             def.labels
         );
         if !value.is_finite() {
-            return;
+            return true;
         }
         if self.sealed {
             self.unseal();
@@ -313,7 +332,7 @@ impl Snapshot {
         let mut key = Vec::with_capacity(labels.len());
         for label in labels {
             let Some(id) = self.intern(label) else {
-                return;
+                return true;
             };
             key.push(id);
         }
@@ -337,17 +356,20 @@ impl Snapshot {
             labels.get(r * arity..(r + 1) * arity).unwrap_or_default()
         };
         if let Some(&row) = rows.find(hash, |&r| row_of(r) == key.as_slice()) {
-            if let Some(slot) = values.get_mut(row as usize) {
-                *slot = value;
+            if overwrite {
+                if let Some(slot) = values.get_mut(row as usize) {
+                    *slot = value;
+                }
             }
-            return;
+            return false;
         }
         let Ok(row) = u32::try_from(values.len()) else {
-            return;
+            return true;
         };
         rows.insert_unique(hash, row, |&r| hasher.hash_one(row_of(r)));
         labels.extend_from_slice(&key);
         values.push(value);
+        true
     }
 
     fn intern(&mut self, value: &str) -> Option<u32> {

@@ -334,13 +334,18 @@ impl SourceTelemetry {
         }
     }
 
-    /// Items of a good answer left out for `reason`: counted, and once, one warning.
+    /// Items of a good answer left out for `reason`: counted, and once per reason, one
+    /// warning.
     pub fn items_skipped(&self, reason: &'static str, skipped: usize) {
         self.telemetry
             .items_skipped
             .with_label_values(&[self.pool, &self.source, reason])
             .inc_by(u64::try_from(skipped).unwrap_or(u64::MAX));
-        if self.warned.first("skipped_items") {
+        if reason == crate::snapshot::SKIP_DUPLICATE {
+            if self.warned.first("duplicate_items") {
+                warn!(source = %self.source, pool = self.pool, skipped, "the answer gave one label set more than once; the first value is kept and the rest skipped (counted in mining_exporter_items_skipped_total{{reason=\"duplicate\"}}, logged once)");
+            }
+        } else if self.warned.first("skipped_items") {
             warn!(source = %self.source, pool = self.pool, reason, skipped, "an item of the pool's answer could not be read and was skipped; the rest of the poll is kept (counted in mining_exporter_items_skipped_total by reason, logged once)");
         }
     }

@@ -3,21 +3,63 @@
 
 use serde::de::DeserializeOwned;
 
+use super::Read;
+
 /// Bodies up to this size decode where they arrived; larger ones (a page of a thousand
 /// workers is about 300 KiB, OurPool's whole list of 10,000 about 2 MiB) decode on the
 /// blocking pool, so the async threads keep answering scrapes meanwhile.
 const DECODE_INLINE_MAX: usize = 64 * 1024;
 
-pub(super) async fn decode_off_async_threads<T: DeserializeOwned + Send + 'static>(
-    body: Vec<u8>,
-    probe: ErrorProbe,
+/// Runs `decode` (of a body `len` bytes long) where it belongs by that size.
+pub(super) async fn off_async_threads<T: Send + 'static>(
+    len: usize,
+    decode: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
-    if body.len() <= DECODE_INLINE_MAX {
-        return decode(&body, probe);
+    if len <= DECODE_INLINE_MAX {
+        return decode();
     }
-    tokio::task::spawn_blocking(move || decode(&body, probe))
+    tokio::task::spawn_blocking(decode)
         .await
         .unwrap_or_else(|_| Err("decoding the body panicked".to_string()))
+}
+
+/// What an answer is read as: a typed body (`Json`), or a generic source's `Answer`.
+pub(crate) trait FromBody: Send + Sized + 'static {
+    fn from_body(read: Read, probe: ErrorProbe) -> Result<Self, String>;
+}
+
+/// A 2xx body decoded as `T`; an empty body is not JSON.
+pub(crate) struct Json<T>(pub T);
+
+impl<T: DeserializeOwned + Send + 'static> FromBody for Json<T> {
+    fn from_body(read: Read, probe: ErrorProbe) -> Result<Self, String> {
+        decode(&read.body, probe).map(Json)
+    }
+}
+
+/// A generic source's answer: the status it came with, the document (`None` for a 204 or an
+/// empty body, which an API sends for "nothing to list"), and the `Link` header's next page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub document: Option<serde_json::Value>,
+    pub next_link: Option<String>,
+}
+
+impl FromBody for Answer {
+    fn from_body(read: Read, probe: ErrorProbe) -> Result<Self, String> {
+        let empty =
+            read.status == reqwest::StatusCode::NO_CONTENT || read.body.trim_ascii().is_empty();
+        Ok(Answer {
+            status: read.status.as_u16(),
+            document: if empty {
+                None
+            } else {
+                Some(decode(&read.body, probe)?)
+            },
+            next_link: read.next_link,
+        })
+    }
 }
 
 /// Where a 2xx answer says that it failed after all.
@@ -131,19 +173,38 @@ mod tests {
         let big: Vec<u32> = (0..50_000).collect();
         let body = serde_json::to_vec(&big).unwrap();
         assert!(body.len() > DECODE_INLINE_MAX);
-        let decoded: Vec<u32> = decode_off_async_threads(body.clone(), ErrorProbe::TopLevel)
+        let read = |body: Vec<u8>| async move {
+            off_async_threads(body.len(), move || {
+                decode::<Vec<u32>>(&body, ErrorProbe::TopLevel)
+            })
             .await
-            .unwrap();
+        };
+        let decoded = read(body.clone()).await.unwrap();
         assert_eq!(decoded, big);
-        let small: Vec<u32> = decode_off_async_threads(b"[1,2]".to_vec(), ErrorProbe::TopLevel)
-            .await
-            .unwrap();
+        let small = read(b"[1,2]".to_vec()).await.unwrap();
         assert_eq!(small, [1, 2]);
         let cut = body[..body.len() - 1].to_vec();
-        let broken = decode_off_async_threads::<Vec<u32>>(cut, ErrorProbe::TopLevel)
-            .await
-            .unwrap_err();
+        let broken = read(cut).await.unwrap_err();
         assert!(broken.starts_with("invalid JSON"), "{broken}");
+    }
+
+    #[test]
+    fn a_204_or_an_empty_body_is_no_document_and_anything_else_is_json() {
+        let read = |status: u16, body: &[u8]| Read {
+            status: reqwest::StatusCode::from_u16(status).unwrap(),
+            next_link: None,
+            body: body.to_vec(),
+        };
+        for (status, body) in [(204, &b""[..]), (200, b""), (200, b" \n"), (204, b"{}")] {
+            let answer = Answer::from_body(read(status, body), ErrorProbe::TopLevel).unwrap();
+            assert_eq!(answer.document, None, "{status}");
+        }
+        let answer = Answer::from_body(read(200, b"{\"a\":1}"), ErrorProbe::TopLevel).unwrap();
+        assert_eq!(answer.document, Some(serde_json::json!({"a": 1})));
+        assert!(Answer::from_body(read(200, b"{"), ErrorProbe::TopLevel).is_err());
+        assert!(
+            Json::<serde_json::Value>::from_body(read(200, b""), ErrorProbe::TopLevel).is_err()
+        );
     }
 
     #[test]

@@ -25,14 +25,17 @@ use crate::signing;
 use crate::telemetry::SourceTelemetry;
 
 mod decode;
+mod link_header;
 mod rate_headers;
 mod redaction;
+mod tls;
 
-use decode::decode_off_async_threads;
-pub use decode::{ErrorProbe, error_in, error_message};
+pub use decode::{Answer, ErrorProbe, error_in, error_message};
+use decode::{FromBody, Json};
 use rate_headers::{clock_skew, rate_headers};
 pub use redaction::redact_url;
 use redaction::shorten;
+pub use tls::{SourceTls, http_client_with};
 
 /// reqwest is built without a default TLS crypto provider; ring is ours. Must run before any
 /// reqwest client is built; later calls find it installed, which is fine.
@@ -75,6 +78,50 @@ pub struct Connection {
     pub host_budget: Option<Arc<Budget>>,
     pub settings: HttpSettings,
     pub clock: WallClock,
+}
+
+/// How a generic source shapes one request; the built-in pools' requests are plain GETs
+/// (`Call::get`).
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub method: &'a reqwest::Method,
+    /// A JSON body, sent with `Content-Type: application/json` (and signed with the rest).
+    pub body: Option<&'a [u8]>,
+    /// Headers of this endpoint, beside the source's own.
+    pub headers: &'a [(String, String)],
+    /// The statuses that are answers; empty: any 2xx.
+    pub statuses: &'a [u16],
+    pub probe: ErrorProbe,
+}
+
+impl Call<'static> {
+    pub fn get(probe: ErrorProbe) -> Self {
+        Call {
+            method: &reqwest::Method::GET,
+            body: None,
+            headers: &[],
+            statuses: &[],
+            probe,
+        }
+    }
+}
+
+impl Call<'_> {
+    fn accepts(&self, status: StatusCode) -> bool {
+        if self.statuses.is_empty() {
+            status.is_success()
+        } else {
+            self.statuses.contains(&status.as_u16())
+        }
+    }
+}
+
+/// What one attempt read: the status, the `Link: <...>; rel="next"` target, and the body.
+#[derive(Debug)]
+pub(crate) struct Read {
+    pub status: StatusCode,
+    pub next_link: Option<String>,
+    pub body: Vec<u8>,
 }
 
 /// One attempt's failure, before retries are decided.
@@ -137,6 +184,11 @@ impl Upstream {
         }
     }
 
+    /// The time the source's requests are made at (what clock templates read).
+    pub fn now(&self) -> std::time::SystemTime {
+        self.conn.clock.now()
+    }
+
     /// The API's root, as configured.
     pub fn base_url(&self) -> &str {
         &self.conn.base_url
@@ -186,8 +238,29 @@ impl Upstream {
     pub async fn get_json_at_with<T: DeserializeOwned + Send + 'static>(
         &self,
         endpoint: &'static str,
-        mut url: reqwest::Url,
+        url: reqwest::Url,
         probe: ErrorProbe,
+    ) -> Result<T, PollError> {
+        let Json(value) = self.request(endpoint, url, &Call::get(probe)).await?;
+        Ok(value)
+    }
+
+    /// `url` asked as `call` says, read as an `Answer`: an empty body or a 204 is no
+    /// document, and the next page's `Link` comes with it.
+    pub async fn call(
+        &self,
+        endpoint: &'static str,
+        url: reqwest::Url,
+        call: &Call<'_>,
+    ) -> Result<Answer, PollError> {
+        self.request(endpoint, url, call).await
+    }
+
+    async fn request<T: FromBody>(
+        &self,
+        endpoint: &'static str,
+        mut url: reqwest::Url,
+        call: &Call<'_>,
     ) -> Result<T, PollError> {
         if let TokenPlacement::Query(param) = &self.conn.auth.token {
             // A next link the API gave may carry the token already: sent once, not twice.
@@ -212,7 +285,7 @@ impl Upstream {
             .with_jitter();
         let result = (|| async {
             attempts.fetch_add(1, Ordering::Relaxed);
-            self.attempt::<T>(endpoint, &url, probe).await
+            self.attempt::<T>(endpoint, &url, call).await
         })
         .retry(backoff)
         .sleep(tokio::time::sleep)
@@ -257,11 +330,11 @@ impl Upstream {
         Ok(url)
     }
 
-    async fn attempt<T: DeserializeOwned + Send + 'static>(
+    async fn attempt<T: FromBody>(
         &self,
         endpoint: &'static str,
         url: &reqwest::Url,
-        probe: ErrorProbe,
+        call: &Call<'_>,
     ) -> Result<T, Failure> {
         match &self.conn.host_budget {
             Some(host) => acquire_all(&[&self.conn.budget, host]).await,
@@ -269,7 +342,7 @@ impl Upstream {
         }
         let mut request = self
             .http
-            .get(url.clone())
+            .request(call.method.clone(), url.clone())
             .timeout(self.conn.settings.timeout)
             .header(ACCEPT, "application/json")
             .header(
@@ -281,20 +354,35 @@ impl Upstream {
             Ok(None) => {}
             Err(problem) => return Err(Failure::Transport(problem.to_string())),
         }
-        for (name, value) in &self.conn.auth.headers {
+        for (name, value) in self.conn.auth.headers.iter().chain(call.headers) {
             request = request.header(name.as_str(), value.as_str());
+        }
+        if let Some(body) = call.body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
         }
         if let Some(signing) = &self.conn.auth.signing {
             request = self
-                .sign(request, signing, url)
+                .sign(
+                    request,
+                    signing,
+                    call.method,
+                    url,
+                    call.body.unwrap_or_default(),
+                )
                 .map_err(|problem| Failure::Transport(problem.to_string()))?;
         }
-        debug!(source = %self.telemetry.source, url = %self.shown(url), "GET");
-        let outcome = match self.send(request).await {
-            Ok((status, body)) => decode_off_async_threads::<T>(body, probe)
-                .await
-                .map(|value| (status, value))
-                .map_err(|detail| Failure::Decode(self.pool_text(&detail))),
+        debug!(source = %self.telemetry.source, url = %self.shown(url), method = %call.method, "request");
+        let probe = call.probe;
+        let outcome = match self.send(request, call).await {
+            Ok(read) => {
+                let status = read.status;
+                decode::off_async_threads(read.body.len(), move || T::from_body(read, probe))
+                    .await
+                    .map(|value| (status, value))
+                    .map_err(|detail| Failure::Decode(self.pool_text(&detail)))
+            }
             Err(e) => Err(e),
         };
         // Each request is counted once, by how it ended.
@@ -307,11 +395,13 @@ impl Upstream {
         outcome.map(|(_, value)| value)
     }
 
-    /// Sends and reads the body (capped). A non-2xx status becomes a Failure::Status.
+    /// Sends and reads the body (capped). A status the call does not take as an answer
+    /// (by default, any but 2xx) becomes a Failure::Status.
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
-    ) -> Result<(StatusCode, Vec<u8>), Failure> {
+        call: &Call<'_>,
+    ) -> Result<Read, Failure> {
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
                 Failure::Timeout
@@ -330,6 +420,8 @@ impl Upstream {
         self.conn
             .budget
             .observe_upstream(rate.remaining, rate.reset_in);
+        let accepted = call.accepts(status);
+        let next_link = link_header::next(response.headers());
         let limited = status == StatusCode::TOO_MANY_REQUESTS;
         let server_delay = if limited {
             self.conn.budget.note_rate_limited();
@@ -340,7 +432,7 @@ impl Upstream {
         } else {
             rate.retry_after
         };
-        if !status.is_success() && (limited || server_delay.is_some()) {
+        if !accepted && (limited || server_delay.is_some()) {
             // A "wait" answer holds back every request on the budgets this one used (a pool
             // that bans by address, every source calling it), never for less than our own
             // backoff: a reset already past or a 429 without headers still means "not now".
@@ -362,13 +454,13 @@ impl Upstream {
             }
         }
         let limit = self.conn.settings.max_response_bytes;
-        if status.is_success() && response.content_length().is_some_and(|n| n > limit as u64) {
+        if accepted && response.content_length().is_some_and(|n| n > limit as u64) {
             return Err(too_large(limit));
         }
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport)? {
             if body.len() + chunk.len() > limit {
-                if !status.is_success() {
+                if !accepted {
                     // The start of an error body is enough to say what went wrong.
                     break;
                 }
@@ -383,8 +475,12 @@ impl Upstream {
             }
             body.extend_from_slice(&chunk);
         }
-        if status.is_success() {
-            Ok((status, body))
+        if accepted {
+            Ok(Read {
+                status,
+                next_link,
+                body,
+            })
         } else {
             Err(Failure::Status {
                 status,
@@ -471,12 +567,14 @@ impl Upstream {
         self.scrub(&redact_url(url))
     }
 
-    /// Adds the HMAC signature headers for a GET of `url` with no body.
+    /// Adds the HMAC signature headers for `method` of `url` with `body`.
     fn sign(
         &self,
         request: reqwest::RequestBuilder,
         signing: &Signing,
+        method: &reqwest::Method,
         url: &reqwest::Url,
+        body: &[u8],
     ) -> Result<reqwest::RequestBuilder, &'static str> {
         let secret = signing
             .secret
@@ -488,7 +586,8 @@ impl Upstream {
             Some(query) => format!("{}?{query}", url.path()),
             None => url.path().to_string(),
         };
-        let canonical = signing::canonical(timestamp, &nonce, "GET", &path_with_query, b"");
+        let canonical =
+            signing::canonical(timestamp, &nonce, method.as_str(), &path_with_query, body);
         let mut signature =
             HeaderValue::from_str(&signing::signature(secret.expose().as_bytes(), &canonical))
                 .map_err(|_| "the signature is not a header value")?;

@@ -50,6 +50,10 @@ pub trait KindSettings: SettingsEq {
     fn shared_with_token(&self) -> Option<(&'static str, String)> {
         None
     }
+    /// The source's own TLS trust and client certificate, where it has them.
+    fn tls(&self) -> Option<crate::client::SourceTls> {
+        None
+    }
     /// Requests one poll costs at the least (one page of each list), until polls tell.
     fn min_requests_per_poll(&self) -> u32;
     /// What one poll requests, for `check`.
@@ -177,6 +181,18 @@ impl KindContext<'_, '_> {
         let (index, name) = (self.index, self.name.as_str());
         let at = |key: &str| source_key(index, name, key);
         self.loader.secret(&at, prefix, env, file)
+    }
+
+    /// The bytes of a file the block names at `key` (relative to the config's folder).
+    pub fn read_file(&self, key: &str, path: &std::path::Path) -> Result<Vec<u8>, ConfigError> {
+        let full = self.loader.base_dir.join(path);
+        std::fs::read(&full).map_err(|e| {
+            self.err(
+                key,
+                format!("cannot read {}: {e}", full.display()),
+                "give a readable file (a relative path is read from the config file's folder)",
+            )
+        })
     }
 
     /// A problem that does not stop `check` or `run`.

@@ -71,8 +71,17 @@ impl Exporter {
         };
         let budget = budget_named(&source.budget)?;
         let host_budget = source.host_budget.as_ref().map(budget_named).transpose()?;
+        let http = match source.settings.tls() {
+            Some(tls) => crate::client::http_client_with(&tls).map_err(|e| {
+                problem(
+                    format!("the source's TLS settings do not make a client: {e}"),
+                    "check the files [sources.tls] names",
+                )
+            })?,
+            None => self.http.clone(),
+        };
         let upstream = Upstream::new(
-            self.http.clone(),
+            http,
             Connection {
                 base_url: source.base_url.clone(),
                 auth: source.settings.auth(),

@@ -105,7 +105,7 @@ impl OptionalEndpoints {
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<Option<T>, PollError> {
-        self.ask(api, endpoint, path, query, false).await
+        self.ask_get(api, endpoint, path, query, false).await
     }
 
     /// Like `get_json`, for an endpoint the source can do without this poll (it has another
@@ -118,10 +118,10 @@ impl OptionalEndpoints {
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<Option<T>, PollError> {
-        self.ask(api, endpoint, path, query, true).await
+        self.ask_get(api, endpoint, path, query, true).await
     }
 
-    async fn ask<T: DeserializeOwned + Send + 'static>(
+    async fn ask_get<T: DeserializeOwned + Send + 'static>(
         &self,
         api: &Upstream,
         endpoint: &'static str,
@@ -129,11 +129,38 @@ impl OptionalEndpoints {
         query: &[(&str, &str)],
         other_way: bool,
     ) -> Result<Option<T>, PollError> {
+        self.asked(
+            api,
+            endpoint,
+            api.get_json(endpoint, path, query),
+            other_way,
+        )
+        .await
+    }
+
+    /// `request` (to `endpoint`) made unless the endpoint is switched off, and its 404
+    /// learned from as `get_json`'s are.
+    pub async fn ask<T>(
+        &self,
+        api: &Upstream,
+        endpoint: &'static str,
+        request: impl std::future::Future<Output = Result<T, PollError>>,
+    ) -> Result<Option<T>, PollError> {
+        self.asked(api, endpoint, request, false).await
+    }
+
+    async fn asked<T>(
+        &self,
+        api: &Upstream,
+        endpoint: &'static str,
+        request: impl std::future::Future<Output = Result<T, PollError>>,
+        other_way: bool,
+    ) -> Result<Option<T>, PollError> {
         if !self.with(endpoint, |l| l.should_ask(Instant::now())) {
             return Ok(None);
         }
         let telemetry = api.telemetry();
-        match api.get_json(endpoint, path, query).await {
+        match request.await {
             Ok(value) => {
                 let was_off = self.with(endpoint, Learned::on_success);
                 telemetry.endpoint_served(endpoint, was_off);

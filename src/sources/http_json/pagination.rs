@@ -1,7 +1,9 @@
-//! Walking an endpoint's pages: by page number, by cursor (`has_more` + `next_cursor`), or
-//! by the next page's address. Each page is one request through the budget. A walk that would
-//! pass `max_pages`, repeat a cursor or address, or leave the API's origin (the token would go
-//! with it) fails the poll instead of running on.
+//! Walking an endpoint's pages: by page number, by offset, by cursor (`has_more` +
+//! `next_cursor`), or by the next page's address (in the answer, or in its `Link` header).
+//! Each page is one request through the budget. A walk that would pass `max_pages`, repeat a
+//! cursor or address, or leave the API's origin (the token would go with it) fails the poll
+//! instead of running on. An answer with no document (a 204, an empty body) has no items and
+//! ends the walk.
 
 use std::collections::BTreeSet;
 
@@ -9,12 +11,14 @@ use serde_json::Value;
 
 use super::config::{Endpoint, ErrorField, Pagination};
 use super::select;
-use crate::client::{ErrorProbe, Upstream, error_in};
+use crate::client::{Answer, Call, ErrorProbe, Upstream, error_in};
 use crate::error::PollError;
+use crate::sources::optional::OptionalEndpoints;
 
 enum Next {
     First,
     Page(u64),
+    Offset(u64),
     Cursor(String),
     Url(reqwest::Url),
     Done,
@@ -23,8 +27,10 @@ enum Next {
 pub(super) struct Pages<'e> {
     endpoint: &'e Endpoint,
     next: Next,
-    /// The page number of the page last fetched.
+    /// The page number (or offset) of the page last fetched.
     page: u64,
+    /// Items read on the pages so far, against a `total_items`.
+    items_read: u64,
     fetched: u32,
     seen: BTreeSet<String>,
     origin: reqwest::Url,
@@ -40,6 +46,7 @@ impl<'e> Pages<'e> {
             endpoint,
             next: Next::First,
             page: 0,
+            items_read: 0,
             fetched: 0,
             seen: BTreeSet::new(),
             current: origin.clone(),
@@ -51,8 +58,13 @@ impl<'e> Pages<'e> {
         PollError::decode(self.endpoint.name, detail)
     }
 
-    /// The next page, or `None` when the last one has been read.
-    pub(super) async fn next(&mut self, api: &Upstream) -> Result<Option<Value>, PollError> {
+    /// The next page, or `None` when the last one has been read (or the optional endpoint
+    /// is switched off).
+    pub(super) async fn next(
+        &mut self,
+        api: &Upstream,
+        optional: &OptionalEndpoints,
+    ) -> Result<Option<Answer>, PollError> {
         let endpoint = self.endpoint;
         if matches!(self.next, Next::Done) {
             return Ok(None);
@@ -63,14 +75,21 @@ impl<'e> Pages<'e> {
                 endpoint.max_pages, endpoint.max_pages
             )));
         }
-        let mut query: Vec<(String, String)> = endpoint.query.clone();
+        let now = api.now();
+        let mut query: Vec<(String, String)> = endpoint
+            .query
+            .iter()
+            .map(|(k, v)| (k.clone(), v.render(now)))
+            .collect();
         let size = match &endpoint.pagination {
             Pagination::Page { size, .. } | Pagination::Cursor { size, .. } => size.as_ref(),
+            Pagination::Offset { size, .. } => Some(size),
             _ => None,
         };
         if let Some((param, n)) = size {
             query.push((param.clone(), n.to_string()));
         }
+        let first = matches!(self.next, Next::First);
         let url = match std::mem::replace(&mut self.next, Next::Done) {
             Next::Done => return Ok(None),
             Next::Url(url) => url,
@@ -80,7 +99,12 @@ impl<'e> Pages<'e> {
                         self.page = *first;
                         query.push((param.clone(), first.to_string()));
                     }
-                    (Pagination::Page { param, .. }, Next::Page(n)) => {
+                    (Pagination::Offset { param, first, .. }, Next::First) => {
+                        self.page = *first;
+                        query.push((param.clone(), first.to_string()));
+                    }
+                    (Pagination::Page { param, .. }, Next::Page(n))
+                    | (Pagination::Offset { param, .. }, Next::Offset(n)) => {
                         self.page = n;
                         query.push((param.clone(), n.to_string()));
                     }
@@ -99,36 +123,108 @@ impl<'e> Pages<'e> {
         self.current = url.clone();
         let probe = match endpoint.error {
             ErrorField::TopLevel => ErrorProbe::TopLevel,
-            ErrorField::Off | ErrorField::At(_) => ErrorProbe::Off,
+            ErrorField::Off | ErrorField::At(_) | ErrorField::Code { .. } => ErrorProbe::Off,
         };
-        let page: Value = api.get_json_at_with(endpoint.name, url, probe).await?;
-        self.fetched += 1;
-        if let ErrorField::At(path) = &endpoint.error {
-            let failure = select(path, &page)
-                .map_err(|e| self.error(e))?
-                .and_then(error_in);
-            if let Some(message) = failure {
-                return Err(self.error(format!(
-                    "the API answered 200 with an error at {}: {}",
-                    path.text,
-                    api.pool_text(&message)
-                )));
+        let body = endpoint
+            .body
+            .as_ref()
+            .map(|b| serde_json::to_vec(&b.render(now)))
+            .transpose()
+            .map_err(|e| self.error(format!("the body: {e}")))?;
+        let call = Call {
+            method: &endpoint.method,
+            body: body.as_deref(),
+            headers: &endpoint.headers,
+            statuses: &endpoint.statuses,
+            probe,
+        };
+        let request = api.call(endpoint.name, url, &call);
+        let answer = if endpoint.optional && first {
+            match optional.ask(api, endpoint.name, request).await? {
+                Some(answer) => answer,
+                None => return Ok(None),
             }
+        } else {
+            request.await?
+        };
+        self.fetched += 1;
+        if let Some(page) = &answer.document {
+            self.check_error(api, answer.status, page)?;
         }
-        Ok(Some(page))
+        Ok(Some(answer))
     }
 
-    /// Decides from the page just read (and how many items it held) what comes next.
-    pub(super) fn read(&mut self, page: &Value, items: usize) -> Result<(), PollError> {
-        let select = |path| select(path, page).map_err(|e| self.error(e));
+    /// Fails the poll where the page says, inside a 200, that the request failed.
+    fn check_error(&self, api: &Upstream, status: u16, page: &Value) -> Result<(), PollError> {
+        let failure = match &self.endpoint.error {
+            ErrorField::TopLevel | ErrorField::Off => None,
+            ErrorField::At(path) => select(path, page)
+                .map_err(|e| self.error(e))?
+                .and_then(error_in)
+                .map(|message| (path, message)),
+            ErrorField::Code { path, ok, message } => {
+                match select(path, page).map_err(|e| self.error(e))? {
+                    Some(code) if !ok.iter().any(|good| same_code(good, code)) => {
+                        let text = message
+                            .as_ref()
+                            .and_then(|m| select(m, page).ok().flatten())
+                            .map(|m| match m {
+                                Value::String(s) => s.clone(),
+                                other => other.to_string(),
+                            })
+                            .unwrap_or_else(|| "(no message)".to_string());
+                        Some((path, format!("{code}: {text}")))
+                    }
+                    _ => None,
+                }
+            }
+        };
+        match failure {
+            Some((path, message)) => Err(self.error(format!(
+                "the API answered {status} with an error at {}: {}",
+                path.text,
+                api.pool_text(&message)
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Decides from the answer just read (and how many items it held) what comes next.
+    pub(super) fn read(&mut self, answer: &Answer, items: usize) -> Result<(), PollError> {
+        let Some(page) = &answer.document else {
+            self.next = Next::Done;
+            return Ok(());
+        };
+        let items = u64::try_from(items).unwrap_or(u64::MAX);
+        self.items_read = self.items_read.saturating_add(items);
+        let select = |path: &super::config::Path| select(path, page).map_err(|e| self.error(e));
+        // Whether a `total_items` the page gives says more are to come.
+        let below_total = |path: &Option<super::config::Path>| -> Result<Option<bool>, PollError> {
+            let Some(path) = path else {
+                return Ok(None);
+            };
+            match select(path)? {
+                Some(v) => Ok(Some(
+                    self.items_read
+                        < page_count(v).ok_or_else(|| {
+                            self.error(format!("{} is not an item count", path.text))
+                        })?,
+                )),
+                None => Ok(Some(false)),
+            }
+        };
         self.next = match &self.endpoint.pagination {
             Pagination::None => Next::Done,
             Pagination::Page {
-                first, total_pages, ..
+                first,
+                total_pages,
+                total_items,
+                ..
             } => {
                 let read = self.page.saturating_sub(*first).saturating_add(1);
-                let more = match total_pages {
-                    Some(path) => match select(path)? {
+                let more = match (total_pages, below_total(total_items)?) {
+                    (_, Some(more)) => more && items > 0,
+                    (Some(path), None) => match select(path)? {
                         Some(v) => {
                             read < page_count(v).ok_or_else(|| {
                                 self.error(format!("{} is not a page count", path.text))
@@ -136,7 +232,7 @@ impl<'e> Pages<'e> {
                         }
                         None => false,
                     },
-                    None => items > 0,
+                    (None, None) => items > 0,
                 };
                 if more {
                     Next::Page(self.page.saturating_add(1))
@@ -144,6 +240,26 @@ impl<'e> Pages<'e> {
                     Next::Done
                 }
             }
+            Pagination::Offset {
+                size: (_, size),
+                total_items,
+                ..
+            } => {
+                let full = items >= u64::from(*size);
+                let more = match below_total(total_items)? {
+                    Some(more) => more && items > 0,
+                    None => full,
+                };
+                if more {
+                    Next::Offset(self.page.saturating_add(items))
+                } else {
+                    Next::Done
+                }
+            }
+            Pagination::LinkHeader => match &answer.next_link {
+                None => Next::Done,
+                Some(link) => Next::Url(self.followed(link, "the Link header's next page")?),
+            },
             Pagination::Cursor {
                 has_more,
                 next_cursor,
@@ -180,28 +296,43 @@ impl<'e> Pages<'e> {
             Pagination::NextUrl { next_url } => match select(next_url)? {
                 None => Next::Done,
                 Some(Value::String(s)) if s.is_empty() => Next::Done,
-                Some(Value::String(s)) => {
-                    let url = self
-                        .current
-                        .join(s)
-                        .map_err(|_| self.error(format!("{} is not an address", next_url.text)))?;
-                    if url.origin() != self.origin.origin() {
-                        return Err(self.error(format!(
-                            "{} points away from base_url's origin; not followed, the token would go with it",
-                            next_url.text
-                        )));
-                    }
-                    if !self.seen.insert(url.to_string()) {
-                        return Err(self.error(
-                            "the API gave a next page it gave before; the walk would not end",
-                        ));
-                    }
-                    Next::Url(url)
-                }
+                Some(Value::String(s)) => Next::Url(self.followed(s, &next_url.text)?),
                 Some(_) => return Err(self.error(format!("{} is not an address", next_url.text))),
             },
         };
         Ok(())
+    }
+
+    /// A next page's address, resolved against the page just fetched: only on the API's
+    /// origin, and never one given before.
+    fn followed(&mut self, link: &str, what: &str) -> Result<reqwest::Url, PollError> {
+        let url = self
+            .current
+            .join(link)
+            .map_err(|_| self.error(format!("{what} is not an address")))?;
+        if url.origin() != self.origin.origin() {
+            return Err(self.error(format!(
+                "{what} points away from base_url's origin; not followed, the token would go with it"
+            )));
+        }
+        if !self.seen.insert(url.to_string()) {
+            return Err(
+                self.error("the API gave a next page it gave before; the walk would not end")
+            );
+        }
+        Ok(url)
+    }
+}
+
+/// Whether a code the API sent is one the config lists as fine: numbers by value (0 is 0.0),
+/// anything else as JSON.
+fn same_code(good: &Value, code: &Value) -> bool {
+    match (good, code) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::Number(a), Value::String(b)) | (Value::String(b), Value::Number(a)) => {
+            b.trim().parse::<f64>().ok() == a.as_f64()
+        }
+        _ => good == code,
     }
 }
 

@@ -1,6 +1,7 @@
 //! How a generic source authenticates: where the token travels, the headers it adds, and
 //! the HMAC signing of a signed API.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -80,27 +81,7 @@ pub(super) fn auth(cx: &mut KindContext<'_, '_>, keys: &Keys) -> Result<Auth, Co
             ));
         }
     }
-    let mut headers = Vec::new();
-    for (name, value) in keys.headers.iter().flatten() {
-        let lower = name.to_ascii_lowercase();
-        if CREDENTIAL_HEADER_WORDS.iter().any(|w| lower.contains(w)) {
-            return Err(cx.err(
-                &format!("headers.{name}"),
-                "a header that carries a credential is never written in the config file",
-                "send the key with token_env/token_file and auth = \"header\" (auth_header names the header), or sign with [sources.signing]",
-            ));
-        }
-        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
-            || reqwest::header::HeaderValue::from_str(value).is_err()
-        {
-            return Err(cx.err(
-                &format!("headers.{name}"),
-                "not a header name and value",
-                "write headers = { \"X-Merchant-Id\" = \"123\" }",
-            ));
-        }
-        headers.push((name.clone(), value.clone()));
-    }
+    let headers = plain_headers(cx, "headers", keys.headers.as_ref())?;
     let signing = match &keys.signing {
         None => None,
         Some(raw) => {
@@ -127,4 +108,35 @@ pub(super) fn auth(cx: &mut KindContext<'_, '_>, keys: &Keys) -> Result<Auth, Co
         headers,
         signing,
     })
+}
+
+/// Headers written in the config (the source's, or one endpoint's under `at`): never a
+/// credential, always a name and value HTTP can carry.
+pub(super) fn plain_headers(
+    cx: &KindContext<'_, '_>,
+    at: &str,
+    headers: Option<&BTreeMap<String, String>>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out = Vec::new();
+    for (name, value) in headers.into_iter().flatten() {
+        let lower = name.to_ascii_lowercase();
+        if CREDENTIAL_HEADER_WORDS.iter().any(|w| lower.contains(w)) {
+            return Err(cx.err(
+                &format!("{at}.{name}"),
+                "a header that carries a credential is never written in the config file",
+                "send the key with token_env/token_file and auth = \"header\" (auth_header names the header), or sign with [sources.signing]",
+            ));
+        }
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+            || reqwest::header::HeaderValue::from_str(value).is_err()
+        {
+            return Err(cx.err(
+                &format!("{at}.{name}"),
+                "not a header name and value",
+                "write headers = { \"X-Merchant-Id\" = \"123\" }",
+            ));
+        }
+        out.push((name.clone(), value.clone()));
+    }
+    Ok(out)
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use super::super::templates::{self, LabelText};
 use super::{Path, json_path};
 use crate::config::KindContext;
 use crate::error::ConfigError;
@@ -13,24 +14,91 @@ use crate::metrics::{self, MetricDef, MetricKind};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mapping {
     pub family: &'static MetricDef,
-    /// Where the list of items is; without it the page itself is the one item.
-    pub items: Option<Path>,
-    pub value: Path,
+    /// Where the items are, one path per level, each read in the items of the level above;
+    /// empty: the page itself is the one item.
+    pub items: Vec<Path>,
+    pub value: ValueSource,
+    pub reading: Reading,
+    /// An item without the value is skipped instead of failing the poll.
+    pub optional: bool,
+    /// In the family's label order.
+    pub labels: Vec<LabelRule>,
+}
+
+/// Where an item's number comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValueSource {
+    Path(Path),
+    /// `value = 1`: the same number for every item (json_exporter's static value).
+    Fixed(f64),
+}
+
+impl ValueSource {
+    pub fn text(&self) -> String {
+        match self {
+            ValueSource::Path(path) => path.text.clone(),
+            ValueSource::Fixed(n) => n.to_string(),
+        }
+    }
+}
+
+/// How the JSON value becomes a number.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    pub format: Format,
     pub scale: f64,
     /// Words to numbers (`online` = 1); a word not listed takes `default`, or fails the poll.
     pub values: Option<BTreeMap<String, f64>>,
     pub default: Option<f64>,
-    /// An item without the value is skipped instead of failing the poll.
-    pub optional: bool,
-    /// In the family's label order.
-    pub labels: Vec<Label>,
+    /// Unit words to factors (`"TH/s" = 1e12`): the value ends in one, or `unit_from` names it.
+    pub units: Option<BTreeMap<String, f64>>,
+    pub unit_from: Option<LabelText>,
+    pub thousands_separator: Option<char>,
+    pub decimal_separator: Option<char>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Label {
-    Path(Path),
-    Fixed(String),
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Numbers, numeric strings, booleans (and "true"/"false" in any case).
+    Number,
+    /// An RFC 3339 time, as Unix seconds.
+    Rfc3339,
+    /// Unix milliseconds, as seconds.
+    EpochMilliseconds,
 }
+
+/// One label: where its value comes from, then what is done to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelRule {
+    pub text: LabelText,
+    pub trim: bool,
+    pub case: Option<Case>,
+    pub replace: Vec<Replace>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Case {
+    Lower,
+    Upper,
+}
+
+/// `regex` replaced by `with` (`$1` for a group), everywhere in the value.
+#[derive(Debug, Clone)]
+pub struct Replace {
+    pub regex: regex::Regex,
+    pub with: String,
+}
+
+impl PartialEq for Replace {
+    fn eq(&self, other: &Self) -> bool {
+        self.regex.as_str() == other.regex.as_str() && self.with == other.with
+    }
+}
+
+/// Levels of `items` a mapping may have.
+const MAX_LEVELS: usize = templates::MAX_PARENT + 1;
+/// A regex is compiled at load; one this large is not a label rule.
+const MAX_REGEX_BYTES: usize = 64 * 1024;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,14 +108,58 @@ pub(super) struct RawMapping {
     kind: Option<String>,
     help: Option<String>,
     unit: Option<String>,
-    items: Option<String>,
-    value: String,
+    items: Option<OneOrMore>,
+    value: RawValue,
+    format: Option<String>,
     scale: Option<f64>,
     values: Option<BTreeMap<String, f64>>,
     default: Option<f64>,
+    units: Option<BTreeMap<String, f64>>,
+    unit_from: Option<String>,
+    thousands_separator: Option<String>,
+    decimal_separator: Option<String>,
     optional: Option<bool>,
     #[serde(default)]
-    labels: BTreeMap<String, String>,
+    labels: BTreeMap<String, RawLabel>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMore {
+    One(String),
+    More(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawValue {
+    Path(String),
+    Fixed(f64),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawLabel {
+    Text(String),
+    Rule(RawLabelRule),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLabelRule {
+    from: String,
+    trim: Option<bool>,
+    case: Option<String>,
+    #[serde(default)]
+    replace: Vec<RawReplace>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReplace {
+    regex: String,
+    #[serde(default)]
+    with: String,
 }
 
 pub(super) fn mapping(
@@ -97,25 +209,138 @@ pub(super) fn mapping(
         }
         None => new_family(cx, at, &raw, &label_names)?,
     };
+    let items = match &raw.items {
+        None => Vec::new(),
+        Some(OneOrMore::One(text)) => vec![text.clone()],
+        Some(OneOrMore::More(list)) => list.clone(),
+    };
+    if raw.items.is_some() && !(1..=MAX_LEVELS).contains(&items.len()) {
+        return Err(cx.err(
+            &key("items"),
+            format!("{} levels of items", items.len()),
+            &format!(
+                "give 1 to {MAX_LEVELS} paths, each read in the items of the one before, e.g. items = [\"$.sites[*]\", \"$.workers.*\"]"
+            ),
+        ));
+    }
+    let items = items
+        .iter()
+        .enumerate()
+        .map(|(i, text)| json_path(cx, &key(&format!("items[{i}]")), text))
+        .collect::<Result<Vec<_>, _>>()?;
+    let levels = items.len();
     let mut labels = Vec::with_capacity(family.labels.len());
     for name in family.labels {
-        let text = raw
-            .labels
-            .get(*name)
-            .map(String::as_str)
-            .unwrap_or_default();
-        labels.push(if text.starts_with('$') {
-            Label::Path(json_path(cx, &key(&format!("labels.{name}")), text)?)
-        } else if !text.is_empty() && !text.chars().any(char::is_control) {
-            Label::Fixed(text.to_string())
-        } else {
+        let label_key = key(&format!("labels.{name}"));
+        let Some(raw_label) = raw.labels.get(*name) else {
+            continue;
+        };
+        labels.push(label_rule(cx, &label_key, raw_label, levels)?);
+    }
+    let value = match &raw.value {
+        RawValue::Path(text) => ValueSource::Path(json_path(cx, &key("value"), text)?),
+        RawValue::Fixed(n) if n.is_finite() => ValueSource::Fixed(*n),
+        RawValue::Fixed(n) => {
             return Err(cx.err(
-                &key(&format!("labels.{name}")),
-                "an empty label value",
-                "give a JSONPath (starting with $) or the value itself",
+                &key("value"),
+                format!("{n} is not a number a metric can carry"),
+                "give a JSONPath, or a finite number every item gets",
             ));
+        }
+    };
+    Ok(Mapping {
+        family,
+        items,
+        value,
+        reading: reading(cx, at, &raw, levels)?,
+        optional: raw.optional.unwrap_or(false),
+        labels,
+    })
+}
+
+fn label_rule(
+    cx: &KindContext<'_, '_>,
+    key: &str,
+    raw: &RawLabel,
+    levels: usize,
+) -> Result<LabelRule, ConfigError> {
+    let (from, rule) = match raw {
+        RawLabel::Text(text) => (text, None),
+        RawLabel::Rule(rule) => (&rule.from, Some(rule)),
+    };
+    let text_key = if rule.is_some() {
+        format!("{key}.from")
+    } else {
+        key.to_string()
+    };
+    if from.chars().any(char::is_control) {
+        return Err(cx.err(
+            &text_key,
+            "a control character in a label value",
+            "write the value on one line",
+        ));
+    }
+    let text = LabelText::parse(from, levels).map_err(|problem| {
+        cx.err(
+            &text_key,
+            problem,
+            "give fixed text, a JSONPath of the item (\"$.name\"), or a template such as \"{root:$.site}/{$.rack}\" or \"{key}\"",
+        )
+    })?;
+    let Some(rule) = rule else {
+        return Ok(LabelRule {
+            text,
+            trim: false,
+            case: None,
+            replace: Vec::new(),
+        });
+    };
+    let case = match rule.case.as_deref() {
+        None => None,
+        Some("lower") => Some(Case::Lower),
+        Some("upper") => Some(Case::Upper),
+        Some(other) => {
+            return Err(cx.err(
+                &format!("{key}.case"),
+                format!("{other:?} is not a case"),
+                "use \"lower\" or \"upper\"",
+            ));
+        }
+    };
+    let mut replace = Vec::with_capacity(rule.replace.len());
+    for (i, r) in rule.replace.iter().enumerate() {
+        let regex = regex::RegexBuilder::new(&r.regex)
+            .size_limit(MAX_REGEX_BYTES * 16)
+            .build()
+            .ok()
+            .filter(|_| r.regex.len() <= MAX_REGEX_BYTES)
+            .ok_or_else(|| {
+                cx.err(
+                    &format!("{key}.replace[{i}].regex"),
+                    format!("{:?} is not a regular expression", r.regex),
+                    "write a Rust regex (docs.rs/regex), e.g. regex = \"^farm\\\\.\" with = \"\"",
+                )
+            })?;
+        replace.push(Replace {
+            regex,
+            with: r.with.clone(),
         });
     }
+    Ok(LabelRule {
+        text,
+        trim: rule.trim.unwrap_or(false),
+        case,
+        replace,
+    })
+}
+
+fn reading(
+    cx: &KindContext<'_, '_>,
+    at: &str,
+    raw: &RawMapping,
+    levels: usize,
+) -> Result<Reading, ConfigError> {
+    let key = |k: &str| format!("{at}.{k}");
     let scale = raw.scale.unwrap_or(1.0);
     if !scale.is_finite() || scale == 0.0 {
         return Err(cx.err(
@@ -131,26 +356,86 @@ pub(super) fn mapping(
             "add values = { online = 1, offline = 0 }, or remove `default`",
         ));
     }
-    if let Some((word, n)) = raw.values.iter().flatten().find(|(_, n)| !n.is_finite()) {
+    for (what, map) in [("values", &raw.values), ("units", &raw.units)] {
+        if let Some((word, n)) = map.iter().flatten().find(|(_, n)| !n.is_finite()) {
+            return Err(cx.err(
+                &key(&format!("{what}.{word}")),
+                format!("{n} is not a number a metric can carry"),
+                "map each word to a finite number",
+            ));
+        }
+    }
+    let format = match raw.format.as_deref() {
+        None | Some("number") => Format::Number,
+        Some("rfc3339") => Format::Rfc3339,
+        Some("epoch_ms") => Format::EpochMilliseconds,
+        Some(other) => {
+            return Err(cx.err(
+                &key("format"),
+                format!("{other:?} is not a value format"),
+                "use \"number\" (the default), \"rfc3339\" (a time, as Unix seconds) or \"epoch_ms\" (Unix milliseconds, as seconds)",
+            ));
+        }
+    };
+    let unit_from = raw
+        .unit_from
+        .as_deref()
+        .map(|text| {
+            LabelText::parse(text, levels).map_err(|problem| {
+                cx.err(
+                    &key("unit_from"),
+                    problem,
+                    "give where the unit is, e.g. unit_from = \"$.hashrate_unit\" or \"{root:$.unit}\"",
+                )
+            })
+        })
+        .transpose()?;
+    if unit_from.is_some() && raw.units.is_none() {
         return Err(cx.err(
-            &key(&format!("values.{word}")),
-            format!("{n} is not a number a metric can carry"),
-            "map each word to a finite number",
+            &key("unit_from"),
+            "`unit_from` names a unit, and no `units` says what each is worth",
+            "add units = { \"TH/s\" = 1e12, \"PH/s\" = 1e15 }",
         ));
     }
-    Ok(Mapping {
-        family,
-        items: raw
-            .items
-            .as_deref()
-            .map(|t| json_path(cx, &key("items"), t))
-            .transpose()?,
-        value: json_path(cx, &key("value"), &raw.value)?,
+    let separator = |k: &str, text: &Option<String>| -> Result<Option<char>, ConfigError> {
+        let Some(text) = text else {
+            return Ok(None);
+        };
+        let mut chars = text.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) if !c.is_ascii_digit() && c != '-' && c != '+' => Ok(Some(c)),
+            _ => Err(cx.err(
+                &key(k),
+                format!("{text:?} is not one separator character"),
+                "write one character that is not a digit or sign, e.g. \",\" or \" \"",
+            )),
+        }
+    };
+    let thousands_separator = separator("thousands_separator", &raw.thousands_separator)?;
+    let decimal_separator = separator("decimal_separator", &raw.decimal_separator)?;
+    if thousands_separator.is_some() && thousands_separator == decimal_separator {
+        return Err(cx.err(
+            &key("decimal_separator"),
+            "the same character separates thousands and decimals",
+            "give them different characters, e.g. thousands_separator = \".\" and decimal_separator = \",\"",
+        ));
+    }
+    if format != Format::Number && (raw.units.is_some() || raw.values.is_some()) {
+        return Err(cx.err(
+            &key("format"),
+            "a time format takes no `units` or `values`",
+            "remove them, or the format",
+        ));
+    }
+    Ok(Reading {
+        format,
         scale,
-        values: raw.values,
+        values: raw.values.clone(),
         default: raw.default,
-        optional: raw.optional.unwrap_or(false),
-        labels,
+        units: raw.units.clone(),
+        unit_from,
+        thousands_separator,
+        decimal_separator,
     })
 }
 

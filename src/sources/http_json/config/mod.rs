@@ -19,12 +19,16 @@ use crate::metrics::MetricDef;
 mod auth;
 mod mappings;
 mod pagination;
+mod requests;
 
+use super::templates::ClockText;
 use auth::{RawSigning, auth};
-pub use mappings::{Label, Mapping};
+pub use mappings::{Case, Format, LabelRule, Mapping, Reading, Replace, ValueSource};
 use mappings::{RawMapping, mapping};
 pub use pagination::Pagination;
 use pagination::{RawPagination, pagination};
+pub use requests::{Body, Tls};
+use requests::{RawTls, body, endpoint_headers, statuses, tls};
 
 pub const KIND: &str = "http_json";
 pub const KEYS: &[&str] = &[
@@ -35,6 +39,7 @@ pub const KEYS: &[&str] = &[
     "headers",
     "limits",
     "signing",
+    "tls",
     "endpoints",
 ];
 
@@ -62,6 +67,7 @@ pub struct HttpJsonConfig {
     pub auth: Auth,
     pub limits: Vec<RateWindow>,
     pub limits_configured: bool,
+    pub tls: Option<crate::client::SourceTls>,
     pub endpoints: Vec<Endpoint>,
 }
 
@@ -70,7 +76,18 @@ pub struct Endpoint {
     /// The `endpoint` label and how errors name it.
     pub name: &'static str,
     pub path: String,
-    pub query: Vec<(String, String)>,
+    /// Values may read the clock (`{yesterday}`), filled in at each request.
+    pub query: Vec<(String, ClockText)>,
+    pub method: reqwest::Method,
+    /// A POST's JSON body, its strings clock templates like the query's.
+    pub body: Option<Body>,
+    /// Headers of this endpoint only, beside the source's.
+    pub headers: Vec<(String, String)>,
+    /// The statuses that are answers (`valid_status_codes`); empty: any 2xx.
+    pub statuses: Vec<u16>,
+    /// A 404 from an endpoint that never answered switches it off, as the pools' optional
+    /// endpoints are.
+    pub optional: bool,
     pub pagination: Pagination,
     pub max_pages: u32,
     /// Where a 200 answer of this endpoint says it failed.
@@ -88,6 +105,13 @@ pub enum ErrorField {
     Off,
     /// `error = "$.path"`: a non-empty string or an object there fails the poll.
     At(Path),
+    /// `error = { path = "$.code", ok = [0], message = "$.msg" }`: any value at `path` other
+    /// than those in `ok` fails the poll, with the text at `message`. A missing code is fine.
+    Code {
+        path: Path,
+        ok: Vec<serde_json::Value>,
+        message: Option<Path>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -100,6 +124,7 @@ struct Keys {
     headers: Option<BTreeMap<String, String>>,
     limits: Option<Vec<String>>,
     signing: Option<RawSigning>,
+    tls: Option<RawTls>,
     endpoints: Option<Vec<RawEndpoint>>,
 }
 
@@ -110,6 +135,11 @@ struct RawEndpoint {
     path: String,
     #[serde(default)]
     query: BTreeMap<String, String>,
+    method: Option<String>,
+    body: Option<toml::Value>,
+    headers: Option<BTreeMap<String, String>>,
+    valid_status_codes: Option<Vec<u16>>,
+    optional: Option<bool>,
     pagination: Option<RawPagination>,
     max_pages: Option<u32>,
     error: Option<RawErrorField>,
@@ -122,6 +152,15 @@ struct RawEndpoint {
 enum RawErrorField {
     Flag(bool),
     Path(String),
+    Code(RawErrorCode),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawErrorCode {
+    path: String,
+    ok: Vec<serde_json::Value>,
+    message: Option<String>,
 }
 
 pub fn parse(cx: &mut KindContext<'_, '_>) -> Result<Arc<dyn KindSettings>, ConfigError> {
@@ -138,6 +177,7 @@ pub fn parse(cx: &mut KindContext<'_, '_>) -> Result<Arc<dyn KindSettings>, Conf
         }
     };
     let auth = auth(cx, &keys)?;
+    let tls = keys.tls.as_ref().map(|raw| tls(cx, raw)).transpose()?;
     if keys.limits.is_none() && !cx.block_sets("budget") {
         cx.warn(
             "limits",
@@ -192,6 +232,7 @@ pub fn parse(cx: &mut KindContext<'_, '_>) -> Result<Arc<dyn KindSettings>, Conf
         auth,
         limits,
         limits_configured,
+        tls,
         endpoints,
     }))
 }
@@ -243,11 +284,73 @@ fn endpoint(cx: &KindContext<'_, '_>, at: &str, raw: RawEndpoint) -> Result<Endp
         Some(RawErrorField::Path(text)) => {
             ErrorField::At(json_path(cx, &format!("{at}.error"), &text)?)
         }
+        Some(RawErrorField::Code(code)) => {
+            if code.ok.is_empty() {
+                return Err(cx.err(
+                    &format!("{at}.error.ok"),
+                    "no value says the answer is fine",
+                    "list the code of a good answer, e.g. ok = [0]",
+                ));
+            }
+            ErrorField::Code {
+                path: json_path(cx, &format!("{at}.error.path"), &code.path)?,
+                ok: code.ok,
+                message: code
+                    .message
+                    .as_deref()
+                    .map(|t| json_path(cx, &format!("{at}.error.message"), t))
+                    .transpose()?,
+            }
+        }
     };
+    let method = match raw.method.as_deref() {
+        None | Some("GET") => reqwest::Method::GET,
+        Some("POST") => reqwest::Method::POST,
+        Some(other) => {
+            return Err(cx.err(
+                &format!("{at}.method"),
+                format!("{other:?} is not a method the exporter reads with"),
+                "use \"GET\" (the default) or \"POST\" (with a JSON `body`)",
+            ));
+        }
+    };
+    let body = match raw.body {
+        None => None,
+        Some(_) if method != reqwest::Method::POST => {
+            return Err(cx.err(
+                &format!("{at}.body"),
+                "a body goes with method = \"POST\"",
+                "add method = \"POST\", or remove `body`",
+            ));
+        }
+        Some(value) => Some(body(cx, &format!("{at}.body"), value)?),
+    };
+    let mut query = Vec::with_capacity(raw.query.len());
+    for (k, v) in raw.query {
+        let text = ClockText::parse(&v).map_err(|problem| {
+            cx.err(
+                &format!("{at}.query.{k}"),
+                problem,
+                "write the value, or a clock field such as \"{yesterday}\" or \"{now-1h:%s}\"",
+            )
+        })?;
+        query.push((k, text));
+    }
+    let headers = endpoint_headers(cx, &format!("{at}.headers"), raw.headers.as_ref())?;
+    let statuses = statuses(
+        cx,
+        &format!("{at}.valid_status_codes"),
+        raw.valid_status_codes.as_deref(),
+    )?;
     Ok(Endpoint {
         name: intern(&name),
         path: raw.path,
-        query: raw.query.into_iter().collect(),
+        query,
+        method,
+        body,
+        headers,
+        statuses,
+        optional: raw.optional.unwrap_or(false),
         pagination,
         max_pages,
         error,
@@ -333,6 +436,10 @@ impl KindSettings for HttpJsonConfig {
 
     fn limits_assumed(&self) -> bool {
         !self.limits_configured
+    }
+
+    fn tls(&self) -> Option<crate::client::SourceTls> {
+        self.tls.clone()
     }
 
     fn min_requests_per_poll(&self) -> u32 {

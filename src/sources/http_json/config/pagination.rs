@@ -10,12 +10,22 @@ use crate::error::ConfigError;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Pagination {
     None,
-    /// `param` = first, first + 1, ...; ends at `total_pages` or at a page with no items.
+    /// `param` = first, first + 1, ...; ends at `total_pages`, once `total_items` are read,
+    /// or at a page with no items.
     Page {
         param: String,
         first: u64,
         size: Option<(String, u32)>,
         total_pages: Option<Path>,
+        total_items: Option<Path>,
+    },
+    /// `param` = first, first + items read so far, ...; `size` items a page. Ends at a page
+    /// short of `size`, or once `total_items` are read.
+    Offset {
+        param: String,
+        first: u64,
+        size: (String, u32),
+        total_items: Option<Path>,
     },
     /// `param` = the last page's `next_cursor` while its `has_more` is true.
     Cursor {
@@ -28,6 +38,8 @@ pub enum Pagination {
     NextUrl {
         next_url: Path,
     },
+    /// The address of the `Link: <...>; rel="next"` header, on the API's own origin.
+    LinkHeader,
 }
 
 #[derive(Deserialize)]
@@ -37,9 +49,11 @@ pub(super) struct RawPagination {
     kind: String,
     param: Option<String>,
     first_page: Option<u64>,
+    first_offset: Option<u64>,
     size_param: Option<String>,
     size: Option<u32>,
     total_pages: Option<String>,
+    total_items: Option<String>,
     has_more: Option<String>,
     next_cursor: Option<String>,
     next_url: Option<String>,
@@ -76,23 +90,34 @@ pub(super) fn pagination(
     };
     let allowed: &[&str] = match raw.kind.as_str() {
         "none" => &[],
-        "page" => &["param", "first_page", "size_param", "size", "total_pages"],
+        "page" => &[
+            "param",
+            "first_page",
+            "size_param",
+            "size",
+            "total_pages",
+            "total_items",
+        ],
+        "offset" => &["param", "first_offset", "size_param", "size", "total_items"],
         "cursor" => &["param", "size_param", "size", "has_more", "next_cursor"],
         "next_url" => &["next_url"],
+        "link_header" => &[],
         other => {
             return Err(cx.err(
                 &key("type"),
                 format!("{other:?} is not a kind of pagination"),
-                "use \"none\", \"page\" (page numbers), \"cursor\" (has_more + next_cursor) or \"next_url\"",
+                "use \"none\", \"page\" (page numbers), \"offset\" (offset and limit), \"cursor\" (has_more + next_cursor), \"next_url\" or \"link_header\" (Link: <...>; rel=\"next\")",
             ));
         }
     };
     let set = [
         ("param", raw.param.is_some()),
         ("first_page", raw.first_page.is_some()),
+        ("first_offset", raw.first_offset.is_some()),
         ("size_param", raw.size_param.is_some()),
         ("size", raw.size.is_some()),
         ("total_pages", raw.total_pages.is_some()),
+        ("total_items", raw.total_items.is_some()),
         ("has_more", raw.has_more.is_some()),
         ("next_cursor", raw.next_cursor.is_some()),
         ("next_url", raw.next_url.is_some()),
@@ -113,6 +138,12 @@ pub(super) fn pagination(
         ));
     }
     let param = |default: &str| raw.param.clone().unwrap_or_else(|| default.to_string());
+    let total_items = raw
+        .total_items
+        .as_deref()
+        .map(|t| json_path(cx, &key("total_items"), t))
+        .transpose()?;
+    let no_items = metrics.iter().all(|m| m.items.is_empty());
     Ok(match raw.kind.as_str() {
         "none" => Pagination::None,
         "page" => {
@@ -121,7 +152,7 @@ pub(super) fn pagination(
                 .as_deref()
                 .map(|t| json_path(cx, &key("total_pages"), t))
                 .transpose()?;
-            if total_pages.is_none() && metrics.iter().all(|m| m.items.is_none()) {
+            if total_pages.is_none() && no_items {
                 return Err(cx.err(
                     &key("total_pages"),
                     "page pagination ends at total_pages or at a page with no items, and this endpoint has neither",
@@ -133,8 +164,32 @@ pub(super) fn pagination(
                 first: raw.first_page.unwrap_or(1),
                 size,
                 total_pages,
+                total_items,
             }
         }
+        "offset" => {
+            let Some(size) = size else {
+                return Err(cx.err(
+                    &key("size"),
+                    "offset pagination asks for pages of a set size",
+                    "give size_param = \"limit\" and size = 100 (or what the API allows)",
+                ));
+            };
+            if no_items {
+                return Err(cx.err(
+                    &key("type"),
+                    "offset pagination counts the items of each page, and no metric of this endpoint has `items`",
+                    "give `items` to the metrics that read the list",
+                ));
+            }
+            Pagination::Offset {
+                param: param("offset"),
+                first: raw.first_offset.unwrap_or(0),
+                size,
+                total_items,
+            }
+        }
+        "link_header" => Pagination::LinkHeader,
         "cursor" => Pagination::Cursor {
             param: param("cursor"),
             size,
