@@ -40,6 +40,13 @@ pub fn signature(secret: &[u8], canonical: &str) -> String {
     )
 }
 
+/// The lower-case hex HMAC-SHA256 of `message` under `secret` (the query scheme's
+/// signature parameter).
+pub fn hex_hmac(secret: &[u8], message: &[u8]) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    hex(hmac::sign(&key, message).as_ref())
+}
+
 /// Whether `header` is the signature of `canonical` under `secret`, compared in constant
 /// time (the simulator's side).
 pub fn verify(secret: &[u8], canonical: &str, header: &str) -> bool {

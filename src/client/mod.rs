@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 use crate::budget::{Budget, acquire_all};
 use crate::clock::WallClock;
 use crate::config::HttpSettings;
-use crate::config::auth::{Auth, Signing, TokenPlacement};
+use crate::config::auth::{Auth, Signing, SigningScheme, TokenPlacement};
 use crate::error::PollError;
 use crate::secret::Secret;
 use crate::signing;
@@ -340,6 +340,22 @@ impl Upstream {
             Some(host) => acquire_all(&[&self.conn.budget, host]).await,
             None => self.conn.budget.acquire().await,
         }
+        // Each attempt signs afresh: the API refuses an old timestamp.
+        let signed_url;
+        let url = match &self.conn.auth.signing {
+            Some(
+                signing @ Signing {
+                    scheme: SigningScheme::Query { .. },
+                    ..
+                },
+            ) => {
+                signed_url = self
+                    .signed_query(signing, url, call.body.unwrap_or_default())
+                    .map_err(|problem| Failure::Transport(problem.to_string()))?;
+                &signed_url
+            }
+            _ => url,
+        };
         let mut request = self
             .http
             .request(call.method.clone(), url.clone())
@@ -597,6 +613,44 @@ impl Upstream {
             .header(signing::NONCE, nonce)
             .header(signing::VERSION, signing::VERSION_V1)
             .header(signing::SIGNATURE, signature))
+    }
+}
+
+impl Upstream {
+    /// `url` with the query scheme's timestamp and signature appended.
+    fn signed_query(
+        &self,
+        signing: &Signing,
+        url: &reqwest::Url,
+        body: &[u8],
+    ) -> Result<reqwest::Url, &'static str> {
+        let SigningScheme::Query {
+            timestamp_param,
+            signature_param,
+        } = &signing.scheme
+        else {
+            return Ok(url.clone());
+        };
+        let secret = signing
+            .secret
+            .as_ref()
+            .ok_or("the signing secret could not be read")?;
+        let millis = self
+            .conn
+            .clock
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        let mut url = url.clone();
+        url.query_pairs_mut()
+            .append_pair(timestamp_param, &millis.to_string());
+        let mut signed = url.query().unwrap_or_default().as_bytes().to_vec();
+        signed.extend_from_slice(body);
+        let signature = signing::hex_hmac(secret.expose().as_bytes(), &signed);
+        url.query_pairs_mut()
+            .append_pair(signature_param, &signature);
+        Ok(url)
     }
 }
 

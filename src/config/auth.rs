@@ -39,10 +39,10 @@ impl Auth {
 /// window, docs.lux-core.io/authentication).
 pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 
-/// HMAC-SHA256 request signing: `X-Timestamp`, `X-Nonce`, `X-Signature-Version: v1` and
-/// `X-Signature: hmac_sha256=<hex>` over the canonical string (see `crate::signing`).
+/// HMAC-SHA256 request signing, in one of two schemes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Signing {
+    pub scheme: SigningScheme,
     /// `None` only where `check` could not read it.
     pub secret: Option<Secret>,
     /// Where the secret comes from, safe to print.
@@ -50,4 +50,17 @@ pub struct Signing {
     /// A response whose `Date` is further than this from our clock fails the poll as
     /// `clock_skew`: the API would refuse the signatures, and only the clock can be fixed.
     pub max_clock_skew: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SigningScheme {
+    /// `X-Timestamp`, `X-Nonce`, `X-Signature-Version: v1` and `X-Signature:
+    /// hmac_sha256=<hex>` over the canonical string (LuxCore's; see `crate::signing`).
+    Headers,
+    /// The query gains `timestamp_param` (Unix milliseconds), then `signature_param`: the
+    /// hex HMAC of the query string as sent, and of the body after it (Binance's).
+    Query {
+        timestamp_param: String,
+        signature_param: String,
+    },
 }

@@ -235,7 +235,7 @@ fn every_bad_config_gives_its_exact_error_naming_file_key_and_fix() {
         (
             "an unknown key in a mapping, on its own line",
             format!("{HTTP_JSON}{NEW_FAMILY}valu = \"$.a\"\n"),
-            r#"error: bad.toml: line 12, `endpoints` … `valu`: unknown field `valu`, expected one of `name`, `type`, `help`, `unit`, `items`, `value`, `scale`, `values`, `default`, `optional`, `labels`
+            r#"error: bad.toml: line 12, `endpoints` … `valu`: unknown field `valu`, expected one of `name`, `type`, `help`, `unit`, `items`, `value`, `format`, `scale`, `values`, `default`, `units`, `unit_from`, `thousands_separator`, `decimal_separator`, `optional`, `labels`
   fix: remove the key or correct its spelling; config.example.toml documents every key
 "#,
         ),
@@ -307,6 +307,55 @@ fn every_bad_config_gives_its_exact_error_naming_file_key_and_fix() {
             format!("{HTTP_JSON}{NEW_FAMILY}value = \"$.a\"\n").replace("path = \"/x\"\n", "path = \"/x\"\n[sources.endpoints.pagination]\ntype = \"cursor\"\nfirst_page = 0\n"),
             r#"error: bad.toml: sources[0].endpoints[0].pagination.first_page (source "h"): `first_page` does not apply to "cursor" pagination
   fix: remove it; "cursor" pagination takes: param, size_param, size, has_more, next_cursor
+"#,
+        ),
+        (
+            "a label that reads a parent the items do not have",
+            format!("{HTTP_JSON}name = \"mining_worker_up\"\nitems = \"$.a[*]\"\nvalue = \"$.up\"\nlabels = {{ account = \"{{parent:key}}\", worker = \"w\" }}\n"),
+            r#"error: bad.toml: sources[0].endpoints[0].metrics[0].labels.account (source "h"): {parent:key} reads 1 level(s) above the item, and `items` has 1: give `items` as a list, one path per level, e.g. items = ["$.sites.*", "$.workers.*"]
+  fix: give fixed text, a JSONPath of the item ("$.name"), or a template such as "{root:$.site}/{$.rack}" or "{key}"
+"#,
+        ),
+        (
+            "a clock field with a bad format",
+            format!("{HTTP_JSON}{NEW_FAMILY}value = \"$.a\"\n").replace("path = \"/x\"\n", "path = \"/x\"\nquery = { start = \"{yesterday:%Q}\" }\n"),
+            r#"error: bad.toml: sources[0].endpoints[0].query.start (source "h"): {yesterday:%Q}: "%Q" is not a strftime format
+  fix: write the value, or a clock field such as "{yesterday}" or "{now-1h:%s}"
+"#,
+        ),
+        (
+            "a rate limit listed as an answer",
+            format!("{HTTP_JSON}{NEW_FAMILY}value = \"$.a\"\n").replace("path = \"/x\"\n", "path = \"/x\"\nvalid_status_codes = [200, 429]\n"),
+            r#"error: bad.toml: sources[0].endpoints[0].valid_status_codes (source "h"): 429 cannot be an answer with data
+  fix: list 2xx, 4xx or 5xx statuses other than 401, 403 and 429 (those keep their meaning: a refused token, a rate limit); redirects are never followed
+"#,
+        ),
+        (
+            "certificate verification turned off",
+            HTTP_JSON.replace("[[sources.endpoints]]", "[sources.tls]\ninsecure_skip_verify = true\n[[sources.endpoints]]") + NEW_FAMILY + "value = \"$.a\"\n",
+            r#"error: bad.toml: sources[0].tls.insecure_skip_verify (source "h"): certificate verification cannot be turned off: a token sent to an unverified server can be read by whoever answers
+  fix: give the CA that signed the API's certificate: tls.ca_file = "/etc/mining-exporter/api-ca.pem"
+"#,
+        ),
+        (
+            "a body on a GET",
+            format!("{HTTP_JSON}{NEW_FAMILY}value = \"$.a\"\n").replace("path = \"/x\"\n", "path = \"/x\"\nbody = { a = 1 }\n"),
+            r#"error: bad.toml: sources[0].endpoints[0].body (source "h"): a body goes with method = "POST"
+  fix: add method = "POST", or remove `body`
+"#,
+        ),
+        (
+            "a label regex that does not compile",
+            format!("{HTTP_JSON}name = \"mining_worker_up\"\nitems = \"$.a[*]\"\nvalue = \"$.up\"\nlabels = {{ account = \"a\", worker = {{ from = \"$.n\", replace = [{{ regex = \"(\", with = \"\" }}] }} }}\n"),
+            r#"error: bad.toml: sources[0].endpoints[0].metrics[0].labels.worker.replace[0].regex (source "h"): "(" is not a regular expression
+  fix: write a Rust regex (docs.rs/regex), e.g. replace = [{ regex = "^farm\\.", with = "" }]
+"#,
+        ),
+        (
+            "a unit named with no units to read it",
+            format!("{HTTP_JSON}{NEW_FAMILY}value = \"$.a\"\nunit_from = \"$.unit\"\n"),
+            r#"error: bad.toml: sources[0].endpoints[0].metrics[0].unit_from (source "h"): `unit_from` names a unit, and no `units` says what each is worth
+  fix: add units = { "TH/s" = 1e12, "PH/s" = 1e15 }
 "#,
         ),
         (

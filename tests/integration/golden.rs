@@ -226,6 +226,61 @@ async fn http_json_luxbio_golden_cases() {
     run_folder("http_json/luxbio").await;
 }
 
+#[tokio::test]
+async fn http_json_shape_golden_cases() {
+    run_folder("http_json/shapes").await;
+}
+
+#[tokio::test]
+async fn json_exporter_s_good_case_gives_the_values_and_labels_of_its_good_txt() {
+    run_folder("http_json/json_exporter").await;
+    let case =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/http_json/json_exporter/good");
+    let ours = std::fs::read_to_string(case.join("expected.prom")).unwrap();
+    let theirs = std::fs::read_to_string(case.join("reference.txt")).unwrap();
+    let ours: Vec<Sample> = samples(&ours)
+        .into_iter()
+        .map(|(name, labels, value)| {
+            let name = name.strip_prefix("mining_").unwrap_or(&name).to_string();
+            let labels = labels
+                .into_iter()
+                .filter(|(k, _)| k != "pool" && k != "source")
+                .collect();
+            (name, labels, value)
+        })
+        .collect();
+    let theirs = samples(&theirs);
+    assert_eq!(theirs.len(), 7, "the reference has seven samples");
+    assert_eq!(ours, theirs);
+}
+
+/// (family, sorted label pairs, value) of an exposition's samples, in order.
+type Sample = (String, Vec<(String, String)>, f64);
+
+fn samples(text: &str) -> Vec<Sample> {
+    let mut out: Vec<Sample> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let (name, labels) = series.split_once('{').unwrap_or((series, "}"));
+            let mut pairs: Vec<(String, String)> = labels
+                .trim_end_matches('}')
+                .split("\",")
+                .filter(|p| !p.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap();
+                    (k.to_string(), v.trim_matches('"').to_string())
+                })
+                .collect();
+            pairs.sort();
+            (name.to_string(), pairs, value.parse().unwrap())
+        })
+        .collect();
+    out.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    out
+}
+
 /// Every folder with a `requests.toml` is one of the runs above: a folder added without a
 /// run here would silently go untested.
 #[test]
@@ -236,6 +291,8 @@ fn every_fixture_folder_with_requests_is_run() {
         "luxor",
         "http_json/luxcore",
         "http_json/luxbio",
+        "http_json/shapes",
+        "http_json/json_exporter",
     ];
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut found = Vec::new();

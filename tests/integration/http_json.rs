@@ -25,7 +25,7 @@ fn exporter_of(
 
 /// An exporter with one generic source named `h` at `base_url`: `block` holds its keys after
 /// the shared ones (auth, endpoints, mappings).
-fn generic(base_url: &str, block: &str) -> (Exporter, TempDir) {
+pub(crate) fn generic(base_url: &str, block: &str) -> (Exporter, TempDir) {
     let dir = TempDir::new().unwrap();
     std::fs::write(dir.path().join("token"), TOKEN).unwrap();
     let text = format!(
@@ -54,7 +54,7 @@ fn signed(sim: &LuxCoreSimulator) -> Exporter {
     exporter_of(vec![source.unwrap()])
 }
 
-async fn poll(exporter: &Exporter, name: &str) -> Outcome {
+pub(crate) async fn poll(exporter: &Exporter, name: &str) -> Outcome {
     exporter.poll_once(name).await.unwrap()
 }
 

@@ -13,6 +13,7 @@ mod escaping;
 mod golden;
 mod hostile_input;
 mod http_json;
+mod http_json_shapes;
 mod pools;
 mod prometheus_e2e;
 mod promtool;

@@ -142,7 +142,7 @@ fn label_field(field: &str, levels: usize) -> Result<LabelPiece, String> {
             };
             if n >= levels.max(1) {
                 return Err(format!(
-                    "{{{field}}} reads {n} level(s) above the item, and `items` has {levels} level(s); give `items` as a list, one path per level"
+                    "{{{field}}} reads {n} level(s) above the item, and `items` has {levels}: give `items` as a list, one path per level, e.g. items = [\"$.sites.*\", \"$.workers.*\"]"
                 ));
             }
             Level::Parent(n)

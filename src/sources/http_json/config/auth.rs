@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::Keys;
 use crate::config::KindContext;
-use crate::config::auth::{Auth, DEFAULT_MAX_CLOCK_SKEW, Signing, TokenPlacement};
+use crate::config::auth::{Auth, DEFAULT_MAX_CLOCK_SKEW, Signing, SigningScheme, TokenPlacement};
 use crate::error::ConfigError;
 
 /// Header names that carry credentials: those go in token_env/token_file or `signing`.
@@ -26,6 +26,9 @@ const CREDENTIAL_HEADER_WORDS: &[&str] = &[
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSigning {
+    scheme: Option<String>,
+    timestamp_param: Option<String>,
+    signature_param: Option<String>,
     secret_env: Option<String>,
     secret_file: Option<PathBuf>,
     max_clock_skew: Option<String>,
@@ -96,7 +99,61 @@ pub(super) fn auth(cx: &mut KindContext<'_, '_>, keys: &Keys) -> Result<Auth, Co
                 }
                 None => DEFAULT_MAX_CLOCK_SKEW,
             };
+            let scheme = match raw.scheme.as_deref() {
+                None | Some("headers") => {
+                    for (k, set) in [
+                        ("timestamp_param", raw.timestamp_param.is_some()),
+                        ("signature_param", raw.signature_param.is_some()),
+                    ] {
+                        if set {
+                            return Err(cx.err(
+                                &format!("signing.{k}"),
+                                format!("`{k}` belongs to scheme = \"query\""),
+                                "remove it, or set scheme = \"query\"",
+                            ));
+                        }
+                    }
+                    SigningScheme::Headers
+                }
+                Some("query") => {
+                    let param = |k: &str, value: &Option<String>, default: &str| {
+                        let name = value.clone().unwrap_or_else(|| default.to_string());
+                        if name.is_empty()
+                            || !name
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                        {
+                            return Err(cx.err(
+                                &format!("signing.{k}"),
+                                format!("{name:?} is not a query parameter name"),
+                                "write the parameter's name, e.g. \"timestamp\"",
+                            ));
+                        }
+                        Ok(name)
+                    };
+                    SigningScheme::Query {
+                        timestamp_param: param(
+                            "timestamp_param",
+                            &raw.timestamp_param,
+                            "timestamp",
+                        )?,
+                        signature_param: param(
+                            "signature_param",
+                            &raw.signature_param,
+                            "signature",
+                        )?,
+                    }
+                }
+                Some(other) => {
+                    return Err(cx.err(
+                        "signing.scheme",
+                        format!("{other:?} is not a signing scheme"),
+                        "use \"headers\" (X-Timestamp, X-Nonce, X-Signature; the default) or \"query\" (timestamp and signature parameters, as Binance signs)",
+                    ));
+                }
+            };
             Some(Signing {
+                scheme,
                 secret,
                 secret_origin,
                 max_clock_skew,

@@ -123,25 +123,66 @@ pub(super) struct RawMapping {
     labels: BTreeMap<String, RawLabel>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum OneOrMore {
     One(String),
     More(Vec<String>),
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum RawValue {
     Path(String),
     Fixed(f64),
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum RawLabel {
     Text(String),
     Rule(RawLabelRule),
+}
+
+// Read by hand, not `untagged`: serde's "did not match any variant" names no form.
+impl<'de> Deserialize<'de> for OneOrMore {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(s) => Ok(OneOrMore::One(s)),
+            list @ toml::Value::Array(_) => list
+                .try_into()
+                .map(OneOrMore::More)
+                .map_err(D::Error::custom),
+            _ => Err(D::Error::custom(
+                "`items` is a JSONPath, or a list of them (one per level)",
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(s) => Ok(RawValue::Path(s)),
+            toml::Value::Integer(n) => Ok(RawValue::Fixed(n as f64)),
+            toml::Value::Float(f) => Ok(RawValue::Fixed(f)),
+            _ => Err(D::Error::custom(
+                "`value` is a JSONPath (\"$.hashrate\"), or a number every item gets (value = 1)",
+            )),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawLabel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match toml::Value::deserialize(d)? {
+            toml::Value::String(s) => Ok(RawLabel::Text(s)),
+            rule @ toml::Value::Table(_) => rule
+                .try_into()
+                .map(RawLabel::Rule)
+                .map_err(D::Error::custom),
+            _ => Err(D::Error::custom(
+                "a label is a text (fixed, \"$.path\" or a template), or a table { from = \"...\", trim = true, case = \"lower\", replace = [...] }",
+            )),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -318,7 +359,7 @@ fn label_rule(
                 cx.err(
                     &format!("{key}.replace[{i}].regex"),
                     format!("{:?} is not a regular expression", r.regex),
-                    "write a Rust regex (docs.rs/regex), e.g. regex = \"^farm\\\\.\" with = \"\"",
+                    "write a Rust regex (docs.rs/regex), e.g. replace = [{ regex = \"^farm\\\\.\", with = \"\" }]",
                 )
             })?;
         replace.push(Replace {
@@ -494,6 +535,11 @@ fn new_family(
             ));
         }
     }
-    let help = format!("{help} Read from the API at the last successful poll.");
+    let stop = if help.ends_with(['.', '!', '?']) {
+        ""
+    } else {
+        "."
+    };
+    let help = format!("{help}{stop} Read from the API at the last successful poll.");
     Ok(metrics::defined_family(name, &help, kind, labels))
 }

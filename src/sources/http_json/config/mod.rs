@@ -147,12 +147,28 @@ struct RawEndpoint {
     metrics: Vec<RawMapping>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum RawErrorField {
     Flag(bool),
     Path(String),
     Code(RawErrorCode),
+}
+
+// Read by hand, not `untagged`: serde's "did not match any variant" names no form.
+impl<'de> Deserialize<'de> for RawErrorField {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match toml::Value::deserialize(d)? {
+            toml::Value::Boolean(b) => Ok(RawErrorField::Flag(b)),
+            toml::Value::String(s) => Ok(RawErrorField::Path(s)),
+            code @ toml::Value::Table(_) => code
+                .try_into()
+                .map(RawErrorField::Code)
+                .map_err(D::Error::custom),
+            _ => Err(D::Error::custom(
+                "`error` is false, a JSONPath (\"$.error\"), or { path = \"$.code\", ok = [0], message = \"$.msg\" }",
+            )),
+        }
+    }
 }
 
 #[derive(Deserialize)]
