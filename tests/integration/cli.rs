@@ -214,3 +214,70 @@ async fn run_keeps_budgets_and_costs_in_the_state_dir_and_check_plans_with_them(
         "{stdout}"
     );
 }
+
+/// examples/pools/: each file is one block that `check` accepts as shipped once its secrets
+/// are in the environment, planned on the vendor's limits its comments state, and naming
+/// its doc page. A file added there is covered without a change here.
+#[test]
+fn every_shipped_pool_block_passes_check_on_its_own_limits() {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pools");
+    let mut files: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 3, "{files:?}");
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            text.contains("# Docs: https://"),
+            "{}: names no doc page",
+            file.display()
+        );
+        let doc: toml::Table = toml::from_str(&text).unwrap();
+        let block = doc["sources"].as_array().unwrap()[0].as_table().unwrap();
+        let name = block["name"].as_str().unwrap();
+        let limits: Vec<&str> = block["limits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap())
+            .collect();
+        let mut command = Command::new(BIN);
+        command.args(["check", "--config"]).arg(&file);
+        command.env(
+            block["token_env"].as_str().unwrap(),
+            "shipped-block-test-key",
+        );
+        if let Some(signing) = block.get("signing") {
+            command.env(
+                signing["secret_env"].as_str().unwrap(),
+                "shipped-block-test-secret",
+            );
+        }
+        let out = command.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{}: {stdout}{stderr}", file.display());
+        let planned = format!(
+            "budget auto:{name} [{}] (the source's `limits`)",
+            limits.join(", ")
+        );
+        assert!(
+            stdout.contains(&planned),
+            "{}: no {planned:?} in\n{stdout}",
+            file.display()
+        );
+        assert!(
+            !stdout.contains("warnings:"),
+            "{}: {stdout}",
+            file.display()
+        );
+        assert!(
+            !stdout.contains("shipped-block-test"),
+            "{}: a secret shown",
+            file.display()
+        );
+    }
+}

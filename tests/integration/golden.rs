@@ -25,6 +25,9 @@ use crate::common::*;
 struct Requests {
     /// config.example.toml's block the cases run; without it each case has a config.toml.
     example: Option<String>,
+    /// A file of examples/pools/ whose block the cases run, as shipped but for its address
+    /// and where its secrets are read from.
+    block: Option<String>,
     auth: Auth,
     requests: Vec<Endpoint>,
 }
@@ -80,6 +83,46 @@ fn case_config(dir: &Path, base_url: &str, secrets: &Path) -> Config {
     .unwrap()
 }
 
+/// The block of examples/pools/`file` pointed at `base_url`, named "golden", its token and
+/// signing secret read from files in `secrets` instead of the environment.
+fn shipped_block(file: &str, base_url: &str, secrets: &Path) -> Config {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    let mut doc: toml::Table = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let sources = doc
+        .get_mut("sources")
+        .and_then(|s| s.as_array_mut())
+        .unwrap();
+    assert_eq!(sources.len(), 1, "{file}: one block");
+    let block = sources[0].as_table_mut().unwrap();
+    std::fs::write(secrets.join("token"), TOKEN).unwrap();
+    std::fs::write(secrets.join("secret"), "golden-signing-secret").unwrap();
+    block.insert("name".into(), "golden".into());
+    block.insert("base_url".into(), base_url.into());
+    assert!(
+        block.remove("token_env").is_some(),
+        "{file}: the token comes from the environment"
+    );
+    block.insert("token_file".into(), "token".into());
+    if let Some(signing) = block.get_mut("signing").and_then(|s| s.as_table_mut()) {
+        assert!(
+            signing.remove("secret_env").is_some(),
+            "{file}: the secret comes from the environment"
+        );
+        signing.insert(
+            "secret_file".into(),
+            secrets.join("secret").display().to_string().into(),
+        );
+    }
+    Config::parse(
+        &toml::to_string(&doc).unwrap(),
+        file,
+        secrets,
+        SecretMode::Require,
+        &mining_exporter::sources::KINDS,
+    )
+    .unwrap()
+}
+
 /// config.example.toml's block `name`, pointed at the mock server.
 fn example(name: &str, base_url: &str) -> Config {
     let mut source = example_source(name, base_url.to_string(), TOKEN, None).unwrap();
@@ -95,13 +138,22 @@ async fn run_folder(folder: &str) {
     let text = std::fs::read_to_string(root.join("requests.toml")).unwrap();
     let requests: Requests =
         toml::from_str(&text).unwrap_or_else(|e| panic!("{}/requests.toml: {e}", root.display()));
-    match &requests.example {
-        Some(block) => {
+    match (&requests.example, &requests.block) {
+        (Some(block), _) => {
             for case in cases_where(&root, |p| p.is_dir()) {
                 run_case_with(&case, &requests, |url| example(block, url)).await;
             }
         }
-        None => {
+        (None, Some(file)) => {
+            let secrets = tempfile::TempDir::new().unwrap();
+            for case in cases_where(&root, |p| p.is_dir()) {
+                run_case_with(&case, &requests, |url| {
+                    shipped_block(file, url, secrets.path())
+                })
+                .await;
+            }
+        }
+        (None, None) => {
             for case in cases_where(&root, |p| p.join("config.toml").exists()) {
                 let secrets = tempfile::TempDir::new().unwrap();
                 std::fs::write(secrets.path().join("token"), TOKEN).unwrap();
@@ -281,6 +333,21 @@ fn samples(text: &str) -> Vec<Sample> {
     out
 }
 
+#[tokio::test]
+async fn cloverpool_block_golden_cases() {
+    run_folder("http_json/pools/cloverpool").await;
+}
+
+#[tokio::test]
+async fn binance_pool_block_golden_cases() {
+    run_folder("http_json/pools/binance").await;
+}
+
+#[tokio::test]
+async fn braiins_pool_block_golden_cases() {
+    run_folder("http_json/pools/braiins").await;
+}
+
 /// Every folder with a `requests.toml` is one of the runs above: a folder added without a
 /// run here would silently go untested.
 #[test]
@@ -293,6 +360,9 @@ fn every_fixture_folder_with_requests_is_run() {
         "http_json/luxbio",
         "http_json/shapes",
         "http_json/json_exporter",
+        "http_json/pools/cloverpool",
+        "http_json/pools/binance",
+        "http_json/pools/braiins",
     ];
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut found = Vec::new();
