@@ -96,16 +96,36 @@ pub(crate) fn select<'v>(path: &Path, item: &'v Value) -> Result<Option<&'v Valu
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::demo::example_config;
     use crate::sources::arbitrary::{pool_json, pool_page};
     use proptest::prelude::*;
 
-    /// The mappings of config.example.toml's generic sources.
-    fn shipped() -> Vec<Endpoint> {
-        example_config()
-            .unwrap()
+    /// The endpoints of examples/pools/'s blocks.
+    pub(super) fn pool_blocks() -> Vec<Endpoint> {
+        [
+            include_str!("../../../examples/pools/cloverpool.toml"),
+            include_str!("../../../examples/pools/binance.toml"),
+            include_str!("../../../examples/pools/braiins.toml"),
+        ]
+        .iter()
+        .flat_map(|text| {
+            let config = crate::config::Config::parse(
+                text,
+                "examples/pools",
+                std::path::Path::new("."),
+                crate::config::SecretMode::WarnIfMissing,
+                &crate::sources::KINDS,
+            )
+            .unwrap();
+            settings_of(&config)
+        })
+        .collect()
+    }
+
+    fn settings_of(config: &crate::config::Config) -> Vec<Endpoint> {
+        config
             .sources
             .iter()
             .filter_map(|s| s.settings.as_any().downcast_ref::<HttpJsonConfig>())
@@ -113,10 +133,25 @@ mod tests {
             .collect()
     }
 
+    /// The mappings of config.example.toml's generic sources and of the pool blocks.
+    fn shipped() -> Vec<Endpoint> {
+        let mut endpoints = settings_of(&example_config().unwrap());
+        endpoints.extend(pool_blocks());
+        endpoints
+    }
+
     proptest! {
         #[test]
         fn any_page_maps_or_fails_without_panicking_and_up_is_0_or_1(
-            page in prop_oneof![pool_page("data"), pool_page("balances"), pool_json()],
+            page in prop_oneof![
+                pool_page("data"),
+                pool_page("balances"),
+                // The pool blocks read lists a level or two down.
+                pool_page("workerDatas").prop_map(|p| serde_json::json!({"code": 0, "data": p})),
+                pool_page("data").prop_map(|p| serde_json::json!({"err_no": 0, "data": p})),
+                pool_page("workers").prop_map(|p| serde_json::json!({"btc": p})),
+                pool_json(),
+            ],
         ) {
             for endpoint in shipped() {
                 let mut snap = Snapshot::new();
