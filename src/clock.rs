@@ -3,7 +3,7 @@
 //! histories with it. The exporter reads the system clock unless told otherwise: a process
 //! that anchored its wall time at start would carry a clock error that NTP corrects later.
 
-use std::sync::OnceLock;
+use std::cell::OnceCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
@@ -22,8 +22,14 @@ impl WallClock {
         match self {
             WallClock::System => SystemTime::now(),
             WallClock::Tokio => {
-                static ANCHOR: OnceLock<(Instant, SystemTime)> = OnceLock::new();
-                let (at, wall) = *ANCHOR.get_or_init(|| (Instant::now(), SystemTime::now()));
+                // One anchor a thread, not a process: each test runs on its own thread with
+                // its own runtime, whose paused clock another test's anchor knows nothing of
+                // (one far ahead froze this one's wall time, and its pools' rate windows).
+                thread_local! {
+                    static ANCHOR: OnceCell<(Instant, SystemTime)> = const { OnceCell::new() };
+                }
+                let (at, wall) =
+                    ANCHOR.with(|a| *a.get_or_init(|| (Instant::now(), SystemTime::now())));
                 wall + Instant::now().saturating_duration_since(at)
             }
         }

@@ -102,26 +102,27 @@ pub(super) mod tests {
     use crate::sources::arbitrary::{pool_json, pool_page};
     use proptest::prelude::*;
 
-    /// The endpoints of examples/pools/'s blocks.
+    /// The endpoints of examples/pools/'s blocks, read where the crate is (tests only).
     pub(super) fn pool_blocks() -> Vec<Endpoint> {
-        [
-            include_str!("../../../examples/pools/cloverpool.toml"),
-            include_str!("../../../examples/pools/binance.toml"),
-            include_str!("../../../examples/pools/braiins.toml"),
-        ]
-        .iter()
-        .flat_map(|text| {
-            let config = crate::config::Config::parse(
-                text,
-                "examples/pools",
-                std::path::Path::new("."),
-                crate::config::SecretMode::WarnIfMissing,
-                &crate::sources::KINDS,
-            )
-            .unwrap();
-            settings_of(&config)
-        })
-        .collect()
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pools");
+        let mut files: Vec<_> = std::fs::read_dir(folder)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .flat_map(|file| {
+                let config = crate::config::Config::load(
+                    file,
+                    crate::config::SecretMode::WarnIfMissing,
+                    &crate::sources::KINDS,
+                )
+                .unwrap();
+                settings_of(&config)
+            })
+            .collect()
     }
 
     fn settings_of(config: &crate::config::Config) -> Vec<Endpoint> {

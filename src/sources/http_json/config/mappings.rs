@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::super::templates::{self, LabelText};
-use super::{Path, json_path};
+use super::{Path, by_form, json_path};
 use crate::config::KindContext;
 use crate::error::ConfigError;
 use crate::metrics::{self, MetricDef, MetricKind};
@@ -138,50 +138,42 @@ enum RawLabel {
     Rule(RawLabelRule),
 }
 
-// Read by hand, not `untagged`: serde's "did not match any variant" names no form.
 impl<'de> Deserialize<'de> for OneOrMore {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        match toml::Value::deserialize(d)? {
+        by_form(d, |value| match value {
             toml::Value::String(s) => Ok(OneOrMore::One(s)),
             list @ toml::Value::Array(_) => list
                 .try_into()
                 .map(OneOrMore::More)
-                .map_err(D::Error::custom),
-            _ => Err(D::Error::custom(
-                "`items` is a JSONPath, or a list of them (one per level)",
-            )),
-        }
+                .map_err(|e| e.to_string()),
+            _ => Err("`items` is a JSONPath, or a list of them (one per level)".into()),
+        })
     }
 }
 
 impl<'de> Deserialize<'de> for RawValue {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        match toml::Value::deserialize(d)? {
+        by_form(d, |value| match value {
             toml::Value::String(s) => Ok(RawValue::Path(s)),
             toml::Value::Integer(n) => Ok(RawValue::Fixed(n as f64)),
             toml::Value::Float(f) => Ok(RawValue::Fixed(f)),
-            _ => Err(D::Error::custom(
-                "`value` is a JSONPath (\"$.hashrate\"), or a number every item gets (value = 1)",
-            )),
-        }
+            _ => Err(
+                "`value` is a JSONPath (\"$.hashrate\"), or a number every item gets (value = 1)"
+                    .into(),
+            ),
+        })
     }
 }
 
 impl<'de> Deserialize<'de> for RawLabel {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        match toml::Value::deserialize(d)? {
+        by_form(d, |value| {
+            match value {
             toml::Value::String(s) => Ok(RawLabel::Text(s)),
-            rule @ toml::Value::Table(_) => rule
-                .try_into()
-                .map(RawLabel::Rule)
-                .map_err(D::Error::custom),
-            _ => Err(D::Error::custom(
-                "a label is a text (fixed, \"$.path\" or a template), or a table { from = \"...\", trim = true, case = \"lower\", replace = [...] }",
-            )),
+            rule @ toml::Value::Table(_) => rule.try_into().map(RawLabel::Rule).map_err(|e| e.to_string()),
+            _ => Err("a label is a text (fixed, \"$.path\" or a template), or a table { from = \"...\", trim = true, case = \"lower\", replace = [...] }".into()),
         }
+        })
     }
 }
 

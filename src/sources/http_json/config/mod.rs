@@ -153,22 +153,26 @@ enum RawErrorField {
     Code(RawErrorCode),
 }
 
-// Read by hand, not `untagged`: serde's "did not match any variant" names no form.
 impl<'de> Deserialize<'de> for RawErrorField {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        match toml::Value::deserialize(d)? {
+        by_form(d, |value| {
+            match value {
             toml::Value::Boolean(b) => Ok(RawErrorField::Flag(b)),
             toml::Value::String(s) => Ok(RawErrorField::Path(s)),
-            code @ toml::Value::Table(_) => code
-                .try_into()
-                .map(RawErrorField::Code)
-                .map_err(D::Error::custom),
-            _ => Err(D::Error::custom(
-                "`error` is false, a JSONPath (\"$.error\"), or { path = \"$.code\", ok = [0], message = \"$.msg\" }",
-            )),
+            code @ toml::Value::Table(_) => code.try_into().map(RawErrorField::Code).map_err(|e| e.to_string()),
+            _ => Err("`error` is false, a JSONPath (\"$.error\"), or { path = \"$.code\", ok = [0], message = \"$.msg\" }".into()),
         }
+        })
     }
+}
+
+/// A key that takes several forms, read by hand: serde's `untagged` says only that "data did
+/// not match any variant", where `read`'s error names the forms the key takes.
+pub(super) fn by_form<'de, D: serde::Deserializer<'de>, T>(
+    d: D,
+    read: impl FnOnce(toml::Value) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    read(toml::Value::deserialize(d)?).map_err(serde::de::Error::custom)
 }
 
 #[derive(Deserialize)]
