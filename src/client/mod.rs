@@ -378,7 +378,13 @@ impl Upstream {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.to_vec());
         }
-        if let Some(signing) = &self.conn.auth.signing {
+        if let Some(
+            signing @ Signing {
+                scheme: SigningScheme::Headers,
+                ..
+            },
+        ) = &self.conn.auth.signing
+        {
             request = self
                 .sign(
                     request,

@@ -283,6 +283,8 @@ async fn query_signing_appends_a_timestamp_and_the_hmac_of_the_query_as_sent() {
         .mock_async(|when, then| {
             when.path("/sapi/v1/mining/worker/list")
                 .header("x-mbx-apikey", TOKEN)
+                .header_missing("x-signature")
+                .header_missing("x-nonce")
                 .query_param("algo", "sha256")
                 .is_true(|req| {
                     // The signature covers everything before it, exactly as sent.
