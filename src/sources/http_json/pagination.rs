@@ -95,11 +95,8 @@ impl<'e> Pages<'e> {
             Next::Url(url) => url,
             next => {
                 match (&endpoint.pagination, next) {
-                    (Pagination::Page { param, first, .. }, Next::First) => {
-                        self.page = *first;
-                        query.push((param.clone(), first.to_string()));
-                    }
-                    (Pagination::Offset { param, first, .. }, Next::First) => {
+                    (Pagination::Page { param, first, .. }, Next::First)
+                    | (Pagination::Offset { param, first, .. }, Next::First) => {
                         self.page = *first;
                         query.push((param.clone(), first.to_string()));
                     }

@@ -189,7 +189,7 @@ fn plain_text(reading: &Reading, text: &str) -> Result<f64, String> {
 }
 
 /// Pool text quoted in an error, cut short.
-pub(super) fn shorten(text: &str) -> String {
+fn shorten(text: &str) -> String {
     text.chars().take(40).collect()
 }
 

@@ -28,7 +28,7 @@ use mappings::{RawMapping, mapping};
 pub use pagination::Pagination;
 use pagination::{RawPagination, pagination};
 pub use requests::{Body, Tls};
-use requests::{RawTls, body, endpoint_headers, statuses, tls};
+use requests::{RawTls, body, statuses, tls};
 
 pub const KIND: &str = "http_json";
 pub const KEYS: &[&str] = &[
@@ -356,7 +356,7 @@ fn endpoint(cx: &KindContext<'_, '_>, at: &str, raw: RawEndpoint) -> Result<Endp
         })?;
         query.push((k, text));
     }
-    let headers = endpoint_headers(cx, &format!("{at}.headers"), raw.headers.as_ref())?;
+    let headers = auth::plain_headers(cx, &format!("{at}.headers"), raw.headers.as_ref())?;
     let statuses = statuses(
         cx,
         &format!("{at}.valid_status_codes"),

@@ -1,14 +1,12 @@
 //! How an endpoint is asked beyond its path and query: a POST's JSON body, its own headers,
 //! the statuses that are answers; and the source's TLS files.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use serde::Deserialize;
 
 use super::super::templates::ClockText;
-use super::auth::plain_headers;
 use crate::client::SourceTls;
 use crate::config::KindContext;
 use crate::error::ConfigError;
@@ -109,14 +107,6 @@ fn body_value(
                 .collect::<Result<_, ConfigError>>()?,
         ),
     })
-}
-
-pub(super) fn endpoint_headers(
-    cx: &KindContext<'_, '_>,
-    at: &str,
-    headers: Option<&BTreeMap<String, String>>,
-) -> Result<Vec<(String, String)>, ConfigError> {
-    plain_headers(cx, at, headers)
 }
 
 /// `valid_status_codes`: statuses the API answers with data. 429 stays a "slow down" and
