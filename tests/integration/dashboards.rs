@@ -59,14 +59,20 @@ pub fn exprs(panel: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// The values of `key` in a generated rule file (`record`, `alert`), unquoted: one per rule.
+pub fn rule_values(yaml: &str, key: &str) -> Vec<String> {
+    let prefix = format!("{key}: ");
+    yaml.lines()
+        .map(|l| l.trim().trim_start_matches("- "))
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim_matches('"').to_string())
+        .collect()
+}
+
 /// Names the recording rules define.
 fn recorded() -> BTreeSet<String> {
-    std::fs::read_to_string(dashboards_dir().join("prometheus/rules.yml"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("- record: "))
-        .map(str::to_string)
-        .collect()
+    let rules = std::fs::read_to_string(dashboards_dir().join("prometheus/rules.yml")).unwrap();
+    rule_values(&rules, "record").into_iter().collect()
 }
 
 /// Metric names in a PromQL expression: our prefix, or a recorded `level:metric:ops` name.
@@ -158,7 +164,7 @@ fn one_datasource_variable_used_by_every_panel_and_target() {
 }
 
 #[test]
-fn pool_source_account_worker_variables_are_multi_all_and_refresh_with_time() {
+fn site_pool_source_account_worker_variables_are_multi_all_and_refresh_with_time() {
     for (file, d) in dashboards() {
         let vars = d["templating"]["list"].as_array().unwrap();
         let names: Vec<&str> = vars
@@ -167,9 +173,9 @@ fn pool_source_account_worker_variables_are_multi_all_and_refresh_with_time() {
             .filter_map(|v| v["name"].as_str())
             .collect();
         let wanted: &[&str] = if file == "exporter-health.json" {
-            &["pool", "source"]
+            &["site", "pool", "source"]
         } else {
-            &["pool", "source", "account", "worker"]
+            &["site", "pool", "source", "account", "worker"]
         };
         assert_eq!(names, wanted, "{file}");
         for v in vars.iter().filter(|v| v["type"] == "query") {
@@ -300,7 +306,8 @@ fn no_file_beside_the_dashboards_holds_a_private_value() {
         let text = std::fs::read_to_string(&file).unwrap();
         let at = file.display();
         assert!(!text.contains(crate::common::TOKEN), "{at}");
-        // Only generic hosts: the compose service name and loopback.
+        // Only generic hosts: the compose service names, the central store's placeholder
+        // and loopback.
         for (i, _) in text.match_indices("://") {
             let host: String = text[i + 3..]
                 .chars()
@@ -313,7 +320,8 @@ fn no_file_beside_the_dashboards_holds_a_private_value() {
                     "127.0.0.1",
                     "alertmanager",
                     "grafana",
-                    "exporter"
+                    "exporter",
+                    "central"
                 ]
                 .contains(&host.as_str()),
                 "{at}: host {host}"

@@ -33,7 +33,7 @@ impl Prometheus {
             format!(
                 "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
                  rule_files:\n  - {}\n  - {}\n\
-                 scrape_configs:\n  - job_name: mining-exporter\n    static_configs:\n      - targets: ['{target}']\n",
+                 scrape_configs:\n  - job_name: mining-exporter\n    static_configs:\n      - targets: ['{target}']\n        labels: {{site: demo}}\n",
                 rules.join("rules.yml").display(),
                 rules.join("alerts.yml").display(),
             ),
@@ -106,6 +106,7 @@ impl AsyncCheck for HasData<'_> {
 /// A panel's query as Grafana would send it with every variable at All.
 fn as_grafana_sends_it(expr: &str) -> String {
     expr.replace("$__rate_interval", "15s")
+        .replace("$site", ".*")
         .replace("$pool", ".*")
         .replace("$source", ".*")
         .replace("$account", ".*")
@@ -172,7 +173,7 @@ async fn prometheus_scrapes_evaluates_every_rule_and_answers_every_panel() {
             .iter()
             .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
             .collect();
-        assert_eq!(rules.len(), 13, "rules loaded: {rules:#?}");
+        assert_eq!(rules.len(), 14, "rules loaded: {rules:#?}");
         for rule in &rules {
             assert_eq!(rule["health"], "ok", "{rule:#}");
         }
@@ -219,7 +220,7 @@ async fn prometheus_scrapes_evaluates_every_rule_and_answers_every_panel() {
     }
     eprintln!(
         "prometheus e2e: {} rules healthy, {} recording rules with series, {panel_queries} panel queries and {variable_queries} variable queries with data",
-        12,
+        14,
         recorded.len()
     );
     assert!(panel_queries >= 30, "{panel_queries}");
