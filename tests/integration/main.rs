@@ -14,6 +14,7 @@ mod golden;
 mod hostile_input;
 mod http_json;
 mod http_json_shapes;
+mod many_sites;
 mod mixin;
 mod pools;
 mod prometheus_e2e;
