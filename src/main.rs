@@ -48,10 +48,12 @@ enum Command {
         #[arg(long = "state-dir")]
         state_dir: Option<PathBuf>,
     },
-    /// Validate the config and print its sources, budgets and poll plan.
+    /// Validate the config and print its sources, budgets and poll plan. Given several
+    /// (--config a.toml --config b.toml, one per exporter), check each and warn where two
+    /// read the same token.
     Check {
-        #[arg(long, short)]
-        config: PathBuf,
+        #[arg(long, short, required = true)]
+        config: Vec<PathBuf>,
         /// Plan with the poll costs the running exporter learned and saved here.
         #[arg(long = "state-dir")]
         state_dir: Option<PathBuf>,
@@ -246,7 +248,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(path: &std::path::Path, state_dir: Option<&std::path::Path>) -> ExitCode {
+fn check(paths: &[PathBuf], state_dir: Option<&std::path::Path>) -> ExitCode {
     let learned = match state_dir {
         Some(dir) => match StateFile::in_dir(dir, WallClock::System).load() {
             Ok(restored) => restored.costs,
@@ -257,20 +259,32 @@ fn check(path: &std::path::Path, state_dir: Option<&std::path::Path>) -> ExitCod
         },
         None => Default::default(),
     };
-    let result = Config::load(
-        path,
-        SecretMode::WarnIfMissing,
-        &mining_exporter::sources::KINDS,
-    )
-    .map(|config| {
-        let plan = mining_exporter::plan::plan(&config, &learned);
-        mining_exporter::plan::report(&config, &plan)
-    });
-    exit_code(
-        result
-            .map(|report| print!("{report}"))
-            .map_err(StartError::from),
-    )
+    let mut loaded = Vec::new();
+    let mut failed = None;
+    for path in paths {
+        if paths.len() > 1 {
+            println!("== {}", path.display());
+        }
+        match Config::load(
+            path,
+            SecretMode::WarnIfMissing,
+            &mining_exporter::sources::KINDS,
+        ) {
+            Ok(config) => {
+                let plan = mining_exporter::plan::plan(&config, &learned);
+                print!("{}", mining_exporter::plan::report(&config, &plan));
+                loaded.push(config);
+            }
+            Err(e) => {
+                let code = exit_code(Err(StartError::from(e)));
+                failed.get_or_insert(code);
+            }
+        }
+    }
+    for warning in mining_exporter::config::shared_secrets(&loaded) {
+        eprintln!("warning: {warning}");
+    }
+    failed.unwrap_or(ExitCode::SUCCESS)
 }
 
 fn serve<F, Fut>(start: F) -> ExitCode

@@ -8,6 +8,7 @@ pub mod auth;
 mod budgets;
 pub mod kind;
 mod secrets;
+mod shared_secrets;
 mod source_block;
 mod toml_errors;
 
@@ -23,6 +24,7 @@ use serde::Deserialize;
 use crate::error::ConfigError;
 use crate::secret::Secret;
 pub use kind::{KindContext, KindDefaults, KindSettings, Settings, SourceKinds};
+pub use shared_secrets::shared_secrets;
 use toml_errors::toml_error;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9898";

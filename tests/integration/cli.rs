@@ -289,3 +289,71 @@ fn every_shipped_pool_block_passes_check_on_its_own_limits() {
         );
     }
 }
+
+/// `check` given one config per exporter warns where two read the same token (two files
+/// with one value, or one variable that is not set here), never printing it, and stays
+/// quiet about a token read once.
+#[test]
+fn check_of_several_configs_warns_where_two_read_the_same_token() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let block = |name: &str, secret: &str| {
+        format!(
+            "[[sources]]\nkind = \"ultimate_proxy\"\nname = \"{name}\"\n\
+             base_url = \"https://api.ultimate-proxy.com\"\n{secret}\n"
+        )
+    };
+    let write = |file: &str, text: String| {
+        let path = dir.path().join(file);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    write("north.token", format!("{TOKEN}\n"));
+    write("south.token", format!("{TOKEN}\n"));
+    write("east.token", "up_k_ANOTHERSECRET\n".to_string());
+    let north = write(
+        "north.toml",
+        block("north", "token_file = \"north.token\"")
+            + &block("spare", "token_env = \"SHARED_UNSET_TOKEN\""),
+    );
+    let south = write("south.toml", block("south", "token_file = \"south.token\""));
+    let east = write(
+        "east.toml",
+        block("east", "token_file = \"east.token\"")
+            + &block("again", "token_env = \"SHARED_UNSET_TOKEN\""),
+    );
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&north)
+        .arg("--config")
+        .arg(&south)
+        .arg("--config")
+        .arg(&east)
+        .env_remove("SHARED_UNSET_TOKEN")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    // Each file's own report, under its name.
+    for file in [&north, &south, &east] {
+        assert!(
+            stdout.contains(&format!("== {}", file.display())),
+            "{stdout}"
+        );
+    }
+    let shared: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("read the same token"))
+        .collect();
+    assert_eq!(shared.len(), 2, "{stderr}");
+    assert!(
+        shared[0].contains("source \"north\"") && shared[0].contains("source \"south\""),
+        "{stderr}"
+    );
+    assert!(
+        shared[1].contains("source \"spare\"") && shared[1].contains("source \"again\""),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("source \"east\""), "{stderr}");
+    assert!(!stderr.contains(TOKEN) && !stdout.contains(TOKEN));
+}
