@@ -305,9 +305,16 @@ async fn healthy(base: &str) {
 
 /// A `/api/v1/query` answer's result, None while the store is not answering.
 async fn query(base: &str, expr: &str) -> Option<Vec<Value>> {
+    query_at(base, expr, None).await
+}
+
+/// `query` evaluated at `time` (Unix seconds) rather than now.
+async fn query_at(base: &str, expr: &str, time: Option<f64>) -> Option<Vec<Value>> {
+    let mut params = vec![("query", expr.to_string())];
+    params.extend(time.map(|t| ("time", format!("{t:.3}"))));
     let response = http()
         .get(format!("{base}/api/v1/query"))
-        .query(&[("query", expr)])
+        .query(&params)
         .send()
         .await
         .ok()?;
@@ -380,33 +387,50 @@ async fn both_sites_arrive(store: &str) {
     let mut sites: Vec<&str> = proxies.iter().map(|s| label(s, "site")).collect();
     sites.sort();
     assert_eq!(sites, ["a", "b"], "{proxies:?}");
-    let series = query(store, "count by (site) ({site=~\"a|b\"})")
-        .await
-        .unwrap();
+}
+
+/// What each site's agent scraped from its exporter (and so wrote) against the raw samples
+/// of those series the store gives back, over the whole run up to a few seconds ago (so
+/// nothing is still on its way): printed, and equal.
+async fn written_and_read_back(store: &str) {
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        - 5.0;
     for site in ["a", "b"] {
-        let of = |result: &[Value]| {
-            result
-                .iter()
-                .find(|s| label(s, "site") == site)
-                .map(number)
-                .unwrap_or(0.0)
-        };
-        // Every raw sample of the site's mining_* series, read back as range vectors.
-        let raw = query(
+        let selector = format!("site=\"{site}\", job=\"mining-exporter\"");
+        let written = query_at(
             store,
-            &format!("{{site=\"{site}\", __name__=~\"mining_.*\"}}[10m]"),
+            &format!("sum(sum_over_time(scrape_samples_scraped{{{selector}}}[30m]))"),
+            Some(until),
+        )
+        .await
+        .unwrap()
+        .first()
+        .map(number)
+        .unwrap_or(0.0);
+        let raw = query_at(
+            store,
+            // Not the recorded series or the alerts, which keep the job label.
+            &format!("{{{selector}, __name__!~\"up|scrape_.*|.*:.*|ALERTS.*\"}}[30m]"),
+            Some(until),
         )
         .await
         .unwrap();
-        let samples: usize = raw
+        // VictoriaMetrics gives back the staleness markers a vanished series ends with (a
+        // lively demo farm loses workers); they are no scraped sample.
+        let read = raw
             .iter()
-            .map(|s| s["values"].as_array().map_or(0, Vec::len))
-            .sum();
+            .flat_map(|s| s["values"].as_array().cloned().unwrap_or_default())
+            .filter(|v| v[1] != "NaN")
+            .count();
         eprintln!(
-            "{store}: site {site}: {} series, {samples} samples of mining_* read back",
-            of(&series),
+            "{store}: site {site}: {} series; {written} samples written, {read} read back",
+            raw.len()
         );
-        assert!(of(&series) > 100.0, "site {site}: {series:?}");
+        assert!(raw.len() > 100, "site {site}: {} series", raw.len());
+        assert_eq!(read as f64, written, "site {site}: written, read back");
     }
 }
 
@@ -531,7 +555,9 @@ async fn firing(base: &str, name: &str) -> Vec<Value> {
         .collect()
 }
 
-/// A drop at site a fires MiningHashrateDrop for site a, and never for site b.
+/// A drop at site a's proxy fires MiningHashrateDrop for site a's proxy, and never for site
+/// b's proxy of the same name. (The demo's lively farms can dip in the short windows the
+/// test runs with at other sources; only the proxy's accounts are watched.)
 async fn a_drop_fires_for_its_site_only(site_a: &Site, store: &str, alerts_api: &str) {
     // The baseline, as it was 40 s back, needs its history first.
     wait_for_data(
@@ -541,15 +567,19 @@ async fn a_drop_fires_for_its_site_only(site_a: &Site, store: &str, alerts_api: 
         Duration::from_secs(120),
     )
     .await;
-    assert!(
-        firing(alerts_api, "MiningHashrateDrop").await.is_empty(),
-        "a drop before any: {:?}",
-        firing(alerts_api, "MiningHashrateDrop").await
-    );
+    let proxy_drops = || async {
+        firing(alerts_api, "MiningHashrateDrop")
+            .await
+            .into_iter()
+            .filter(|a| a["labels"]["source"] == "demo-proxy")
+            .collect::<Vec<_>>()
+    };
+    let before = proxy_drops().await;
+    assert!(before.is_empty(), "a drop before any: {before:#?}");
     site_a.lose_every_proxy_worker();
     let start = Instant::now();
     let fired = loop {
-        let fired = firing(alerts_api, "MiningHashrateDrop").await;
+        let fired = proxy_drops().await;
         if !fired.is_empty() {
             break fired;
         }
@@ -563,9 +593,9 @@ async fn a_drop_fires_for_its_site_only(site_a: &Site, store: &str, alerts_api: 
         "{alerts_api}: MiningHashrateDrop fired {:.0} s after the drop",
         start.elapsed().as_secs_f64()
     );
-    // A while longer: site b's steady hashrate never fires.
+    // A while longer: site b's steady proxy never fires.
     for _ in 0..10 {
-        let fired = firing(alerts_api, "MiningHashrateDrop").await;
+        let fired = proxy_drops().await;
         assert!(
             fired.iter().all(|a| a["labels"]["site"] == "a"),
             "{fired:#?}"
@@ -573,9 +603,7 @@ async fn a_drop_fires_for_its_site_only(site_a: &Site, store: &str, alerts_api: 
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     assert!(
-        fired
-            .iter()
-            .all(|a| a["labels"]["site"] == "a" && a["labels"]["source"] == "demo-proxy"),
+        fired.iter().all(|a| a["labels"]["site"] == "a"),
         "{fired:#?}"
     );
 }
@@ -626,6 +654,7 @@ async fn two_sites_through(dir: &Path, kind: Agent, store: &str, rules_api: &str
     eprintln!("{store} ({kind:?} agents): {ran} panel and variable queries answered");
     assert!(ran >= 80, "{ran}");
     a_drop_fires_for_its_site_only(&sites[0], store, rules_api).await;
+    written_and_read_back(store).await;
 }
 
 #[tokio::test]
