@@ -36,8 +36,7 @@ local queryVariable(name, label, definition) = {
       queryVariable('account', 'Account', 'label_values(mining_workers{%(siteFilter)spool=~"$pool", source=~"$source"}, account)' % c),
       queryVariable('worker', 'Worker', 'label_values(mining_worker_up{%(siteFilter)spool=~"$pool", source=~"$source", account=~"$account"}, worker)' % c),
     ];
-    local names = ['pool', 'source', 'account', 'worker'];
-    local count = std.length(std.filter(function(i) i <= std.find(upTo, names)[0], std.range(0, 3)));
+    local last = std.find(upTo, [variable.name for variable in chain])[0];
     [{
       name: 'datasource',
       label: 'Data source',
@@ -50,7 +49,7 @@ local queryVariable(name, label, definition) = {
       options: [],
       multi: false,
       includeAll: false,
-    }] + site + chain[0:count],
+    }] + site + chain[0:last + 1],
 
   dashboard(c, uid, title, description, variables, panels):: {
     uid: uid,

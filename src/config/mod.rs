@@ -121,11 +121,17 @@ impl SourceConfig {
     /// the API counts the two as one client, so they share one budget. Unreadable secrets
     /// (`check` without them) compare by where they would come from.
     pub fn same_token_as(&self, other: &SourceConfig) -> bool {
-        let same_secret = match (&self.token, &other.token) {
+        self.reads_same_token(other) && self.host() == other.host()
+    }
+
+    /// Whether `other` reads the same token, whatever host it sends it to: the same value
+    /// where both were read, the same origin (`env X`, `file /path`) where they were not, as
+    /// when `check` runs without them.
+    pub fn reads_same_token(&self, other: &SourceConfig) -> bool {
+        match (&self.token, &other.token) {
             (Some(a), Some(b)) => a == b,
             _ => self.token_origin == other.token_origin,
-        };
-        same_secret && self.host() == other.host()
+        }
     }
 }
 

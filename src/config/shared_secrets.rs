@@ -2,17 +2,7 @@
 //! each: two exporters reading one token keep a budget each, so together they spend the
 //! pool's limit twice. No message built here holds a secret's value.
 
-use super::{Config, SourceConfig};
-
-/// Whether two sources read the same token: the same value where both were read, the same
-/// origin (`env X`, `file /path`) where neither could be, as when `check` runs without them.
-fn same_token(a: &SourceConfig, b: &SourceConfig) -> bool {
-    match (&a.token, &b.token) {
-        (Some(x), Some(y)) => x == y,
-        (None, None) => a.token_origin == b.token_origin,
-        _ => false,
-    }
-}
+use super::Config;
 
 /// A warning for each pair of sources in different configs that read the same token.
 pub fn shared_secrets(configs: &[Config]) -> Vec<String> {
@@ -20,7 +10,7 @@ pub fn shared_secrets(configs: &[Config]) -> Vec<String> {
     for (i, first) in configs.iter().enumerate() {
         for second in configs.iter().skip(i + 1) {
             for a in &first.sources {
-                for b in second.sources.iter().filter(|b| same_token(a, b)) {
+                for b in second.sources.iter().filter(|b| a.reads_same_token(b)) {
                     warnings.push(format!(
                         "{} source {:?} ({}) and {} source {:?} ({}) read the same token: two \
                          exporters on one token each keep their own budget and together exceed \
