@@ -1,6 +1,7 @@
 //! Shared helpers: configs pointing at a mock server, the rendered page, sample lookup.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use httpmock::prelude::*;
 use mining_exporter::Exporter;
@@ -380,4 +381,72 @@ pub fn start_prometheus(
         "prometheus",
     )?;
     Some((KillOnDrop(child), format!("http://127.0.0.1:{port}")))
+}
+
+/// A `/api/v1/query` answer's result, None while the store is not answering.
+pub async fn query(base: &str, expr: &str) -> Option<Vec<Value>> {
+    query_at(base, expr, None).await
+}
+
+/// `query` evaluated at `time` (Unix seconds) rather than now.
+pub async fn query_at(base: &str, expr: &str, time: Option<f64>) -> Option<Vec<Value>> {
+    let mut params = vec![("query", expr.to_string())];
+    params.extend(time.map(|t| ("time", format!("{t:.3}"))));
+    let response = http()
+        .get(format!("{base}/api/v1/query"))
+        .query(&params)
+        .send()
+        .await
+        .ok()?;
+    let body: Value = serde_json::from_slice(&response.bytes().await.ok()?).ok()?;
+    assert_ne!(body["status"], "error", "{expr}: {body}");
+    body["data"]["result"].as_array().cloned()
+}
+
+/// Waits (at most `limit`) until `expr` returns at least one series.
+pub async fn wait_for_data(base: &str, expr: &str, limit: Duration) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        if let Some(result) = query(base, expr).await
+            && !result.is_empty()
+        {
+            return result;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{base}: no data for {expr} within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A JSON answer of `base` at `path`.
+pub async fn get_json(base: &str, path: &str) -> Value {
+    let bytes = http()
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Every file under `dir`, relative to it, in order.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(at) = pending.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                found.push(path.strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    found.sort();
+    found
 }

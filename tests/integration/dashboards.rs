@@ -59,6 +59,31 @@ pub fn exprs(panel: &Value) -> Vec<&str> {
         .collect()
 }
 
+/// A panel's query as Grafana would send it with `site` chosen (`.*` for All) and every
+/// other variable at All.
+pub fn as_grafana_sends_it(expr: &str, site: &str) -> String {
+    expr.replace("$__rate_interval", "15s")
+        .replace("$site", site)
+        .replace("$pool", ".*")
+        .replace("$source", ".*")
+        .replace("$account", ".*")
+        .replace("$worker", ".*")
+}
+
+/// `label_values(selector, label)` as a PromQL query for the same label values, sent as
+/// `as_grafana_sends_it` sends a panel's.
+pub fn label_values_query(definition: &str, site: &str) -> String {
+    let inner = definition
+        .strip_prefix("label_values(")
+        .and_then(|d| d.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("not a label_values query: {definition}"));
+    let (selector, label) = inner.rsplit_once(',').unwrap();
+    as_grafana_sends_it(
+        &format!("group by ({}) ({})", label.trim(), selector.trim()),
+        site,
+    )
+}
+
 /// The values of `key` in a generated rule file (`record`, `alert`), unquoted: one per rule.
 pub fn rule_values(yaml: &str, key: &str) -> Vec<String> {
     let prefix = format!("{key}: ");
@@ -289,18 +314,10 @@ fn every_metric_a_dashboard_names_is_in_the_contract_or_recorded() {
 
 #[test]
 fn no_file_beside_the_dashboards_holds_a_private_value() {
-    let mut files = Vec::new();
-    let mut dirs = vec![dashboards_dir()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
+    let files: Vec<PathBuf> = crate::common::files_under(&dashboards_dir())
+        .into_iter()
+        .map(|file| dashboards_dir().join(file))
+        .collect();
     assert!(files.len() >= 8, "{files:?}");
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();

@@ -365,19 +365,14 @@ fn every_fixture_folder_with_requests_is_run() {
         "http_json/pools/braiins",
     ];
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut found = Vec::new();
-    let mut folders = vec![root.clone()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                folders.push(path);
-            } else if path.file_name().is_some_and(|n| n == "requests.toml") {
-                let rel = folder.strip_prefix(&root).unwrap();
-                found.push(rel.to_string_lossy().replace('\\', "/"));
-            }
-        }
-    }
+    let mut found: Vec<String> = crate::common::files_under(&root)
+        .into_iter()
+        .filter(|file| file.file_name().is_some_and(|n| n == "requests.toml"))
+        .filter_map(|file| {
+            file.parent()
+                .map(|folder| folder.to_string_lossy().replace('\\', "/"))
+        })
+        .collect();
     found.sort();
     let mut runs = runs.map(String::from).to_vec();
     runs.sort();

@@ -17,8 +17,11 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{KillOnDrop, free_port, http, sigterm, spawn_tool};
-use crate::dashboards::{dashboards, exprs, panels};
+use crate::common::{
+    KillOnDrop, free_port, get_json, http, query, query_at, sigterm, spawn_tool, start_prometheus,
+    wait_for_data,
+};
+use crate::dashboards::{as_grafana_sends_it, dashboards, exprs, label_values_query, panels};
 
 fn shipped(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -170,19 +173,15 @@ fn receiving_prometheus(dir: &Path, more: &[PathBuf]) -> Option<Process> {
         ],
         &file,
     );
-    spawn_on_port("prometheus", |port| {
-        let mut command = Command::new("prometheus");
-        command
-            .arg(format!("--config.file={}", file.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("tsdb").display()
-            ))
-            .arg("--web.enable-remote-write-receiver")
-            .arg("--storage.tsdb.retention.time=395d")
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"));
-        command
-    })
+    let (child, base) = start_prometheus(
+        &file,
+        &dir.join("tsdb"),
+        &[
+            "--web.enable-remote-write-receiver",
+            "--storage.tsdb.retention.time=395d",
+        ],
+    )?;
+    Some(Process { child, base })
 }
 
 /// A site's Prometheus agent, from `dashboards/agent/prometheus-agent.yml` with the site's
@@ -303,43 +302,6 @@ async fn healthy(base: &str) {
     }
 }
 
-/// A `/api/v1/query` answer's result, None while the store is not answering.
-async fn query(base: &str, expr: &str) -> Option<Vec<Value>> {
-    query_at(base, expr, None).await
-}
-
-/// `query` evaluated at `time` (Unix seconds) rather than now.
-async fn query_at(base: &str, expr: &str, time: Option<f64>) -> Option<Vec<Value>> {
-    let mut params = vec![("query", expr.to_string())];
-    params.extend(time.map(|t| ("time", format!("{t:.3}"))));
-    let response = http()
-        .get(format!("{base}/api/v1/query"))
-        .query(&params)
-        .send()
-        .await
-        .ok()?;
-    let body: Value = serde_json::from_slice(&response.bytes().await.ok()?).ok()?;
-    assert_ne!(body["status"], "error", "{expr}: {body}");
-    body["data"]["result"].as_array().cloned()
-}
-
-/// Waits (at most `limit`) until `expr` returns at least one series.
-async fn wait_for_data(base: &str, expr: &str, limit: Duration) -> Vec<Value> {
-    let start = Instant::now();
-    loop {
-        if let Some(result) = query(base, expr).await
-            && !result.is_empty()
-        {
-            return result;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "{base}: no data for {expr} within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 fn label<'a>(series: &'a Value, name: &str) -> &'a str {
     series["metric"][name].as_str().unwrap_or("")
 }
@@ -354,13 +316,12 @@ fn number(series: &Value) -> f64 {
 /// Both sites' exporters are up in the store, each with its own `site`, with the same
 /// source names: the figures per site, printed for the record.
 async fn both_sites_arrive(store: &str) {
-    let up = wait_for_data(
+    wait_for_data(
         store,
         "count by (site) (up{job=\"mining-exporter\"} == 1) == 1",
         Duration::from_secs(60),
     )
     .await;
-    let _ = up;
     let start = Instant::now();
     loop {
         let per_site = query(store, "count by (site) (mining_exporter_source_up == 1)")
@@ -434,19 +395,6 @@ async fn written_and_read_back(store: &str) {
     }
 }
 
-/// A JSON answer of `base` at `path`.
-async fn get_json(base: &str, path: &str) -> Value {
-    let bytes = http()
-        .get(format!("{base}{path}"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
 /// Every rule of a vmalert or Prometheus rules API answer.
 async fn rules_of(base: &str) -> Vec<Value> {
     let body = get_json(base, "/api/v1/rules").await;
@@ -503,30 +451,16 @@ async fn every_panel_answers(store: &str) -> usize {
             for panel in panels(&dashboard) {
                 for expr in exprs(panel) {
                     let title = panel["title"].as_str().unwrap_or("").to_string();
-                    queries.push((title, expr.to_string()));
+                    queries.push((title, as_grafana_sends_it(expr, site)));
                 }
             }
             for variable in dashboard["templating"]["list"].as_array().unwrap() {
                 if let Some(definition) = variable["definition"].as_str() {
-                    let inner = definition
-                        .strip_prefix("label_values(")
-                        .and_then(|d| d.strip_suffix(')'))
-                        .unwrap();
-                    let (selector, name) = inner.rsplit_once(',').unwrap();
-                    queries.push((
-                        format!("${}", variable["name"].as_str().unwrap_or("")),
-                        format!("group by ({}) ({})", name.trim(), selector.trim()),
-                    ));
+                    let name = variable["name"].as_str().unwrap_or("");
+                    queries.push((format!("${name}"), label_values_query(definition, site)));
                 }
             }
-            for (what, expr) in queries {
-                let sent = expr
-                    .replace("$__rate_interval", "30s")
-                    .replace("$site", site)
-                    .replace("$pool", ".*")
-                    .replace("$source", ".*")
-                    .replace("$account", ".*")
-                    .replace("$worker", ".*");
+            for (what, sent) in queries {
                 let result = wait_for_data(store, &sent, Duration::from_secs(20)).await;
                 // The site variable lists every site, whichever is chosen.
                 if site == "a" && what != "$site" {

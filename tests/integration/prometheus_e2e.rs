@@ -11,8 +11,10 @@ use mining_exporter::demo::{DemoPools, demo_config};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::common::{KillOnDrop, http, start_prometheus};
-use crate::dashboards::{dashboards, dashboards_dir, exprs, panels};
+use crate::common::{KillOnDrop, get_json, query, start_prometheus, wait_for_data};
+use crate::dashboards::{
+    as_grafana_sends_it, dashboards, dashboards_dir, exprs, label_values_query, panels,
+};
 
 /// A Prometheus server that is killed when dropped, whatever the test's outcome.
 struct Prometheus {
@@ -46,85 +48,6 @@ impl Prometheus {
             _data: data,
         })
     }
-
-    async fn get(&self, path: &str, query: &[(&str, &str)]) -> Option<Value> {
-        let response = http()
-            .get(format!("{}{path}", self.base))
-            .query(query)
-            .send()
-            .await
-            .ok()?;
-        let body: Value = serde_json::from_slice(&response.bytes().await.ok()?).ok()?;
-        (body["status"] == "success").then(|| body["data"].clone())
-    }
-
-    /// The result of an instant query; panics on a query Prometheus refuses.
-    async fn query(&self, expr: &str) -> Vec<Value> {
-        let response = http()
-            .get(format!("{}/api/v1/query", self.base))
-            .query(&[("query", expr)])
-            .send()
-            .await
-            .unwrap();
-        let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
-        assert_eq!(body["status"], "success", "{expr}: {body}");
-        body["data"]["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// Waits (at most `limit`) until `check` holds on a query's answer.
-    async fn wait_for(&self, what: &str, limit: Duration, check: impl AsyncCheck) {
-        let start = std::time::Instant::now();
-        while start.elapsed() < limit {
-            if check.holds(self).await {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        panic!("Prometheus: {what} not seen within {limit:?}");
-    }
-}
-
-trait AsyncCheck {
-    async fn holds(&self, prometheus: &Prometheus) -> bool;
-}
-
-/// Holds once the instant query returns at least one series.
-struct HasData<'a>(&'a str);
-
-impl AsyncCheck for HasData<'_> {
-    async fn holds(&self, prometheus: &Prometheus) -> bool {
-        match prometheus.get("/api/v1/query", &[("query", self.0)]).await {
-            Some(data) => data["result"].as_array().is_some_and(|r| !r.is_empty()),
-            None => false,
-        }
-    }
-}
-
-/// A panel's query as Grafana would send it with every variable at All.
-fn as_grafana_sends_it(expr: &str) -> String {
-    expr.replace("$__rate_interval", "15s")
-        .replace("$site", ".*")
-        .replace("$pool", ".*")
-        .replace("$source", ".*")
-        .replace("$account", ".*")
-        .replace("$worker", ".*")
-}
-
-/// `label_values(selector, label)` as a PromQL query for the same label values.
-fn label_values_query(definition: &str) -> String {
-    let inner = definition
-        .strip_prefix("label_values(")
-        .and_then(|d| d.strip_suffix(')'))
-        .unwrap_or_else(|| panic!("not a label_values query: {definition}"));
-    let (selector, label) = inner.rsplit_once(',').unwrap();
-    as_grafana_sends_it(&format!(
-        "group by ({}) ({})",
-        label.trim(),
-        selector.trim()
-    ))
 }
 
 #[tokio::test]
@@ -141,32 +64,31 @@ async fn prometheus_scrapes_evaluates_every_rule_and_answers_every_panel() {
         return;
     };
 
-    prometheus
-        .wait_for(
-            "the exporter target up",
-            Duration::from_secs(30),
-            HasData("up{job=\"mining-exporter\"} == 1"),
-        )
-        .await;
+    wait_for_data(
+        &prometheus.base,
+        "up{job=\"mining-exporter\"} == 1",
+        Duration::from_secs(30),
+    )
+    .await;
     // Every source polled and scraped, and rates with two samples in their window.
-    prometheus
-        .wait_for(
-            "all six sources up (three pools, three http_json)",
-            Duration::from_secs(30),
-            HasData("count(mining_exporter_source_up == 1) == 6"),
-        )
-        .await;
-    prometheus
-        .wait_for(
-            "rates over 15s",
-            Duration::from_secs(30),
-            HasData("rate(mining_exporter_upstream_requests_total[15s]) > 0"),
-        )
-        .await;
+    wait_for_data(
+        &prometheus.base,
+        "count(mining_exporter_source_up == 1) == 6",
+        Duration::from_secs(30),
+    )
+    .await;
+    wait_for_data(
+        &prometheus.base,
+        "rate(mining_exporter_upstream_requests_total[15s]) > 0",
+        Duration::from_secs(30),
+    )
+    .await;
 
     // Every rule, recording and alerting, evaluates without error.
     let recorded: Vec<String> = {
-        let groups = prometheus.get("/api/v1/rules", &[]).await.unwrap()["groups"].clone();
+        let answer = get_json(&prometheus.base, "/api/v1/rules").await;
+        assert_eq!(answer["status"], "success", "{answer}");
+        let groups = &answer["data"]["groups"];
         let rules: Vec<Value> = groups
             .as_array()
             .unwrap()
@@ -184,9 +106,7 @@ async fn prometheus_scrapes_evaluates_every_rule_and_answers_every_panel() {
             .collect()
     };
     for name in &recorded {
-        prometheus
-            .wait_for(name, Duration::from_secs(20), HasData(name))
-            .await;
+        wait_for_data(&prometheus.base, name, Duration::from_secs(20)).await;
     }
 
     // Every dashboard panel query and variable query returns data.
@@ -195,8 +115,8 @@ async fn prometheus_scrapes_evaluates_every_rule_and_answers_every_panel() {
     for (file, dashboard) in dashboards() {
         for panel in panels(&dashboard) {
             for expr in exprs(panel) {
-                let sent = as_grafana_sends_it(expr);
-                let result = prometheus.query(&sent).await;
+                let sent = as_grafana_sends_it(expr, ".*");
+                let result = query(&prometheus.base, &sent).await.unwrap();
                 assert!(
                     !result.is_empty(),
                     "{file}: {}: no data for {sent}",
@@ -207,8 +127,8 @@ async fn prometheus_scrapes_evaluates_every_rule_and_answers_every_panel() {
         }
         for variable in dashboard["templating"]["list"].as_array().unwrap() {
             if let Some(definition) = variable["definition"].as_str() {
-                let sent = label_values_query(definition);
-                let result = prometheus.query(&sent).await;
+                let sent = label_values_query(definition, ".*");
+                let result = query(&prometheus.base, &sent).await.unwrap();
                 assert!(
                     !result.is_empty(),
                     "{file}: ${}: no values from {sent}",
