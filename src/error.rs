@@ -115,7 +115,7 @@ impl PollError {
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {source}\n  fix: {}", bind_fix(source))]
     Bind {
         addr: std::net::SocketAddr,
         source: std::io::Error,
@@ -128,4 +128,20 @@ pub enum StartError {
     State(String),
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
+}
+
+/// The fix line of a failed bind, as every config error has one.
+fn bind_fix(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "another process holds this port (an exporter already running? `ss -ltnp` names it): stop it, or choose another with --web.listen-address or server.listen"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "ports below 1024 need privileges: use a port above 1024 (the default is 9898)"
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "this machine has no such address: listen on 127.0.0.1, 0.0.0.0 or one of its own"
+        }
+        _ => "check the address in --web.listen-address or server.listen",
+    }
 }

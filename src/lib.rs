@@ -18,6 +18,7 @@
 //!   `exposition/` and `text_format.rs`: the page, kept as gzip joined from each source's
 //!   compressed pieces; `server.rs` and `web/`: HTTP; `allocator.rs`: glibc set for a
 //!   process that frees a large page after every poll.
+//! - `doctor/`: `mining-exporter doctor`, one careful poll per source read back as findings.
 //! - `demo/`: the simulators of every API and the configs the demo, tests and benches share.
 
 pub mod allocator;
@@ -27,6 +28,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod doctor;
 pub mod error;
 pub mod exporter;
 pub mod exposition;

@@ -15,9 +15,19 @@ use mining_exporter::state_file::StateFile;
 use mining_exporter::web::WebConfig;
 use tokio_util::sync::CancellationToken;
 
+/// `--version`: the version, the git revision and the compiler it was built with.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("MINING_EXPORTER_REVISION"),
+    ", rustc ",
+    env!("MINING_EXPORTER_RUST_VERSION"),
+    ")"
+);
+
 /// Polls mining-pool APIs inside each token's rate budget and serves the results to Prometheus.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = LONG_VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,8 +43,12 @@ struct Cli {
 enum Command {
     /// Poll the configured sources and serve /metrics.
     Run {
+        /// The config file (TOML; config.example.toml documents every key).
         #[arg(long, short)]
         config: PathBuf,
+        /// Listen here (IP:PORT) instead of the config's server.listen.
+        #[arg(long = "web.listen-address")]
+        listen: Option<SocketAddr>,
         /// TLS and basic auth for the HTTP endpoints, in the web configuration format of
         /// Prometheus' exporters (tls_server_config, basic_auth_users).
         #[arg(long = "web.config.file")]
@@ -43,8 +57,9 @@ enum Command {
         #[arg(long = "web.enable-lifecycle")]
         enable_lifecycle: bool,
         /// Keep each budget's recent requests and each source's learned poll cost in this
-        /// directory, so a restart neither exceeds a window nor re-learns the plan. Without
-        /// it a budget starts as if the last run had used it at the planned pace.
+        /// directory, so a restart neither exceeds a window nor re-learns the plan. Default:
+        /// $STATE_DIRECTORY, which systemd's StateDirectory= sets. Without either, a budget
+        /// starts as if the last run had used it at the planned pace.
         #[arg(long = "state-dir")]
         state_dir: Option<PathBuf>,
     },
@@ -52,9 +67,30 @@ enum Command {
     /// (--config a.toml --config b.toml, one per exporter), check each and warn where two
     /// read the same token.
     Check {
+        /// A config file to check (repeat for several).
         #[arg(long, short, required = true)]
         config: Vec<PathBuf>,
         /// Plan with the poll costs the running exporter learned and saved here.
+        #[arg(long = "state-dir")]
+        state_dir: Option<PathBuf>,
+        /// Also check this web config (TLS, basic auth) without binding a port.
+        #[arg(long = "web.config.file")]
+        web_config: Option<PathBuf>,
+    },
+    /// Ask each source's API once, inside its budget, and say per endpoint what came back:
+    /// reached or not, status, auth and scopes, the pool's rate limits against the
+    /// budget, workers and pages, the poll's cost and the plan. Exit 1 if a source
+    /// cannot poll.
+    Doctor(DoctorArgs),
+    /// One poll of one source: its exposition on stdout, its requests on stderr.
+    Poll {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The source to poll (its `name`).
+        #[arg(long)]
+        source: String,
+        /// Spend from the running exporter's budgets kept here (default $STATE_DIRECTORY).
         #[arg(long = "state-dir")]
         state_dir: Option<PathBuf>,
     },
@@ -63,13 +99,47 @@ enum Command {
     Backfill(BackfillArgs),
     /// Run simulated pools plus the exporter: no account or token needed.
     Demo {
+        /// Where the demo's exporter listens.
         #[arg(long, default_value = "127.0.0.1:9898")]
         listen: SocketAddr,
     },
 }
 
 #[derive(Debug, clap::Args)]
+struct DoctorArgs {
+    /// The config file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Only this source (repeat for more); default every source.
+    #[arg(long = "source")]
+    sources: Vec<String>,
+    /// Spend from the running exporter's budgets kept here (default $STATE_DIRECTORY), so
+    /// the doctor's requests count in the same windows.
+    #[arg(long = "state-dir")]
+    state_dir: Option<PathBuf>,
+    /// text for people, json for scripts.
+    #[arg(long, value_enum, default_value_t = DoctorFormat::Text)]
+    format: DoctorFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DoctorFormat {
+    Text,
+    Json,
+}
+
+/// `--state-dir`, or where systemd's StateDirectory= put one (the first, if it lists several).
+fn state_dir_or_systemd(flag: Option<PathBuf>) -> Option<PathBuf> {
+    flag.or_else(|| {
+        let listed = std::env::var_os("STATE_DIRECTORY")?;
+        let first = listed.to_str()?.split(':').next()?.to_string();
+        (!first.is_empty()).then(|| PathBuf::from(first))
+    })
+}
+
+#[derive(Debug, clap::Args)]
 struct BackfillArgs {
+    /// The config file.
     #[arg(long, short)]
     config: PathBuf,
     /// History from here: a date (2026-11-01, midnight UTC), an RFC 3339 time, or a span
@@ -212,9 +282,20 @@ fn main() -> ExitCode {
     mining_exporter::logging::init(cli.log_level, cli.log_format);
 
     match cli.command {
-        Command::Check { config, state_dir } => check(&config, state_dir.as_deref()),
+        Command::Check {
+            config,
+            state_dir,
+            web_config,
+        } => check(&config, state_dir.as_deref(), web_config.as_deref()),
+        Command::Doctor(args) => doctor(args),
+        Command::Poll {
+            config,
+            source,
+            state_dir,
+        } => poll(&config, &source, state_dir_or_systemd(state_dir)),
         Command::Run {
             config: path,
+            listen,
             web_config,
             enable_lifecycle,
             state_dir,
@@ -234,7 +315,8 @@ fn main() -> ExitCode {
                         config_path: Some(path),
                         web,
                         enable_lifecycle,
-                        state_dir,
+                        state_dir: state_dir_or_systemd(state_dir),
+                        listen,
                     };
                     serve(|shutdown| mining_exporter::run(config, options, shutdown))
                 }
@@ -248,7 +330,124 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(paths: &[PathBuf], state_dir: Option<&std::path::Path>) -> ExitCode {
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("cannot start the async runtime")
+}
+
+fn doctor(args: DoctorArgs) -> ExitCode {
+    use mining_exporter::doctor::{self, DoctorOptions};
+    let config = match Config::load(
+        &args.config,
+        SecretMode::Require,
+        &mining_exporter::sources::KINDS,
+    ) {
+        Ok(config) => config,
+        Err(e) => return exit_code(Err(e.into())),
+    };
+    let options = DoctorOptions {
+        sources: args.sources,
+        state_dir: state_dir_or_systemd(args.state_dir),
+    };
+    let report = match runtime().map(|rt| rt.block_on(doctor::run(config, &options))) {
+        Ok(Ok(report)) => report,
+        Ok(Err(e)) => return exit_code(Err(e)),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match args.format {
+        DoctorFormat::Text => print!("{}", report.text()),
+        DoctorFormat::Json => println!("{}", report.json()),
+    }
+    if report.can_poll {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn poll(path: &std::path::Path, source: &str, state_dir: Option<PathBuf>) -> ExitCode {
+    use mining_exporter::{BudgetsAtStart, Exporter, ExporterOptions};
+    let mut config = match Config::load(path, SecretMode::Require, &mining_exporter::sources::KINDS)
+    {
+        Ok(config) => config,
+        Err(e) => return exit_code(Err(e.into())),
+    };
+    if !config.sources.iter().any(|s| s.name == source) {
+        let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+        eprintln!(
+            "error: {}: --source: no source is named {source:?}\n  fix: use one of {}",
+            path.display(),
+            known.join(", ")
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    config.sources.retain(|s| s.name == source);
+    let options = ExporterOptions {
+        budgets_at_start: match state_dir {
+            Some(dir) => BudgetsAtStart::StateDir(dir),
+            None => BudgetsAtStart::AssumedPartlyUsed,
+        },
+        ..ExporterOptions::default()
+    };
+    let polled = runtime().map(|rt| {
+        rt.block_on(async {
+            let mut exporter = Exporter::with_options(config, options)?;
+            let log = exporter.record_requests(source);
+            let outcome = exporter.poll_once(source).await;
+            exporter.keep_state().await;
+            let records = log.map(|l| l.take().0).unwrap_or_default();
+            let error = exporter
+                .store()
+                .statuses()
+                .into_iter()
+                .find_map(|s| s.last_error);
+            Ok::<_, StartError>((exporter, outcome, records, error))
+        })
+    });
+    let (exporter, outcome, records, error) = match polled {
+        Ok(Ok(polled)) => polled,
+        Ok(Err(e)) => return exit_code(Err(e)),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for r in &records {
+        let ending = match r.status {
+            Some(status) => format!("HTTP {status}"),
+            None => format!("{:?}", r.ending).to_lowercase(),
+        };
+        eprintln!(
+            "{} {} -> {ending}, {} bytes, {:.3} s{}",
+            r.method,
+            r.url,
+            r.bytes,
+            r.took.as_secs_f64(),
+            r.message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        );
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(&exporter.exposition().current().text());
+    match (outcome, error) {
+        (Some(mining_exporter::scheduler::Outcome::Success { .. }), _) => ExitCode::SUCCESS,
+        (_, Some(error)) => {
+            eprintln!("error: the poll failed ({}): {}", error.kind, error.message);
+            ExitCode::FAILURE
+        }
+        _ => ExitCode::FAILURE,
+    }
+}
+
+fn check(
+    paths: &[PathBuf],
+    state_dir: Option<&std::path::Path>,
+    web_config: Option<&std::path::Path>,
+) -> ExitCode {
     let learned = match state_dir {
         Some(dir) => match StateFile::in_dir(dir, WallClock::System).load() {
             Ok(restored) => restored.costs,
@@ -283,6 +482,20 @@ fn check(paths: &[PathBuf], state_dir: Option<&std::path::Path>) -> ExitCode {
     }
     for warning in mining_exporter::config::shared_secrets(&loaded) {
         eprintln!("warning: {warning}");
+    }
+    if let Some(path) = web_config {
+        match WebConfig::load(path) {
+            Ok(web) => println!(
+                "web config {}: TLS {}, basic auth {}",
+                path.display(),
+                if web.tls() { "on" } else { "off" },
+                if web.basic_auth() { "on" } else { "off" }
+            ),
+            Err(e) => {
+                let code = exit_code(Err(StartError::from(e)));
+                failed.get_or_insert(code);
+            }
+        }
     }
     failed.unwrap_or(ExitCode::SUCCESS)
 }
@@ -340,4 +553,45 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     let _ = ctrl_c.await;
     tracing::info!("shutting down");
     shutdown.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every flag of every command says what it does in `--help`.
+    #[test]
+    fn every_flag_has_help() {
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        let mut missing = Vec::new();
+        let mut commands = vec![cli];
+        while let Some(command) = commands.pop() {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{} --{}", command.get_name(), arg.get_id()));
+                }
+            }
+            commands.extend(command.get_subcommands().cloned());
+        }
+        assert!(missing.is_empty(), "flags without help: {missing:?}");
+    }
+
+    #[test]
+    fn the_state_dir_defaults_to_systemd_s_first() {
+        // SAFETY: this is the only test of this binary reading or writing STATE_DIRECTORY.
+        unsafe { std::env::set_var("STATE_DIRECTORY", "/var/lib/a:/var/lib/b") };
+        assert_eq!(
+            state_dir_or_systemd(None),
+            Some(PathBuf::from("/var/lib/a"))
+        );
+        assert_eq!(
+            state_dir_or_systemd(Some(PathBuf::from("/x"))),
+            Some(PathBuf::from("/x"))
+        );
+        unsafe { std::env::remove_var("STATE_DIRECTORY") };
+        assert_eq!(state_dir_or_systemd(None), None);
+    }
 }

@@ -242,8 +242,8 @@ pub mod exporter {
         BUILD_INFO,
         "mining_exporter_build_info",
         Gauge,
-        ["version"],
-        "Always 1; the version label names the running mining-exporter."
+        ["version", "revision", "rustversion"],
+        "Always 1; the labels name the running mining-exporter's version, git revision and Rust compiler."
     );
     metric!(
         SOURCE_UP,
@@ -292,7 +292,7 @@ pub mod exporter {
         "mining_exporter_budget_remaining",
         Gauge,
         ["budget"],
-        "Requests the budget allows in its tightest window, the pool's rate-limit headers included, as of the last request sent through it (or the start, or the last reload)."
+        "Requests the budget allows in its tightest window, the pool's rate-limit headers included, as of the last request sent through it (or the start, or the last reload). Started without a state directory, it counts the requests a last run is assumed to have sent at the planned pace, so it reads low until they age out."
     );
     metric!(
         BUDGET_WAIT,

@@ -96,6 +96,11 @@ impl Costs {
 }
 
 impl Poller {
+    /// From now on this source's requests are written down in the returned log.
+    pub fn record_requests(&self) -> crate::client::RequestLog {
+        self.upstream.record_requests()
+    }
+
     pub fn new(
         name: String,
         source: Box<dyn Source>,
@@ -221,7 +226,11 @@ impl Poller {
                 Outcome::Success { series }
             }
             Err(error) => {
-                self.store.record_failure(&self.name, took);
+                let last = crate::snapshot::LastError {
+                    kind: error.kind().label(),
+                    message: error.to_string(),
+                };
+                self.store.record_failure(&self.name, took, last);
                 self.telemetry
                     .poll_failed(&error, self.store.has_succeeded(&self.name));
                 Outcome::Failure {

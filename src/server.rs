@@ -99,17 +99,57 @@ async fn healthy() -> &'static str {
 }
 
 /// Ready once every source has finished its first poll, successful or not: from then on
-/// /metrics says what there is to say, including which sources are down.
+/// /metrics says what there is to say, including which sources are down. Each line after the
+/// first names a source that is down and why, so a probe's log shows the cause.
 async fn ready(State(state): State<AppState>) -> (StatusCode, String) {
-    let waiting = state.store.not_yet_polled();
-    if waiting.is_empty() {
-        (StatusCode::OK, "ready\n".to_string())
+    let statuses = state.store.statuses();
+    let waiting: Vec<&str> = statuses
+        .iter()
+        .filter(|s| !s.polled)
+        .map(|s| s.source.as_str())
+        .collect();
+    let mut body = if waiting.is_empty() {
+        "ready\n".to_string()
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("waiting for the first poll of: {}\n", waiting.join(", ")),
-        )
+        format!("waiting for the first poll of: {}\n", waiting.join(", "))
+    };
+    for status in &statuses {
+        if let Some(error) = &status.last_error {
+            body.push_str(&format!(
+                "source {} down ({}): {}\n",
+                status.source,
+                error.kind,
+                one_line(&error.message)
+            ));
+        }
     }
+    let code = if waiting.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, body)
+}
+
+/// A message on one line: a pool's text may hold line breaks.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Text made safe inside HTML: an error message carries what a pool sent.
+fn html_escaped(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 async fn landing(State(state): State<AppState>) -> Html<String> {
@@ -124,13 +164,19 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
                 (true, false, true) => "down (serving last good data)",
                 (true, false, false) => "down (no successful poll yet: no pool data to serve)",
             };
+            let last_error = s
+                .last_error
+                .as_ref()
+                .map(|e| format!("{}: {}", e.kind, html_escaped(&one_line(&e.message))))
+                .unwrap_or_default();
             // Pool kinds are constants and source names are restricted to [A-Za-z0-9_.-].
             format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 s.source,
                 s.pool,
                 status,
-                s.snapshot.series_count()
+                s.snapshot.series_count(),
+                last_error
             )
         })
         .collect();
@@ -139,7 +185,7 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
          <body><h1>mining-exporter {}</h1>\
          <p><a href=\"/metrics\">/metrics</a> · <a href=\"/-/healthy\">/-/healthy</a> · \
          <a href=\"/-/ready\">/-/ready</a></p>\
-         <table><tr><th>source</th><th>pool</th><th>status</th><th>series</th></tr>{rows}</table>\
+         <table><tr><th>source</th><th>pool</th><th>status</th><th>series</th><th>last error</th></tr>{rows}</table>\
          </body></html>\n",
         env!("CARGO_PKG_VERSION")
     ))
@@ -153,6 +199,15 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(ACCEPT_ENCODING, value.parse().unwrap());
         h
+    }
+
+    #[test]
+    fn a_pool_s_text_cannot_write_html_or_break_a_line() {
+        assert_eq!(
+            html_escaped("<script>alert('x')</script> & \"y\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;y&quot;"
+        );
+        assert_eq!(one_line("bad\r\nkey:  here"), "bad key: here");
     }
 
     #[test]

@@ -503,6 +503,15 @@ pub struct SourceStatus {
     pub polled: bool,
     pub last_success: Option<SystemTime>,
     pub last_duration: Option<Duration>,
+    /// Why the last poll failed, while it is the last: its `kind` label and its message
+    /// (scrubbed of secrets, naming endpoint templates, never URLs).
+    pub last_error: Option<LastError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastError {
+    pub kind: &'static str,
+    pub message: String,
 }
 
 #[derive(Debug, Default)]
@@ -537,6 +546,7 @@ impl Store {
                 polled: false,
                 last_success: None,
                 last_duration: None,
+                last_error: None,
             }));
         }
         *current = kept;
@@ -566,14 +576,16 @@ impl Store {
             s.polled = true;
             s.last_success = Some(at);
             s.last_duration = Some(took);
+            s.last_error = None;
         });
     }
 
-    pub fn record_failure(&self, source: &str, took: Duration) {
+    pub fn record_failure(&self, source: &str, took: Duration, error: LastError) {
         self.update(source, |s| {
             s.up = false;
             s.polled = true;
             s.last_duration = Some(took);
+            s.last_error = Some(error);
         });
     }
 
@@ -702,9 +714,14 @@ mod tests {
         let mut s = Snapshot::new();
         s.set(&WORKER_UP, &["a", "w1"], 1.0);
         store.record_success("p", s, Duration::from_millis(5), SystemTime::now());
-        store.record_failure("p", Duration::from_millis(7));
+        let error = LastError {
+            kind: "auth",
+            message: "/v1/workers: authentication failed".to_string(),
+        };
+        store.record_failure("p", Duration::from_millis(7), error.clone());
         let status = &store.statuses()[0];
         assert!(!status.up);
+        assert_eq!(status.last_error.as_ref(), Some(&error));
         assert_eq!(status.snapshot.series_count(), 1);
         assert_eq!(status.last_duration, Some(Duration::from_millis(7)));
         assert!(store.not_yet_polled().is_empty());

@@ -56,7 +56,11 @@ impl Telemetry {
             exporter::BUILD_INFO.labels,
         ));
         build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                env!("MINING_EXPORTER_REVISION"),
+                env!("MINING_EXPORTER_RUST_VERSION"),
+            ])
             .set(1);
         let counters = |def: &MetricDef| defined(IntCounterVec::new(opts(def), def.labels));
         let int_gauges = |def: &MetricDef| defined(IntGaugeVec::new(opts(def), def.labels));
@@ -99,6 +103,12 @@ impl Telemetry {
         for collector in collectors {
             defined(telemetry.registry.register(collector));
         }
+        // process_* as every Prometheus client exports them: resident and virtual memory,
+        // CPU seconds, start time, open and maximum file descriptors (Linux only).
+        #[cfg(target_os = "linux")]
+        defined(telemetry.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        )));
         telemetry
     }
 

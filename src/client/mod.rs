@@ -28,6 +28,7 @@ mod decode;
 mod link_header;
 mod rate_headers;
 mod redaction;
+mod request_log;
 mod tls;
 
 pub use decode::{Answer, ErrorProbe, error_in, error_message};
@@ -35,6 +36,8 @@ use decode::{FromBody, Json};
 use rate_headers::{clock_skew, rate_headers};
 pub use redaction::redact_url;
 use redaction::shorten;
+use request_log::Seen;
+pub use request_log::{Ending, RateSeen, RequestLog, RequestRecord};
 pub use tls::{SourceTls, http_client_with};
 
 /// reqwest is built without a default TLS crypto provider; ring is ours. Must run before any
@@ -64,6 +67,8 @@ pub struct Upstream {
     /// Bytes of answers read since the poll began (the poller resets it): the whole poll's
     /// reading is bounded by `conn.settings.max_poll_bytes`.
     poll_bytes: AtomicUsize,
+    /// Where each request is written down, once `record_requests` asked for it.
+    log: std::sync::OnceLock<RequestLog>,
 }
 
 /// What an `Upstream` sends with and through: the exporter fills it in from a source's
@@ -181,7 +186,13 @@ impl Upstream {
             conn,
             telemetry,
             poll_bytes: AtomicUsize::new(0),
+            log: std::sync::OnceLock::new(),
         }
+    }
+
+    /// From now on every request of this source is written down in the returned log.
+    pub fn record_requests(&self) -> RequestLog {
+        self.log.get_or_init(RequestLog::default).clone()
     }
 
     /// The time the source's requests are made at (what clock templates read).
@@ -397,7 +408,9 @@ impl Upstream {
         }
         debug!(source = %self.telemetry.source, url = %self.shown(url), method = %call.method, "request");
         let probe = call.probe;
-        let outcome = match self.send(request, call).await {
+        let started = tokio::time::Instant::now();
+        let mut seen = Seen::default();
+        let outcome = match self.send(request, call, &mut seen).await {
             Ok(read) => {
                 let status = read.status;
                 decode::off_async_threads(read.body.len(), move || T::from_body(read, probe))
@@ -414,7 +427,49 @@ impl Upstream {
         };
         self.telemetry.request_answered(endpoint, code);
         self.record_budgets();
+        if let Some(log) = self.log.get() {
+            log.push(self.record_of(endpoint, call, url, seen, &outcome, started.elapsed()));
+        }
         outcome.map(|(_, value)| value)
+    }
+
+    fn record_of<T>(
+        &self,
+        endpoint: &'static str,
+        call: &Call<'_>,
+        url: &reqwest::Url,
+        seen: Seen,
+        outcome: &Result<(StatusCode, T), Failure>,
+        took: Duration,
+    ) -> RequestRecord {
+        let (ending, message) = match outcome {
+            Ok(_) => (Ending::Answered, None),
+            Err(Failure::Timeout) => (Ending::Timeout, None),
+            Err(Failure::Transport(detail)) if seen.status.is_none() => {
+                (Ending::of_transport(detail), Some(detail.clone()))
+            }
+            Err(
+                Failure::Status { message, .. }
+                | Failure::Transport(message)
+                | Failure::Decode(message),
+            ) => (Ending::Answered, Some(message.clone())),
+            Err(failure @ Failure::ClockSkew { .. }) => (
+                Ending::Answered,
+                Some(format!("clock skew ({})", failure.code())),
+            ),
+        };
+        RequestRecord {
+            endpoint,
+            method: call.method.to_string(),
+            url: self.shown(url),
+            ending,
+            status: seen.status,
+            message,
+            rate: seen.rate,
+            clock_skew_seconds: seen.clock_skew_seconds,
+            bytes: seen.bytes,
+            took,
+        }
     }
 
     /// Sends and reads the body (capped). A status the call does not take as an answer
@@ -423,6 +478,7 @@ impl Upstream {
         &self,
         request: reqwest::RequestBuilder,
         call: &Call<'_>,
+        seen: &mut Seen,
     ) -> Result<Read, Failure> {
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
@@ -439,6 +495,14 @@ impl Upstream {
             self.conn.budget.longest_window(),
         );
         self.warn_once_about(&rate.clamped);
+        seen.status = Some(status.as_u16());
+        seen.rate = RateSeen {
+            limit: rate.limit,
+            remaining: rate.remaining,
+            reset_in_seconds: rate.reset_in.map(|d| d.as_secs_f64()),
+            retry_after_seconds: rate.retry_after.map(|d| d.as_secs_f64()),
+        };
+        seen.clock_skew_seconds = clock_skew(response.headers(), self.conn.clock.now());
         self.conn
             .budget
             .observe_upstream(rate.remaining, rate.reset_in);
@@ -469,7 +533,7 @@ impl Upstream {
 
         // After the rate headers: a skewed answer still tells the budget what it knows.
         if let Some(signing) = &self.conn.auth.signing {
-            let skew = clock_skew(response.headers(), self.conn.clock.now());
+            let skew = seen.clock_skew_seconds;
             if let Some(skew) = skew.filter(|s| s.unsigned_abs() > signing.max_clock_skew.as_secs())
             {
                 return Err(Failure::ClockSkew { status, skew });
@@ -497,6 +561,7 @@ impl Upstream {
             }
             body.extend_from_slice(&chunk);
         }
+        seen.bytes = body.len();
         if accepted {
             Ok(Read {
                 status,

@@ -13,6 +13,8 @@ use crate::budget::MAX_UPSTREAM_PAUSE;
 /// the pool sent.
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct RateHeaders {
+    /// `X-RateLimit-Limit`: what the pool allows in its window.
+    pub(super) limit: Option<u32>,
     pub(super) remaining: Option<u32>,
     /// Time until `X-RateLimit-Reset`.
     pub(super) reset_in: Option<Duration>,
@@ -59,11 +61,15 @@ pub(super) fn rate_headers(headers: &HeaderMap, now: SystemTime, cap: Duration) 
             MAX_UPSTREAM_PAUSE.max(cap),
         )
     });
-    read.remaining = text("x-ratelimit-remaining")
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|v| v.is_finite())
-        // In range after the clamp, so the cast is exact up to the fraction it drops.
-        .map(|v| v.clamp(0.0, f64::from(u32::MAX)) as u32);
+    let count = |name: &str| {
+        text(name)
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+            // In range after the clamp, so the cast is exact up to the fraction it drops.
+            .map(|v| v.clamp(0.0, f64::from(u32::MAX)) as u32)
+    };
+    read.remaining = count("x-ratelimit-remaining");
+    read.limit = count("x-ratelimit-limit");
     read
 }
 

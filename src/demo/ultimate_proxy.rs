@@ -33,7 +33,13 @@ pub struct UltimateProxyOptions {
     pub seed: u64,
     /// Whether workers drop offline, leave and join by themselves.
     pub outages: bool,
+    /// The key's scopes; a route needing another answers 403. A "dashboard-only" key has
+    /// just `dashboard:read`.
+    pub scopes: Vec<&'static str>,
 }
+
+/// Every scope the exporter's requests need.
+pub const READ_SCOPES: [&str; 2] = ["dashboard:read", "workers:read"];
 
 impl Default for UltimateProxyOptions {
     fn default() -> Self {
@@ -43,6 +49,7 @@ impl Default for UltimateProxyOptions {
             token: format!("up_k_demo{:016x}", fastrand::u64(..)),
             seed: fastrand::u64(..),
             outages: true,
+            scopes: READ_SCOPES.to_vec(),
         }
     }
 }
@@ -258,11 +265,18 @@ fn gate(sim: &mut UltimateProxySim, headers: &HeaderMap) -> Result<HeaderMap, Ap
 fn answer(
     sim: &Shared<UltimateProxySim>,
     headers: &HeaderMap,
+    scope: &str,
     body: impl FnOnce(&UltimateProxySim) -> Result<Value, ApiError>,
 ) -> Response {
     let mut sim = lock(sim);
     match gate(&mut sim, headers) {
         Err(rejected) => rejected.into_response(),
+        // Counted in the window like any answer (the docs: every response carries the headers).
+        Ok(rate) if !sim.options.scopes.contains(&scope) => (
+            rate,
+            error(StatusCode::FORBIDDEN, "API key lacks a required scope"),
+        )
+            .into_response(),
         Ok(rate) => match body(&sim) {
             Ok(value) => (rate, Json(value)).into_response(),
             Err(e) => (rate, e).into_response(),
@@ -271,7 +285,7 @@ fn answer(
 }
 
 async fn overview(State(sim): State<Shared<UltimateProxySim>>, headers: HeaderMap) -> Response {
-    answer(&sim, &headers, |s| {
+    answer(&sim, &headers, "dashboard:read", |s| {
         let workers = &s.farm.workers;
         let online = s.farm.online_count();
         let mut by_algorithm: Vec<Value> = Vec::new();
@@ -315,7 +329,7 @@ async fn workers(
     headers: HeaderMap,
     Query(q): Query<WorkersQuery>,
 ) -> Response {
-    answer(&sim, &headers, |s| {
+    answer(&sim, &headers, "workers:read", |s| {
         let page = q.page.unwrap_or(1);
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
         if page == 0 || limit == 0 {
@@ -395,7 +409,7 @@ async fn hashrate(
     headers: HeaderMap,
     Query(q): Query<SeriesQuery>,
 ) -> Response {
-    answer(&sim, &headers, |s| {
+    answer(&sim, &headers, "workers:read", |s| {
         let (hours, granularity) = range_of(q.time_range.as_deref())?;
         let tag = q.algorithm.as_deref();
         if hours > 1 {
@@ -454,7 +468,7 @@ async fn worker_hashrate(
     Path(id): Path<String>,
     Query(q): Query<SeriesQuery>,
 ) -> Response {
-    answer(&sim, &headers, |s| {
+    answer(&sim, &headers, "workers:read", |s| {
         let (hours, granularity) = range_of(q.time_range.as_deref())?;
         let w = s
             .farm
@@ -479,7 +493,7 @@ async fn worker(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    answer(&sim, &headers, |s| {
+    answer(&sim, &headers, "workers:read", |s| {
         s.farm
             .workers
             .iter()

@@ -174,6 +174,27 @@ impl Exporter {
         &self.plan
     }
 
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The budget in force of this name.
+    pub fn budget(&self, name: &str) -> Option<&Arc<Budget>> {
+        self.budgets.get(name)
+    }
+
+    /// From now on the named source's requests are written down in the returned log; `None`
+    /// if no such source.
+    pub fn record_requests(&self, source: &str) -> Option<crate::client::RequestLog> {
+        Some(self.pollers.get(source)?.record_requests())
+    }
+
+    /// Writes what the budgets sent to the state directory, if there is one: requests made
+    /// outside `serve` (`doctor`, `poll`) count at the next start too.
+    pub async fn keep_state(&mut self) {
+        self.costs.save(&self.budgets).await;
+    }
+
     pub fn exposition(&self) -> &Arc<Exposition> {
         &self.exposition
     }
@@ -292,6 +313,8 @@ pub struct RunOptions {
     pub enable_lifecycle: bool,
     /// Keep budgets and learned costs here across restarts (`--state-dir`).
     pub state_dir: Option<PathBuf>,
+    /// Listen here instead of `server.listen` (`--web.listen-address`).
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// The service: builds the exporter from a validated config and serves until `shutdown`,
@@ -304,8 +327,13 @@ pub async fn run(
     for warning in &config.warnings {
         warn!("{warning}");
     }
-    let listen = config.listen;
+    let listen = options.listen.unwrap_or(config.listen);
     let sources = config.sources.len();
+    if options.state_dir.is_none() {
+        warn!(
+            "no state directory: each budget starts as if the last run had sent at the planned pace up to now, so mining_exporter_budget_remaining starts low and a restart may still spend part of a pool's window twice; keep budgets across restarts with --state-dir DIR (under systemd, StateDirectory= sets it)"
+        );
+    }
     let exporter = Exporter::with_options(
         config,
         ExporterOptions {

@@ -258,7 +258,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// promtool on PATH, or None after saying so (a failure under CI=true).
+/// promtool on PATH, or None after saying so (see spawn_tool).
 fn promtool() -> Option<PathBuf> {
     run_tool(Command::new("promtool").arg("--version"), "prometheus")?;
     Some(PathBuf::from("promtool"))

@@ -357,3 +357,142 @@ fn check_of_several_configs_warns_where_two_read_the_same_token() {
     assert!(!stderr.contains("source \"east\""), "{stderr}");
     assert!(!stderr.contains(TOKEN) && !stdout.contains(TOKEN));
 }
+
+#[tokio::test]
+async fn run_takes_its_state_dir_from_systemd_and_warns_once_when_it_has_none() {
+    let none = logs_of_run(&[], &[]).await;
+    let warned: Vec<&str> = none
+        .lines()
+        .filter(|l| l.contains("no state directory"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{none}");
+    assert!(
+        warned[0].contains("--state-dir") && warned[0].contains("StateDirectory="),
+        "{none}"
+    );
+
+    let dir = tempfile::TempDir::new().unwrap();
+    let first = dir.path().join("first");
+    // systemd lists several directories with colons: the first is ours.
+    let listed = format!(
+        "{}:{}",
+        first.display(),
+        dir.path().join("second").display()
+    );
+    let systemd = logs_of_run(&[], &[("STATE_DIRECTORY", &listed)]).await;
+    assert!(!systemd.contains("no state directory"), "{systemd}");
+    assert!(
+        first.join("mining-exporter-state.json").exists(),
+        "{systemd}"
+    );
+    assert!(!dir.path().join("second").exists());
+}
+
+#[tokio::test]
+async fn the_listen_flag_overrides_the_config_and_a_taken_port_says_how_to_fix_it() {
+    let server = MockServer::start_async().await;
+    mock_poll(&server, vec![worker("rig1", "online", 1.0)]).await;
+    let (_dir, config, config_port) = served_config(&config_text(&server.base_url(), ""));
+    let port = free_port();
+    let child = KillOnDrop(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&config)
+            .args(["--web.listen-address", &format!("127.0.0.1:{port}")])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_ready(&format!("http://127.0.0.1:{port}")).await;
+    assert!(std::net::TcpStream::connect(("127.0.0.1", config_port)).is_err());
+
+    // The port the first one holds, asked of a second.
+    let taken = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .args(["--web.listen-address", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    drop(child);
+    assert_eq!(taken.status.code(), Some(1));
+    let err = String::from_utf8(taken.stderr).unwrap();
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}"))
+            && err.contains("\n  fix: another process holds this port"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_reads_a_web_config_without_binding_its_port() {
+    let (dir, config, _) = served_config(&config_text("http://127.0.0.1:9", ""));
+    let web = dir.path().join("web.yml");
+    // bcrypt of "secret", cost 4.
+    let hash = bcrypt::hash("secret", 4).unwrap();
+    std::fs::write(&web, format!("basic_auth_users:\n  prom: {hash}\n")).unwrap();
+    let good = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&config)
+        .arg("--web.config.file")
+        .arg(&web)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&good.stdout);
+    assert!(good.status.success(), "{good:?}");
+    assert!(stdout.contains("TLS off, basic auth on"), "{stdout}");
+
+    std::fs::write(&web, "basic_auth_users:\n  prom: not-a-hash\n").unwrap();
+    let bad = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&config)
+        .arg("--web.config.file")
+        .arg(&web)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("web.yml") && err.contains("fix:"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_prints_one_source_s_exposition_on_stdout_and_its_requests_on_stderr() {
+    let server = MockServer::start_async().await;
+    mock_poll(&server, vec![worker("rig1", "online", 7.0)]).await;
+    let (_dir, config, _) = served_config(&config_text(&server.base_url(), ""));
+    let out = Command::new(BIN)
+        .args(["poll", "--source", "proxy", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        sample(&stdout, "mining_worker_up", &["worker=\"rig1\""]),
+        Some(1.0),
+        "{stdout}"
+    );
+    let requests: Vec<&str> = stderr.lines().filter(|l| l.starts_with("GET ")).collect();
+    assert_eq!(requests.len(), 3, "{stderr}");
+    assert!(
+        requests[0].contains(&format!("{}/v1/overview -> HTTP 200", server.base_url())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(TOKEN) && !stdout.contains(TOKEN));
+
+    server.reset_async().await;
+    refuse_every_request(&server).await;
+    let failed = Command::new(BIN)
+        .args(["poll", "--source", "proxy", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8(failed.stderr).unwrap();
+    assert!(
+        stderr.contains("-> HTTP 401") && stderr.contains("the poll failed (auth)"),
+        "{stderr}"
+    );
+}

@@ -9,6 +9,7 @@ mod config_errors;
 mod config_properties;
 mod dashboards;
 mod deploy;
+mod doctor;
 mod escaping;
 mod golden;
 mod hostile_input;

@@ -11,7 +11,7 @@ fn root() -> &'static Path {
 }
 
 /// Renders the mixin, plus `override` (jsonnet), into `out`: the generator's status and
-/// what it printed. None when Debian's `jsonnet` is not installed (a failure under CI=true).
+/// what it printed. None when Debian's `jsonnet` is not installed (see spawn_tool).
 pub fn render(out: &Path, override_: &str) -> Option<(ExitStatus, String)> {
     run_tool(Command::new("jsonnet").arg("--version"), "jsonnet")?;
     run_tool(

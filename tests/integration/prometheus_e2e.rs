@@ -25,7 +25,7 @@ struct Prometheus {
 
 impl Prometheus {
     /// Starts Prometheus on loopback scraping `target` every second with the shipped rules.
-    /// None when it is not installed (a failure under CI=true).
+    /// None when it is not installed (see spawn_tool).
     fn start(target: &str) -> Option<Prometheus> {
         let data = tempfile::TempDir::new().unwrap();
         let rules = dashboards_dir().join("prometheus");

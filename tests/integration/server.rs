@@ -123,3 +123,88 @@ async fn a_source_that_never_worked_says_so_and_its_last_success_is_0() {
     assert!(!logs.contains("last good data"), "{logs}");
     assert!(logs.contains("no successful poll yet"), "{logs}");
 }
+
+#[tokio::test]
+async fn ready_and_the_landing_page_name_a_down_source_s_error_with_the_pool_s_text_escaped() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(401)
+                .json_body(serde_json::json!({"error": "<b>key</b> revoked\nby admin"}));
+        })
+        .await;
+    let (exporter, _dir) = exporter(&server.base_url(), "");
+    poll_fails(&exporter, "auth").await;
+
+    let (status, _, body) = get(exporter.router(), "/-/ready", false).await;
+    let body = String::from_utf8(body).unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let mut lines = body.lines();
+    assert_eq!(lines.next(), Some("ready"));
+    assert_eq!(
+        lines.next(),
+        Some(
+            "source proxy down (auth): /v1/overview: authentication failed (HTTP 401): <b>key</b> revoked by admin"
+        ),
+        "{body}"
+    );
+    let (_, _, landing) = get(exporter.router(), "/", false).await;
+    let landing = String::from_utf8(landing).unwrap();
+    assert!(
+        landing.contains("auth: /v1/overview: authentication failed (HTTP 401): &lt;b&gt;key&lt;/b&gt; revoked by admin"),
+        "{landing}"
+    );
+    assert!(!landing.contains("<b>key"), "{landing}");
+    assert!(!body.contains(TOKEN) && !landing.contains(TOKEN));
+
+    // A good poll clears it.
+    server.reset_async().await;
+    mock_poll(&server, vec![worker("rig1", "online", 1.0)]).await;
+    poll_ok(&exporter).await;
+    let (_, _, body) = get(exporter.router(), "/-/ready", false).await;
+    assert_eq!(body, b"ready\n");
+}
+
+#[tokio::test]
+async fn the_page_has_process_metrics_and_build_info_names_revision_and_compiler() {
+    let server = MockServer::start_async().await;
+    mock_poll(&server, vec![worker("rig1", "online", 1.0)]).await;
+    let (exporter, _dir) = exporter(&server.base_url(), "");
+    poll_ok(&exporter).await;
+    let page = text(&exporter);
+    for name in [
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_start_time_seconds",
+        "process_open_fds",
+        "process_max_fds",
+    ] {
+        let value = sample(&page, name, &[]).unwrap_or_else(|| panic!("no {name} in\n{page}"));
+        assert!(
+            value > 0.0 || name == "process_cpu_seconds_total",
+            "{name} = {value}"
+        );
+    }
+    let start = sample(&page, "process_start_time_seconds", &[]).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(start <= now && start > now - 3600.0, "started at {start}");
+    let info = page
+        .lines()
+        .find(|l| l.starts_with("mining_exporter_build_info{"))
+        .unwrap();
+    let rust = info.split("rustversion=\"").nth(1).unwrap();
+    assert!(rust.starts_with("1."), "{info}");
+    assert!(
+        info.contains("revision=\"") && !info.contains("revision=\"\""),
+        "{info}"
+    );
+    assert!(
+        info.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))),
+        "{info}"
+    );
+}

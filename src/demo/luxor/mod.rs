@@ -44,6 +44,8 @@ pub struct LuxorOptions {
     pub v1_workspace: bool,
     /// Per-key bucket: capacity and refill per second.
     pub key_bucket: (u32, f64),
+    /// Whether the key may read the pool's data; a key without the permission gets 403.
+    pub permitted: bool,
 }
 
 impl Default for LuxorOptions {
@@ -56,6 +58,7 @@ impl Default for LuxorOptions {
             lively: true,
             v1_workspace: true,
             key_bucket: (5, 1.0),
+            permitted: true,
         }
     }
 }
@@ -226,6 +229,13 @@ fn gate(sim: &mut LuxorSim, headers: &HeaderMap) -> Result<(), Refused> {
         let value = HeaderValue::from_str(&wait.to_string()).expect("digits are a valid header");
         response.headers_mut().insert("retry-after", value);
         return Err(response);
+    }
+    if !sim.options.permitted {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Not enough permissions for this resource",
+        ));
     }
     if let Some(status) = sim.counters.injected() {
         return Err(error(
