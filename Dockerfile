@@ -7,13 +7,17 @@
 
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 # The demo compiles the example config in (include_str!), and Cargo.toml declares the
 # benchmark target, so both must be present to build. tests/integration/deploy.rs checks
 # that every file the build reads is copied here.
 COPY config.example.toml ./
 COPY benches ./benches
+# The context has no .git: build.rs stamps this revision on build_info and --version.
+#   docker build --build-arg MINING_EXPORTER_REVISION=$(git rev-parse --short=12 HEAD) .
+ARG MINING_EXPORTER_REVISION=unknown
+ENV MINING_EXPORTER_REVISION=${MINING_EXPORTER_REVISION}
 RUN cargo build --release --locked --bin mining-exporter
 
 FROM debian:bookworm-slim

@@ -192,6 +192,19 @@ pub static POOL_FAMILIES: &[&MetricDef] = &[
     &HASHPRICE,
 ];
 
+/// The process collector's families (the prometheus crate's, Linux only), on the page beside
+/// the exporter's own: named here so the contract lists every family the page can carry.
+/// Their HELP and type are the crate's, as in every Prometheus client.
+pub static PROCESS_FAMILIES: &[&str] = &[
+    "process_cpu_seconds_total",
+    "process_open_fds",
+    "process_max_fds",
+    "process_virtual_memory_bytes",
+    "process_resident_memory_bytes",
+    "process_start_time_seconds",
+    "process_threads",
+];
+
 /// The values of the `kind` label on `mining_exporter_poll_errors_total`, listed once: the
 /// enum `PollError::kind` answers with, the list the counters start from, and the HELP.
 macro_rules! poll_error_kinds {

@@ -40,7 +40,7 @@ async fn tricky_worker_names_are_escaped() {
     // Every sample is one line: the raw newline never reaches the page.
     assert!(
         page.lines()
-            .all(|l| l.starts_with('#') || l.starts_with("mining_")),
+            .all(|l| l.starts_with('#') || l.starts_with("mining_") || l.starts_with("process_")),
         "{page}"
     );
     if let Some(problems) = promtool_check(&page) {

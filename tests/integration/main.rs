@@ -8,6 +8,7 @@ mod common;
 mod config_errors;
 mod config_properties;
 mod dashboards;
+mod debian_package;
 mod deploy;
 mod doctor;
 mod escaping;
