@@ -59,7 +59,7 @@ fn every_file_the_dockerfile_copies_exists() {
             "Dockerfile copies missing {source}"
         );
     }
-    assert_eq!(copied.len(), 5, "{copied:?}");
+    assert_eq!(copied.len(), 6, "{copied:?}");
     assert!(
         read("Dockerfile").contains("\nUSER 10001:10001\n"),
         "runs as root"
