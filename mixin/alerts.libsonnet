@@ -37,6 +37,8 @@ local alert(c, name, expr, forDuration, summary, description) = {
       baselineInWords: inWords(c.hashrateBaselineWindow),
       errorWindowInWords: inWords(c.errorWindow),
       exporterDownInWords: inWords(c.exporterDownFor),
+      revenueWindowInWords: inWords(c.revenueWindow),
+      revenueBelowPercent: '%g' % (c.revenueBelowRatio * 100),
     },
     // The stale threshold in seconds, per source.
     local threshold = |||
@@ -124,6 +126,21 @@ local alert(c, name, expr, forDuration, summary, description) = {
             null,
             'A pool answered 429 Too Many Requests.',
             c.siteText + 'Budget {{ $labels.budget }} got {{ $value | humanize }} answers of 429 in %(errorWindowInWords)s: something else uses the same token or account, or the budget is too generous. Some pools ban addresses that keep going.' % words,
+          ),
+          alert(
+            c,
+            'MiningRevenueBelowExpected',
+            |||
+              pool_account_currency:mining_account_rewards_24h:ratio_to_expected < %(revenueBelowRatio)g
+              and on (%(keepBy)spool, source, account)
+                (
+                    min_over_time(pool_account_algorithm:mining_hashrate_hashes_per_second:account_or_workers{algorithm="%(hashpriceAlgorithm)s"}[%(revenueWindow)s])
+                  >= %(revenueHashrateHeldRatio)g * avg_over_time(pool_account_algorithm:mining_hashrate_hashes_per_second:account_or_workers{algorithm="%(hashpriceAlgorithm)s"}[%(revenueWindow)s])
+                )
+            ||| % c + fresh,
+            c.revenueBelowFor,
+            'An account earned well under what its hashrate should have at the hashprice.',
+            c.siteText + '{{ $labels.pool }} account {{ $labels.account }} (source {{ $labels.source }}) was credited {{ $value | humanizePercentage }} of the {{ $labels.currency }} its hashrate should have earned in %(revenueWindowInWords)s at the hashprice, under %(revenueBelowPercent)s %%, while its hashrate held: pool luck, fees, or shares the pool did not count.' % words,
           ),
           alert(
             c,

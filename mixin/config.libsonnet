@@ -50,6 +50,25 @@
     exporterDownFor: '5m',
     exporterAbsentWindow: '1d',
 
+    // Revenue. The hashprice (coins of hashpriceCurrency per PH/s per day, Luxor's or any
+    // API's through http_json) applies to the accounts mining hashpriceAlgorithm at the same
+    // site; the highest of a site's hashprice series is the one used.
+    hashpriceCurrency: 'BTC',
+    hashpriceAlgorithm: 'sha256',
+    // MiningRevenueBelowExpected: the rewards of the last 24 h under revenueBelowRatio of
+    // what the hashrate should have earned at the hashprice of those 24 h, while the
+    // account's hashrate held (its lowest over the day at least revenueHashrateHeldRatio of
+    // its mean), for revenueBelowFor. A pool's luck and fees move the ratio; a hashprice
+    // move alone does not.
+    revenueBelowRatio: 0.8,
+    revenueHashrateHeldRatio: 0.9,
+    revenueWindow: '1d',
+    revenueBelowFor: '1h',
+    // The price of power, for the power cost per day where power is known
+    // (mining_account_power_watts or mining_worker_power_watts).
+    powerPricePerKwh: 0.06,
+    powerPriceCurrency: 'USD',
+
     // critical pages someone, warning makes a ticket.
     severities: {
       MiningHashrateDrop: 'critical',
@@ -60,9 +79,10 @@
       MiningRateLimited: 'warning',
       MiningExporterDown: 'critical',
       MiningExporterAbsent: 'critical',
+      MiningRevenueBelowExpected: 'warning',
     },
     // Where each alert's runbook is: the alert's name in lower case is appended.
-    runbookUrlBase: 'README.md#',
+    runbookUrlBase: 'docs/alerts.md#',
 
     // How often the dashboards refresh, and their tag (the dashboards link each other by it).
     dashboardRefresh: '1m',
@@ -73,6 +93,8 @@
     keepLabels:: self.siteLabels + self.targetLabels,
     // 'site, instance, ' to open a `by (...)` or `on (...)` list.
     keepBy:: std.join('', [label + ', ' for label in self.keepLabels]),
+    // 'site' for an `on (...)` that matches a site alone (`on ()` without site labels).
+    siteOn:: std.join(', ', self.siteLabels),
     // 'site, ' for the dashboards' `by (...)` lists.
     siteBy:: std.join('', [label + ', ' for label in self.siteLabels]),
     // 'site=~"$site", ' to open a dashboard selector.

@@ -45,6 +45,72 @@
           },
         ],
       },
+      {
+        // What the farm should earn and what it costs, next to what the pools paid.
+        name: 'mining-exporter.revenue',
+        rules: [
+          {
+            // The account's hashrate per algorithm: the pool's account figure where it
+            // gives one, else what its workers add up to (an http_json source of workers).
+            record: 'pool_account_algorithm:mining_hashrate_hashes_per_second:account_or_workers',
+            expr: |||
+              sum by (%(keepBy)spool, source, account, algorithm) (pool_account_algorithm:mining_account_hashrate_hashes_per_second:avg_over_time_%(hashrateSmoothing)s)
+              or pool_account_algorithm:mining_worker_hashrate_hashes_per_second:sum
+            ||| % c,
+          },
+          {
+            // One hashprice per site: the market's, whichever source reports it.
+            record: 'site_currency:mining_hashprice:max',
+            expr: 'max by (%(siteBy)scurrency) (mining_hashprice{currency="%(hashpriceCurrency)s"})' % c,
+          },
+          {
+            // Coins a day the account's hashrate should earn at the current hashprice:
+            // hashrate in PH/s times coins per PH/s per day.
+            record: 'pool_account_currency:mining_revenue_expected_per_day:hashprice',
+            expr: |||
+              pool_account_algorithm:mining_hashrate_hashes_per_second:account_or_workers{algorithm="%(hashpriceAlgorithm)s"} / 1e15
+              * on (%(siteOn)s) group_left (currency) site_currency:mining_hashprice:max
+            ||| % c,
+          },
+          {
+            // The rewards the pool credited in the last 24 h against what the hashrate
+            // should have earned over the same 24 h at the hashprice of each moment: luck
+            // and fees move it, a hashprice move alone does not.
+            record: 'pool_account_currency:mining_account_rewards_24h:ratio_to_expected',
+            expr: |||
+              sum by (%(keepBy)spool, source, account, currency) (mining_account_rewards{window="24h"})
+              / on (%(keepBy)spool, source, account, currency)
+              sum by (%(keepBy)spool, source, account, currency) (avg_over_time(pool_account_currency:mining_revenue_expected_per_day:hashprice[%(revenueWindow)s]))
+            ||| % c,
+          },
+          {
+            // The account's power: its own figure where a source gives one, else what its
+            // workers draw. Power and hashrate meet on the account name (a PDU's source
+            // labels its outlets with the pool account they feed).
+            record: 'site_account:mining_power_watts:sum',
+            expr: |||
+              sum by (%(keepBy)saccount) (mining_account_power_watts)
+              or sum by (%(keepBy)saccount) (mining_worker_power_watts)
+            ||| % c,
+          },
+          {
+            // Joules per terahash: watts over TH/s, of the accounts mining the hashprice's
+            // algorithm.
+            record: 'site_account:mining_efficiency_joules_per_terahash:ratio',
+            expr: |||
+              site_account:mining_power_watts:sum
+              / on (%(keepBy)saccount)
+              (sum by (%(keepBy)saccount) (pool_account_algorithm:mining_hashrate_hashes_per_second:account_or_workers{algorithm="%(hashpriceAlgorithm)s"}) / 1e12)
+            ||| % c,
+          },
+          {
+            // What the power costs a day at the operator's price.
+            record: 'site_account:mining_power_cost_per_day:price',
+            expr: 'site_account:mining_power_watts:sum * 24 / 1000 * %(powerPricePerKwh)g' % c,
+            labels: { currency: c.powerPriceCurrency },
+          },
+        ],
+      },
     ],
   },
 }

@@ -170,6 +170,21 @@ pool_metric!(
     "Real-time hashprice the pool reports: expected mining revenue per unit of hashrate, in coins of `currency` per PH/s per day (Luxor does not state the unit; this is the one its values fit)."
 );
 
+pool_metric!(
+    ACCOUNT_POWER,
+    "mining_account_power_watts",
+    Gauge,
+    ["account"],
+    "Electrical power the account's machines draw, in watts (a PDU's or a site meter's API, through an http_json block); the revenue rules divide it by the account's hashrate for J/TH."
+);
+pool_metric!(
+    WORKER_POWER,
+    "mining_worker_power_watts",
+    Gauge,
+    ["account", "worker"],
+    "Electrical power one worker draws, in watts (the miner's own API or its PDU outlet, through an http_json block); summed per account where no account figure is given."
+);
+
 /// Every pool family, for whoever must know the whole contract (the dashboard checks).
 pub static POOL_FAMILIES: &[&MetricDef] = &[
     &WORKER_HASHRATE,
@@ -190,6 +205,8 @@ pub static POOL_FAMILIES: &[&MetricDef] = &[
     &ACCOUNT_EFFICIENCY,
     &ACCOUNT_INFO,
     &HASHPRICE,
+    &ACCOUNT_POWER,
+    &WORKER_POWER,
 ];
 
 /// The process collector's families (the prometheus crate's, Linux only), on the page beside

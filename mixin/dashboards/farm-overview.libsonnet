@@ -455,5 +455,128 @@ function(c) lib.dashboard(
         },
       },
     }),
+    lib.panel('row', 'Revenue', 'What the farm should earn at the hashprice, what the pools credited, and what its power costs.', { x: 0, y: 46, w: 24, h: 1 }, [], {
+      collapsed: false,
+      panels: [],
+    }),
+    lib.panel('timeseries', 'Expected per day and realised in 24 h (%(hashpriceCurrency)s)' % c, "Expected: the account's hashrate times the hashprice, per day. Realised: the rewards the pool credited in the last 24 h. A pool's luck and fees part them; a hashprice move shows in both.", { x: 0, y: 47, w: 12, h: 8 }, [
+      lib.range('A', 'sum by (%(siteBy)spool, account) (pool_account_currency:mining_revenue_expected_per_day:hashprice{%(siteFilter)spool=~"$pool", source=~"$source", account=~"$account", currency="%(hashpriceCurrency)s"})' % c, '%(siteLegend)s{{pool}} {{account}} expected' % c),
+      lib.range('B', 'sum by (%(siteBy)spool, account) (mining_account_rewards{%(siteFilter)spool=~"$pool", source=~"$source", account=~"$account", currency="%(hashpriceCurrency)s", window="24h"})' % c, '%(siteLegend)s{{pool}} {{account}} realised 24h' % c),
+    ], {
+      fieldConfig: {
+        defaults: {
+          unit: 'currency%(hashpriceCurrency)s' % c,
+          min: 0,
+        },
+        overrides: [],
+      },
+      options: {
+        legend: {
+          displayMode: 'table',
+          placement: 'bottom',
+          showLegend: true,
+          calcs: ['lastNotNull', 'mean'],
+        },
+        tooltip: {
+          mode: 'multi',
+          sort: 'desc',
+        },
+      },
+    }),
+    lib.panel('stat', 'Realised / expected, 30 days', "The rewards of each day against what its hashrate should have earned at that day's hashprice, averaged over the last 30 days whatever the dashboard's range. Red under the share MiningRevenueBelowExpected alerts at.", { x: 12, y: 47, w: 4, h: 8 }, [
+      lib.range('A', 'avg by (%(siteBy)spool, account, currency) (pool_account_currency:mining_account_rewards_24h:ratio_to_expected{%(siteFilter)spool=~"$pool", source=~"$source", account=~"$account"})' % c, '%(siteLegend)s{{pool}} {{account}} {{currency}}' % c),
+    ], {
+      timeFrom: '30d',
+      fieldConfig: {
+        defaults: {
+          unit: 'percentunit',
+          decimals: 1,
+          thresholds: {
+            mode: 'absolute',
+            steps: [
+              {
+                color: 'red',
+                value: null,
+              },
+              {
+                color: 'green',
+                value: c.revenueBelowRatio,
+              },
+            ],
+          },
+        },
+        overrides: [],
+      },
+      options: {
+        reduceOptions: {
+          calcs: ['mean'],
+          fields: '',
+          values: false,
+        },
+        colorMode: 'background',
+        graphMode: 'none',
+      },
+    }),
+    lib.panel('table', 'Efficiency (J/TH)', "Joules per terahash of each account whose power is known (mining_account_power_watts, or its workers' mining_worker_power_watts): watts over TH/s.", { x: 16, y: 47, w: 4, h: 8 }, [
+      lib.table('A', 'sum by (%(siteBy)saccount) (site_account:mining_efficiency_joules_per_terahash:ratio{%(siteFilter)saccount=~"$account"})' % c, ''),
+    ], {
+      fieldConfig: {
+        defaults: {
+          unit: 'none',
+          decimals: 1,
+        },
+        overrides: [],
+      },
+      options: {
+        showHeader: true,
+        footer: {
+          show: false,
+        },
+      },
+      transformations: [
+        {
+          id: 'organize',
+          options: {
+            excludeByName: {
+              Time: true,
+            },
+            renameByName: {
+              Value: 'J/TH',
+            },
+          },
+        },
+      ],
+    }),
+    lib.panel('table', 'Power cost per day (%(powerPriceCurrency)s)' % c, "What the power of each account whose power is known costs a day, at %(powerPricePerKwh)g %(powerPriceCurrency)s per kWh (the mixin's powerPricePerKwh)." % c, { x: 20, y: 47, w: 4, h: 8 }, [
+      lib.table('A', 'sum by (%(siteBy)saccount) (site_account:mining_power_cost_per_day:price{%(siteFilter)saccount=~"$account"})' % c, ''),
+    ], {
+      fieldConfig: {
+        defaults: {
+          unit: 'currency%(powerPriceCurrency)s' % c,
+          decimals: 2,
+        },
+        overrides: [],
+      },
+      options: {
+        showHeader: true,
+        footer: {
+          show: true,
+          reducer: ['sum'],
+        },
+      },
+      transformations: [
+        {
+          id: 'organize',
+          options: {
+            excludeByName: {
+              Time: true,
+            },
+            renameByName: {
+              Value: 'Cost per day',
+            },
+          },
+        },
+      ],
+    }),
   ],
 )

@@ -61,11 +61,18 @@ fn an_operators_site_labels_reach_every_rule_and_dashboard() {
         alerts
             .matches("on (region, farm, instance, pool, source)")
             .count(),
-        4,
+        5,
         "{alerts}"
     );
     let rules = std::fs::read_to_string(out.path().join("prometheus/rules.yml")).unwrap();
-    assert_eq!(rules.matches("by (region, farm, instance, ").count(), 3);
+    assert_eq!(rules.matches("by (region, farm, instance, ").count(), 9);
+    // The hashprice is a site's: it meets the accounts of that site only.
+    assert!(
+        rules.contains(
+            "* on (region, farm) group_left (currency) site_currency:mining_hashprice:max"
+        ),
+        "{rules}"
+    );
     let dashboard: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(out.path().join("grafana/farm-overview.json")).unwrap(),
     )

@@ -95,7 +95,7 @@ async fn prometheus_scrapes_evaluates_every_rule_and_answers_every_panel() {
             .iter()
             .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
             .collect();
-        assert_eq!(rules.len(), 14, "rules loaded: {rules:#?}");
+        assert_eq!(rules.len(), 22, "rules loaded: {rules:#?}");
         for rule in &rules {
             assert_eq!(rule["health"], "ok", "{rule:#}");
         }
@@ -140,10 +140,54 @@ async fn prometheus_scrapes_evaluates_every_rule_and_answers_every_panel() {
     }
     eprintln!(
         "prometheus e2e: {} rules healthy, {} recording rules with series, {panel_queries} panel queries and {variable_queries} variable queries with data",
-        14,
+        22,
         recorded.len()
     );
     assert!(panel_queries >= 30, "{panel_queries}");
+
+    // The demo's revenue, as the Revenue row shows it: what each account should earn a day
+    // at the hashprice, what it was credited in 24 h, their ratio, and the power figures.
+    for (what, expr) in [
+        (
+            "expected per day",
+            "pool_account_currency:mining_revenue_expected_per_day:hashprice",
+        ),
+        ("realised in 24 h", "mining_account_rewards{window=\"24h\"}"),
+        (
+            "realised / expected",
+            "pool_account_currency:mining_account_rewards_24h:ratio_to_expected",
+        ),
+        (
+            "J/TH",
+            "site_account:mining_efficiency_joules_per_terahash:ratio",
+        ),
+        (
+            "power cost per day",
+            "site_account:mining_power_cost_per_day:price",
+        ),
+    ] {
+        let result = query(&prometheus.base, expr).await.unwrap();
+        assert!(!result.is_empty(), "{what}: no data for {expr}");
+        for series in &result {
+            let m = &series["metric"];
+            let value: f64 = series["value"][1].as_str().unwrap().parse().unwrap();
+            assert!(value.is_finite() && value > 0.0, "{what}: {series}");
+            if what == "realised / expected" {
+                // The simulators credit what their hashrate earns at their hashprice.
+                assert!((0.5..2.0).contains(&value), "{what}: {series}");
+            }
+            if what == "J/TH" {
+                // The demo's ASICs draw 21 to 29 J/TH, and idle controllers a little more.
+                assert!((20.0..40.0).contains(&value), "{what}: {series}");
+            }
+            eprintln!(
+                "demo revenue: {what}: {} {} {}: {value}",
+                m["pool"].as_str().unwrap_or("-"),
+                m["account"].as_str().unwrap_or("-"),
+                m["currency"].as_str().unwrap_or("")
+            );
+        }
+    }
 
     shutdown.cancel();
     serving.await.unwrap().unwrap();

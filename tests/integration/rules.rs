@@ -46,7 +46,7 @@ fn every_alert_fires_and_stays_silent_as_its_promtool_tests_say() {
     let alerts = std::fs::read_to_string(prometheus_dir().join("alerts.yml")).unwrap();
     let cases = std::fs::read_to_string(tests.join("alerts_test.yml")).unwrap();
     let names = rule_values(&alerts, "alert");
-    assert_eq!(names.len(), 8, "{names:?}");
+    assert_eq!(names.len(), 9, "{names:?}");
     for name in names {
         let fires = format!("alertname: {name}\n        exp_alerts:\n          - exp_labels:");
         let silent = format!("alertname: {name}\n        exp_alerts: []");
@@ -294,5 +294,46 @@ async fn a_stale_source_inhibits_its_own_sites_alerts_only() {
         inhibited,
         [("a".to_string(), true), ("b".to_string(), false)],
         "site a's drop held back by its stale source, site b's not"
+    );
+}
+
+#[test]
+fn the_quiet_hashprice_case_fails_on_a_ratio_against_the_hashprice_of_the_moment() {
+    // The revenue ratio read against the expected revenue of now rather than its mean over
+    // the same day: a hashprice rise alone would then fire MiningRevenueBelowExpected.
+    let out = tempfile::TempDir::new().unwrap();
+    let rules = std::fs::read_to_string(prometheus_dir().join("rules.yml")).unwrap();
+    let averaged =
+        "(avg_over_time(pool_account_currency:mining_revenue_expected_per_day:hashprice[1d]))";
+    assert_eq!(rules.matches(averaged).count(), 1, "{rules}");
+    let naive = rules.replace(
+        averaged,
+        "(pool_account_currency:mining_revenue_expected_per_day:hashprice)",
+    );
+    std::fs::write(out.path().join("rules.yml"), naive).unwrap();
+    std::fs::copy(
+        prometheus_dir().join("alerts.yml"),
+        out.path().join("alerts.yml"),
+    )
+    .unwrap();
+    let tests = out.path().join("tests");
+    std::fs::create_dir_all(&tests).unwrap();
+    std::fs::copy(
+        prometheus_dir().join("tests/alerts_test.yml"),
+        tests.join("alerts_test.yml"),
+    )
+    .unwrap();
+    let Some((status, printed)) = run_tool(
+        Command::new("promtool")
+            .args(["test", "rules", "alerts_test.yml"])
+            .current_dir(&tests),
+        "prometheus",
+    ) else {
+        return;
+    };
+    assert!(!status.success(), "{printed}");
+    assert!(
+        printed.contains("a hashprice rise alone stays silent"),
+        "{printed}"
     );
 }

@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::demo::farm::{Farm, sha256_asic};
+use crate::demo::farm::{Farm, FarmWorker, sha256_asic};
 use crate::demo::harness::{
     Counted, Counters, FixedWindow, Refused, Running, Shared, lock, with_retry_after,
 };
@@ -112,6 +112,15 @@ struct PageQuery {
     limit: Option<usize>,
 }
 
+/// What a worker draws at the wall: 21 to 29 J/TH by its model (its serial) at the rate it
+/// hashes, plus its controller's idle draw, also while offline.
+fn power_watts(w: &FarmWorker) -> f64 {
+    const IDLE_WATTS: f64 = 15.0;
+    let joules_per_terahash = 21.0 + f64::from(w.serial % 9);
+    let hashing = if w.online() { w.hashrate / 1e12 } else { 0.0 };
+    IDLE_WATTS + hashing * joules_per_terahash
+}
+
 /// An opaque cursor: where the next page starts, scrambled so that clients cannot make one up.
 const CURSOR_MASK: u64 = 0x5bd1_9e37_a4c3_0f21;
 
@@ -197,6 +206,7 @@ async fn workers(
                 "status": if w.online() { "online" } else { "offline" },
                 "algorithm": w.tag,
                 "hashrate_ths": format!("{:.3}", w.hashrate / 1e12),
+                "power_w": power_watts(w).round(),
             })
         })
         .collect();

@@ -107,7 +107,10 @@ pub type LuxorSimulator = Running<LuxorSim>;
 impl Running<LuxorSim> {
     pub async fn start(options: LuxorOptions) -> std::io::Result<LuxorSimulator> {
         let mut rng = fastrand::Rng::with_seed(options.seed);
-        let subaccounts = options
+        // Hashprice is the market's, the same for every subaccount of the workspace: each
+        // earns it on its hashrate, so its rewards over a day match hashrate x hashprice.
+        let hashprice = Wallet::new(&mut rng.clone()).hashprice;
+        let subaccounts: Vec<Subaccount> = options
             .subaccounts
             .iter()
             .enumerate()
@@ -119,7 +122,11 @@ impl Running<LuxorSim> {
                     nominal: farm.workers.iter().map(|w| w.nominal).sum(),
                     worker_count: farm.workers.len(),
                     farm,
-                    wallet: Wallet::new(&mut rng),
+                    wallet: {
+                        let mut wallet = Wallet::new(&mut rng);
+                        wallet.hashprice = hashprice;
+                        wallet
+                    },
                 }
             })
             .collect();
