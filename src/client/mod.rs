@@ -453,9 +453,11 @@ impl Upstream {
                 | Failure::Transport(message)
                 | Failure::Decode(message),
             ) => (Ending::Answered, Some(message.clone())),
-            Err(failure @ Failure::ClockSkew { .. }) => (
-                Ending::Answered,
-                Some(format!("clock skew ({})", failure.code())),
+            Err(Failure::ClockSkew { skew, .. }) => (
+                Ending::ClockSkew,
+                Some(format!(
+                    "our clock is {skew} s off the API's Date, more than a signed request may be"
+                )),
             ),
         };
         RequestRecord {

@@ -15,6 +15,9 @@ pub const MAX_RECORDS: usize = 10_000;
 pub enum Ending {
     /// An HTTP status came back (any status: 200, 401, 429, ...).
     Answered,
+    /// An answer came, but its `Date` is further from our clock than a signed request may
+    /// be: whatever its status says, the clock is what to fix.
+    ClockSkew,
     /// The name did not resolve.
     Dns,
     /// The TCP connection was refused or reset before an answer.

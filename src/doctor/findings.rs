@@ -87,6 +87,8 @@ pub fn of_endpoint(pool: &str, records: &[&RequestRecord], base_url: &str) -> Ve
     let endpoint = last.endpoint;
     let detail = last.message.as_deref().unwrap_or("");
     match (last.ending.clone(), last.status) {
+        // The clock finding says it: the status of a refused signature is not about the key.
+        (Ending::ClockSkew, _) => {}
         (Ending::Dns, _) => out.push(Finding::error(format!(
             "{endpoint}: not reached: the name in base_url {base_url} does not resolve (DNS): check the host name and this machine's resolver"
         ))),
@@ -176,9 +178,15 @@ pub fn of_clock(skew: i64, max: Duration) -> Vec<Finding> {
     let max_s = max.as_secs();
     let off = skew.unsigned_abs();
     let way = if skew > 0 { "ahead of" } else { "behind" };
-    let text = format!(
-        "this machine's clock is {off} s {way} the API's (its Date header); a signed request may be {max_s} s off"
-    );
+    let text = if skew == 0 {
+        format!(
+            "this machine's clock agrees with the API's (its Date header) to the second; a signed request may be {max_s} s off"
+        )
+    } else {
+        format!(
+            "this machine's clock is {off} s {way} the API's (its Date header); a signed request may be {max_s} s off"
+        )
+    };
     if off > max_s {
         vec![Finding::error(format!(
             "{text}: every signature is refused until the clock is fixed (NTP)"

@@ -38,6 +38,8 @@ pub struct DoctorOptions {
 pub struct Report {
     /// True when every selected source can poll.
     pub can_poll: bool,
+    /// Whether the budgets were the running exporter's (`--state-dir`) or assumed.
+    pub budgets_from_state_dir: bool,
     pub sources: Vec<SourceReport>,
 }
 
@@ -173,7 +175,8 @@ pub async fn run(config: Config, options: &DoctorOptions) -> Result<Report, Star
         if let (Some(max), Some(skew)) = (max_skew, clock_skew_seconds) {
             findings.extend(findings::of_clock(skew, max));
         }
-        if !succeeded {
+        // The poll's own error, unless a finding above already named what to fix.
+        if !succeeded && !findings.iter().any(|f| f.level == Level::Error) {
             findings.push(findings::poll_failed(error.as_deref(), records.is_empty()));
         }
         if let Trigger::Every(asked) = &source.trigger {
@@ -218,6 +221,7 @@ pub async fn run(config: Config, options: &DoctorOptions) -> Result<Report, Star
     }
     Ok(Report {
         can_poll: sources.iter().all(|s| s.can_poll),
+        budgets_from_state_dir: options.state_dir.is_some(),
         sources,
     })
 }
@@ -273,7 +277,11 @@ fn endpoints(records: &[RequestRecord]) -> Vec<EndpointReport> {
             if endpoint.statuses.len() < findings::MAX_STATUSES_SHOWN {
                 endpoint.statuses.push(status);
             }
-            endpoint.auth = findings::auth_of(status, record.message.as_deref());
+            endpoint.auth = if record.ending == crate::client::Ending::ClockSkew {
+                "unknown"
+            } else {
+                findings::auth_of(status, record.message.as_deref())
+            };
         }
         if !record.rate.is_empty() {
             endpoint.rate = record.rate.clone();

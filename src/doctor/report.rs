@@ -7,6 +7,12 @@ use super::{Level, Report, SourceReport, show_seconds};
 
 pub fn text(report: &Report) -> String {
     let mut out = String::new();
+    if !report.budgets_from_state_dir {
+        let _ = writeln!(
+            out,
+            "budgets: no --state-dir, so each is taken as a running exporter would have used it at its planned pace; give the running exporter's to spend from its windows"
+        );
+    }
     for source in &report.sources {
         write_source(&mut out, source);
     }
@@ -66,8 +72,12 @@ fn write_source(out: &mut String, s: &SourceReport) {
     }
     let _ = writeln!(
         out,
-        "  {} requests a poll, every {} on the plan: {:.0} an hour; budget {} ({}), {} left now",
-        s.requests_per_poll,
+        "  {} a poll, every {} on the plan: {:.0} an hour; budget {} ({}), {} left now",
+        if s.requests_per_poll == 1 {
+            "1 request".to_string()
+        } else {
+            format!("{} requests", s.requests_per_poll)
+        },
         show_seconds(s.interval_seconds),
         s.requests_per_hour,
         s.budget.name,

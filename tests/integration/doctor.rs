@@ -221,6 +221,9 @@ async fn a_skewed_clock_is_measured_warned_of_and_past_the_window_fatal() {
     assert_eq!(source(&report)["error_kind"], "clock_skew");
     let errors = findings(&report, "error").join("\n");
     assert!(errors.contains("every signature is refused"), "{errors}");
+    // The API's 401 is about the signature's time, not the key: no finding blames the key.
+    assert!(!errors.contains("refused the key"), "{errors}");
+    assert_eq!(source(&report)["endpoints"][0]["auth"], "unknown");
 }
 
 #[tokio::test]
