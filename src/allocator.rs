@@ -2,8 +2,8 @@
 //! snapshot and page of up to tens of MiB and frees the last ones. By default glibc raises its
 //! mmap threshold each time such a block is freed (up to 32 MiB), so the next ones come from
 //! the heap, where freed space is kept and fragments, and each thread that allocates gets an
-//! heap, where freed space is kept and fragments. Measured with the memory bench (README,
-//! Performance), every series of 100,000 workers: 153 MiB after twelve polls by default,
+//! heap, where freed space is kept and fragments. Measured with the memory bench (docs/performance.md),
+//! every series of 100,000 workers: 153 MiB after twelve polls by default,
 //! 52 MiB with the threshold fixed at 128 KiB. Fewer arenas (`MALLOC_ARENA_MAX=1` or `2`)
 //! saved 1 MiB at 1,000 workers but made the 100,000-worker figure swing between 52 and 77
 //! MiB from run to run, so the arenas are left as glibc sets them; mimalloc (2.x, default

@@ -438,7 +438,7 @@ pub mod exporter {
 pub const EXPORTER_PREFIX: &str = "mining_exporter_";
 
 /// How to name a family the rules accept.
-pub const NAME_FIX: &str = "name it mining_<what>[_<unit>][_total] in lower case, e.g. mining_payout_balance; or use a family of the contract (README, Metrics)";
+pub const NAME_FIX: &str = "name it mining_<what>[_<unit>][_total] in lower case, e.g. mining_payout_balance; or use a family of the contract (docs/metrics.md)";
 
 /// Units a new family's name may end with: Prometheus's base units, and hashrate.
 pub const BASE_UNITS: &[&str] = &[

@@ -8,7 +8,7 @@
 #   /usr/bin/mining-exporter
 #   /lib/systemd/system/mining-exporter.service      deploy/systemd's hardened unit
 #   /etc/mining-exporter/config.toml                 a commented skeleton (a conffile)
-#   /usr/share/doc/mining-exporter/                  copyright, config.example.toml, README.md
+#   /usr/share/doc/mining-exporter/                  copyright, config.example.toml, README.md, docs/
 #   postinst: the system user mining-exporter and /var/lib/mining-exporter (0700, its own)
 #   postrm purge: the user, the state directory and /etc/mining-exporter, all gone
 set -euo pipefail
@@ -39,6 +39,8 @@ chmod 0644 "$pkg/lib/systemd/system/$name.service"
 install -m 0644 "$root/deploy/systemd/config.toml" "$pkg/etc/$name/config.toml"
 install -m 0644 "$root/LICENSE" "$pkg/usr/share/doc/$name/copyright"
 install -m 0644 "$root/config.example.toml" "$root/README.md" "$pkg/usr/share/doc/$name/"
+install -d -m 0755 "$pkg/usr/share/doc/$name/docs"
+install -m 0644 "$root"/docs/*.md "$pkg/usr/share/doc/$name/docs/"
 for script in postinst prerm postrm; do
     install -m 0755 "$here/$script" "$pkg/DEBIAN/$script"
 done

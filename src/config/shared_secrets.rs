@@ -14,8 +14,7 @@ pub fn shared_secrets(configs: &[Config]) -> Vec<String> {
                     warnings.push(format!(
                         "{} source {:?} ({}) and {} source {:?} ({}) read the same token: two \
                          exporters on one token each keep their own budget and together exceed \
-                         the pool's limit; give each token to one exporter only (README: One \
-                         store for many farms)",
+                         the pool's limit; give each token to one exporter only (docs/many-farms.md)",
                         first.file, a.name, a.token_origin, second.file, b.name, b.token_origin
                     ));
                 }

@@ -257,7 +257,7 @@ fn every_bad_config_gives_its_exact_error_naming_file_key_and_fix() {
             "a name that is neither the contract's nor mining_",
             format!("{HTTP_JSON}name = \"payout\"\nvalue = \"$.a\"\n"),
             r#"error: bad.toml: sources[0].endpoints[0].metrics[0].name (source "h"): "payout" is neither a family of the contract nor a new mining_ name
-  fix: name it mining_<what>[_<unit>][_total] in lower case, e.g. mining_payout_balance; or use a family of the contract (README, Metrics)
+  fix: name it mining_<what>[_<unit>][_total] in lower case, e.g. mining_payout_balance; or use a family of the contract (docs/metrics.md)
 "#,
         ),
         (

@@ -10,6 +10,7 @@ mod config_properties;
 mod dashboards;
 mod debian_package;
 mod deploy;
+mod docs;
 mod doctor;
 mod escaping;
 mod golden;

@@ -131,27 +131,37 @@ fn the_example_alertmanager_config_passes_amtool() {
 }
 
 #[test]
-fn the_readme_shows_the_shipped_configs_and_a_runbook_for_every_alert() {
+fn the_alerts_doc_shows_the_shipped_configs_and_a_runbook_for_every_alert() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let doc = std::fs::read_to_string(root.join("docs/alerts.md")).unwrap();
     for file in [
         "dashboards/prometheus.yml",
         "dashboards/alertmanager/alertmanager.yml",
     ] {
         let text = std::fs::read_to_string(root.join(file)).unwrap();
         assert!(
-            readme.contains(&text),
-            "README.md does not show {file} as shipped"
+            doc.contains(&text),
+            "docs/alerts.md does not show {file} as shipped"
         );
     }
     let alerts = std::fs::read_to_string(prometheus_dir().join("alerts.yml")).unwrap();
+    let table = std::fs::read_to_string(root.join("README.md")).unwrap();
     for name in rule_values(&alerts, "alert") {
         assert!(
-            readme.contains(&format!("\n#### {name}\n")),
-            "README.md has no runbook for {name}"
+            doc.contains(&format!("\n### {name}\n")),
+            "docs/alerts.md has no runbook for {name}"
         );
-        let anchor = format!("runbook_url: \"README.md#{}\"", name.to_lowercase());
-        assert!(alerts.contains(&anchor), "{name}: no {anchor}");
+        assert!(
+            doc.contains(&format!("| `{name}` |")),
+            "docs/alerts.md's table lacks {name}"
+        );
+        assert!(
+            table.contains(&format!(
+                "[`{name}`](docs/alerts.md#{})",
+                name.to_lowercase()
+            )),
+            "README.md's alert table lacks {name}"
+        );
     }
 }
 
