@@ -18,7 +18,8 @@
 //!   `exposition/` and `text_format.rs`: the page, kept as gzip joined from each source's
 //!   compressed pieces; `server.rs` and `web/`: HTTP; `allocator.rs`: glibc set for a
 //!   process that frees a large page after every poll.
-//! - `doctor/`: `mining-exporter doctor`, one careful poll per source read back as findings.
+//! - `doctor/`: `mining-exporter doctor`, one careful poll per source read back as findings,
+//!   and `poll`, one poll of one source shown as it went.
 //! - `demo/`: the simulators of every API and the configs the demo, tests and benches share.
 
 pub mod allocator;

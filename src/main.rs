@@ -368,45 +368,13 @@ fn doctor(args: DoctorArgs) -> ExitCode {
 }
 
 fn poll(path: &std::path::Path, source: &str, state_dir: Option<PathBuf>) -> ExitCode {
-    use mining_exporter::{BudgetsAtStart, Exporter, ExporterOptions};
-    let mut config = match Config::load(path, SecretMode::Require, &mining_exporter::sources::KINDS)
-    {
+    let config = match Config::load(path, SecretMode::Require, &mining_exporter::sources::KINDS) {
         Ok(config) => config,
         Err(e) => return exit_code(Err(e.into())),
     };
-    if !config.sources.iter().any(|s| s.name == source) {
-        let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
-        eprintln!(
-            "error: {}: --source: no source is named {source:?}\n  fix: use one of {}",
-            path.display(),
-            known.join(", ")
-        );
-        return ExitCode::from(EXIT_CONFIG);
-    }
-    config.sources.retain(|s| s.name == source);
-    let options = ExporterOptions {
-        budgets_at_start: match state_dir {
-            Some(dir) => BudgetsAtStart::StateDir(dir),
-            None => BudgetsAtStart::AssumedPartlyUsed,
-        },
-        ..ExporterOptions::default()
-    };
-    let polled = runtime().map(|rt| {
-        rt.block_on(async {
-            let mut exporter = Exporter::with_options(config, options)?;
-            let log = exporter.record_requests(source);
-            let outcome = exporter.poll_once(source).await;
-            exporter.keep_state().await;
-            let records = log.map(|l| l.take().0).unwrap_or_default();
-            let error = exporter
-                .store()
-                .statuses()
-                .into_iter()
-                .find_map(|s| s.last_error);
-            Ok::<_, StartError>((exporter, outcome, records, error))
-        })
-    });
-    let (exporter, outcome, records, error) = match polled {
+    let polled = match runtime()
+        .map(|rt| rt.block_on(mining_exporter::doctor::poll_one(config, source, state_dir)))
+    {
         Ok(Ok(polled)) => polled,
         Ok(Err(e)) => return exit_code(Err(e)),
         Err(e) => {
@@ -414,32 +382,29 @@ fn poll(path: &std::path::Path, source: &str, state_dir: Option<PathBuf>) -> Exi
             return ExitCode::FAILURE;
         }
     };
-    for r in &records {
+    for r in &polled.requests {
         let ending = match r.status {
             Some(status) => format!("HTTP {status}"),
             None => format!("{:?}", r.ending).to_lowercase(),
         };
+        let message = r.message.as_deref().map(|m| format!(": {m}"));
         eprintln!(
             "{} {} -> {ending}, {} bytes, {:.3} s{}",
             r.method,
             r.url,
             r.bytes,
             r.took.as_secs_f64(),
-            r.message
-                .as_deref()
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default()
+            message.unwrap_or_default()
         );
     }
     use std::io::Write;
-    let _ = std::io::stdout().write_all(&exporter.exposition().current().text());
-    match (outcome, error) {
-        (Some(mining_exporter::scheduler::Outcome::Success { .. }), _) => ExitCode::SUCCESS,
-        (_, Some(error)) => {
+    let _ = std::io::stdout().write_all(&polled.page);
+    match polled.error {
+        None => ExitCode::SUCCESS,
+        Some(error) => {
             eprintln!("error: the poll failed ({}): {}", error.kind, error.message);
             ExitCode::FAILURE
         }
-        _ => ExitCode::FAILURE,
     }
 }
 

@@ -7,9 +7,11 @@
 //! - `mod.rs` (here): running the polls and gathering what they showed.
 //! - `findings.rs`: what the requests of one endpoint say, as findings.
 //! - `report.rs`: the report as text.
+//! - `single_poll.rs`: `mining-exporter poll`, one poll of one source shown as it went.
 
 mod findings;
 mod report;
+mod single_poll;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,6 +25,7 @@ use crate::exporter::{BudgetsAtStart, Exporter, ExporterOptions};
 use crate::metrics::WORKER_UP;
 use crate::scheduler::Outcome;
 pub use findings::{Finding, Level};
+pub use single_poll::{SinglePoll, poll_one};
 
 /// What `doctor` is asked to do besides its config.
 #[derive(Debug, Default, Clone)]
@@ -228,7 +231,17 @@ pub async fn run(config: Config, options: &DoctorOptions) -> Result<Report, Star
 
 /// The config as the doctor polls it: the selected sources only, each without retries (a
 /// retry into a pool's limit is what the doctor must never cost).
-fn careful(mut config: Config, selected: &[String]) -> Result<Config, StartError> {
+fn careful(config: Config, selected: &[String]) -> Result<Config, StartError> {
+    let mut config = only(config, selected)?;
+    for source in &mut config.sources {
+        source.http.max_retries = 0;
+    }
+    Ok(config)
+}
+
+/// `config` with the named sources alone (all of them when none is named); a name no source
+/// has is refused as `--source`, with the names there are.
+pub fn only(mut config: Config, selected: &[String]) -> Result<Config, StartError> {
     for name in selected {
         if !config.sources.iter().any(|s| &s.name == name) {
             let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
@@ -243,9 +256,6 @@ fn careful(mut config: Config, selected: &[String]) -> Result<Config, StartError
     }
     if !selected.is_empty() {
         config.sources.retain(|s| selected.contains(&s.name));
-    }
-    for source in &mut config.sources {
-        source.http.max_retries = 0;
     }
     Ok(config)
 }

@@ -1,0 +1,65 @@
+//! `mining-exporter poll --source NAME`: one poll of one source, as a running exporter makes
+//! it (retries included), kept for showing: the page it makes and each request it sent.
+
+use std::path::PathBuf;
+
+use crate::client::RequestRecord;
+use crate::config::Config;
+use crate::error::StartError;
+use crate::exporter::{BudgetsAtStart, Exporter, ExporterOptions};
+use crate::scheduler::Outcome;
+use crate::snapshot::LastError;
+
+/// What one poll did and made.
+#[derive(Debug)]
+pub struct SinglePoll {
+    /// The page with this source alone, as `/metrics` would serve it.
+    pub page: Vec<u8>,
+    /// Every request, oldest first, with the token hidden.
+    pub requests: Vec<RequestRecord>,
+    /// Why the poll failed; `None` when it succeeded.
+    pub error: Option<LastError>,
+}
+
+/// Polls `source` of `config` once, spending from the budgets kept in `state_dir` (a running
+/// exporter's) or, without one, from budgets taken as used at their planned pace.
+pub async fn poll_one(
+    config: Config,
+    source: &str,
+    state_dir: Option<PathBuf>,
+) -> Result<SinglePoll, StartError> {
+    let config = super::only(config, &[source.to_string()])?;
+    let mut exporter = Exporter::with_options(
+        config,
+        ExporterOptions {
+            budgets_at_start: match state_dir {
+                Some(dir) => BudgetsAtStart::StateDir(dir),
+                None => BudgetsAtStart::AssumedPartlyUsed,
+            },
+            ..ExporterOptions::default()
+        },
+    )?;
+    let log = exporter.record_requests(source);
+    let outcome = exporter.poll_once(source).await;
+    exporter.keep_state().await;
+    let requests = log.map(|l| l.take().0).unwrap_or_default();
+    let error = match outcome {
+        Some(Outcome::Success { .. }) => None,
+        _ => Some(
+            exporter
+                .store()
+                .statuses()
+                .into_iter()
+                .find_map(|s| s.last_error)
+                .unwrap_or(LastError {
+                    kind: "unknown",
+                    message: "the poll did not run".to_string(),
+                }),
+        ),
+    };
+    Ok(SinglePoll {
+        page: exporter.exposition().current().text(),
+        requests,
+        error,
+    })
+}
