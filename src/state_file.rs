@@ -171,7 +171,11 @@ impl StateFile {
             }
         };
         let text = serde_json::to_vec(&saved).unwrap_or_default();
-        let partial = self.path.with_extension("json.partial");
+        // One partial file per process: `doctor` or `poll` may write beside a running
+        // exporter, and two writers of one partial file could rename each other's half.
+        let partial = self
+            .path
+            .with_extension(format!("json.{}.partial", std::process::id()));
         std::fs::write(&partial, text).map_err(io("cannot write the state file"))?;
         std::fs::rename(&partial, &self.path).map_err(io("cannot replace the state file"))
     }

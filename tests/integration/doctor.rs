@@ -328,3 +328,33 @@ async fn the_command_prints_json_exits_by_whether_every_source_can_poll_and_keep
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_timeout_and_a_closed_port_are_named_as_such() {
+    use httpmock::prelude::*;
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.any_request();
+            then.status(200).delay(Duration::from_secs(3)).body("{}");
+        })
+        .await;
+    let dir = tempfile::TempDir::new().unwrap();
+    let slow = config(dir.path(), &server.base_url(), "timeout = \"300ms\"");
+    let report = diagnosed(slow).await;
+    assert_eq!(report["can_poll"], false);
+    assert_eq!(endpoint(&report, "/v1/overview")["reached"], false);
+    let errors = findings(&report, "error").join("\n");
+    assert!(
+        errors.contains("no complete answer within the source's timeout"),
+        "{errors}"
+    );
+
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let report = diagnosed(config(dir.path(), &closed, "")).await;
+    let errors = findings(&report, "error").join("\n");
+    assert!(
+        errors.contains("the connection to") && errors.contains("was refused"),
+        "{errors}"
+    );
+}
