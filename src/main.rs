@@ -382,21 +382,7 @@ fn poll(path: &std::path::Path, source: &str, state_dir: Option<PathBuf>) -> Exi
             return ExitCode::FAILURE;
         }
     };
-    for r in &polled.requests {
-        let ending = match r.status {
-            Some(status) => format!("HTTP {status}"),
-            None => format!("{:?}", r.ending).to_lowercase(),
-        };
-        let message = r.message.as_deref().map(|m| format!(": {m}"));
-        eprintln!(
-            "{} {} -> {ending}, {} bytes, {:.3} s{}",
-            r.method,
-            r.url,
-            r.bytes,
-            r.took.as_secs_f64(),
-            message.unwrap_or_default()
-        );
-    }
+    eprint!("{}", polled.request_lines());
     use std::io::Write;
     let _ = std::io::stdout().write_all(&polled.page);
     match polled.error {

@@ -21,6 +21,30 @@ pub struct SinglePoll {
     pub error: Option<LastError>,
 }
 
+impl SinglePoll {
+    /// One line per request, as `poll` writes them on stderr:
+    /// `GET <address> -> HTTP 200, 5321 bytes, 0.012 s[: the pool's or transport's words]`.
+    pub fn request_lines(&self) -> String {
+        let mut out = String::new();
+        for r in &self.requests {
+            let ending = match r.status {
+                Some(status) => format!("HTTP {status}"),
+                None => format!("{:?}", r.ending).to_lowercase(),
+            };
+            let message = r.message.as_deref().map(|m| format!(": {m}"));
+            out.push_str(&format!(
+                "{} {} -> {ending}, {} bytes, {:.3} s{}\n",
+                r.method,
+                r.url,
+                r.bytes,
+                r.took.as_secs_f64(),
+                message.unwrap_or_default()
+            ));
+        }
+        out
+    }
+}
+
 /// Polls `source` of `config` once, spending from the budgets kept in `state_dir` (a running
 /// exporter's) or, without one, from budgets taken as used at their planned pace.
 pub async fn poll_one(
