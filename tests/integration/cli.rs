@@ -105,6 +105,7 @@ async fn logs_of_run(args: &[&str], env: &[(&str, &str)]) -> String {
         .args(args)
         .env_remove("RUST_LOG")
         .env_remove("NO_COLOR")
+        .env_remove("STATE_DIRECTORY")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for (k, v) in env {
