@@ -221,13 +221,9 @@ fn backfill(args: BackfillArgs, log_format: LogFormat) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let config = match Config::load(
-        &args.config,
-        SecretMode::Require,
-        &mining_exporter::sources::KINDS,
-    ) {
+    let config = match load(&args.config) {
         Ok(config) => config,
-        Err(e) => return exit_code(Err(e.into())),
+        Err(code) => return code,
     };
     let options = BackfillOptions {
         from,
@@ -330,19 +326,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// The config at `path` with every token read, or the exit code of its error (printed).
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(path, SecretMode::Require, &mining_exporter::sources::KINDS)
+        .map_err(|e| exit_code(Err(e.into())))
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("cannot start the async runtime")
 }
 
 fn doctor(args: DoctorArgs) -> ExitCode {
     use mining_exporter::doctor::{self, DoctorOptions};
-    let config = match Config::load(
-        &args.config,
-        SecretMode::Require,
-        &mining_exporter::sources::KINDS,
-    ) {
+    let config = match load(&args.config) {
         Ok(config) => config,
-        Err(e) => return exit_code(Err(e.into())),
+        Err(code) => return code,
     };
     let options = DoctorOptions {
         sources: args.sources,
@@ -368,9 +366,9 @@ fn doctor(args: DoctorArgs) -> ExitCode {
 }
 
 fn poll(path: &std::path::Path, source: &str, state_dir: Option<PathBuf>) -> ExitCode {
-    let config = match Config::load(path, SecretMode::Require, &mining_exporter::sources::KINDS) {
+    let config = match load(path) {
         Ok(config) => config,
-        Err(e) => return exit_code(Err(e.into())),
+        Err(code) => return code,
     };
     let polled = match runtime()
         .map(|rt| rt.block_on(mining_exporter::doctor::poll_one(config, source, state_dir)))

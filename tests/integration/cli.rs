@@ -430,26 +430,22 @@ fn check_reads_a_web_config_without_binding_its_port() {
     let web = dir.path().join("web.yml");
     // bcrypt of "secret", cost 4.
     let hash = bcrypt::hash("secret", 4).unwrap();
-    std::fs::write(&web, format!("basic_auth_users:\n  prom: {hash}\n")).unwrap();
-    let good = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&config)
-        .arg("--web.config.file")
-        .arg(&web)
-        .output()
-        .unwrap();
+    let check_with = |text: &str| {
+        std::fs::write(&web, text).unwrap();
+        Command::new(BIN)
+            .args(["check", "--config"])
+            .arg(&config)
+            .arg("--web.config.file")
+            .arg(&web)
+            .output()
+            .unwrap()
+    };
+    let good = check_with(&format!("basic_auth_users:\n  prom: {hash}\n"));
     let stdout = String::from_utf8_lossy(&good.stdout);
     assert!(good.status.success(), "{good:?}");
     assert!(stdout.contains("TLS off, basic auth on"), "{stdout}");
 
-    std::fs::write(&web, "basic_auth_users:\n  prom: not-a-hash\n").unwrap();
-    let bad = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&config)
-        .arg("--web.config.file")
-        .arg(&web)
-        .output()
-        .unwrap();
+    let bad = check_with("basic_auth_users:\n  prom: not-a-hash\n");
     assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("web.yml") && err.contains("fix:"), "{err}");

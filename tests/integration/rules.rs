@@ -68,6 +68,27 @@ fn two_sites_with_the_same_names_keep_their_alerts_apart() {
     assert!(status.success(), "{printed}");
 }
 
+/// The shipped promtool cases of `cases` (a file of dashboards/prometheus/tests/) run against
+/// the rules.yml and alerts.yml in `rules_dir` (a mutated copy): promtool's status and output.
+fn shipped_cases_against(
+    rules_dir: &Path,
+    cases: &str,
+) -> Option<(std::process::ExitStatus, String)> {
+    let tests = rules_dir.join("tests");
+    std::fs::create_dir_all(&tests).unwrap();
+    std::fs::copy(
+        prometheus_dir().join("tests").join(cases),
+        tests.join(cases),
+    )
+    .unwrap();
+    run_tool(
+        Command::new("promtool")
+            .args(["test", "rules", cases])
+            .current_dir(&tests),
+        "prometheus",
+    )
+}
+
 #[test]
 fn the_two_site_cases_fail_on_rules_that_keep_no_site_label() {
     // The same mixin with no site or target labels: its `on (pool, source)` matches meet
@@ -80,20 +101,8 @@ fn the_two_site_cases_fail_on_rules_that_keep_no_site_label() {
         return;
     };
     assert!(rendered.0.success(), "{}", rendered.1);
-    let tests = out.path().join("prometheus/tests");
-    std::fs::create_dir_all(&tests).unwrap();
-    std::fs::copy(
-        prometheus_dir().join("tests/sites_test.yml"),
-        tests.join("sites_test.yml"),
-    )
-    .unwrap();
-    let (status, printed) = run_tool(
-        Command::new("promtool")
-            .args(["test", "rules", "sites_test.yml"])
-            .current_dir(&tests),
-        "prometheus",
-    )
-    .unwrap();
+    let (status, printed) =
+        shipped_cases_against(&out.path().join("prometheus"), "sites_test.yml").unwrap();
     assert!(!status.success(), "{printed}");
     for case in [
         "a drop at site a fires for site a only",
@@ -326,19 +335,7 @@ fn the_quiet_hashprice_case_fails_on_a_ratio_against_the_hashprice_of_the_moment
         out.path().join("alerts.yml"),
     )
     .unwrap();
-    let tests = out.path().join("tests");
-    std::fs::create_dir_all(&tests).unwrap();
-    std::fs::copy(
-        prometheus_dir().join("tests/alerts_test.yml"),
-        tests.join("alerts_test.yml"),
-    )
-    .unwrap();
-    let Some((status, printed)) = run_tool(
-        Command::new("promtool")
-            .args(["test", "rules", "alerts_test.yml"])
-            .current_dir(&tests),
-        "prometheus",
-    ) else {
+    let Some((status, printed)) = shipped_cases_against(out.path(), "alerts_test.yml") else {
         return;
     };
     assert!(!status.success(), "{printed}");
