@@ -534,7 +534,13 @@ async fn an_interrupted_backfill_goes_on_and_writes_every_point_once() {
     );
     let dir = tempfile::tempdir().unwrap();
     let start = i64::try_from(WallClock::Tokio.unix_seconds()).unwrap();
-    let (from, to) = (calendar::day_start(start) - 30 * DAY, start);
+    // History up to today's midnight: every tick before it is complete whenever a run asks.
+    // Up to now instead, the 5-minute tick that completes while the runs go on would be in
+    // one file and not the other, as the busy machine's time passes between them.
+    let (from, to) = (
+        calendar::day_start(start) - 30 * DAY,
+        calendar::day_start(start),
+    );
     let with_clock = |out: &Path| BackfillOptions {
         clock: WallClock::Tokio,
         ..options(out, from, Some(to))
