@@ -240,15 +240,13 @@ fn backfill(args: BackfillArgs, log_format: LogFormat) -> ExitCode {
         bar: std::io::stderr().is_terminal() && log_format != LogFormat::Json,
         clock: WallClock::System,
     };
-    let outcome = tokio::runtime::Runtime::new()
-        .context("cannot start the async runtime")
-        .map(|runtime| {
-            runtime.block_on(async {
-                let stop = CancellationToken::new();
-                tokio::spawn(cancel_on_signal(stop.clone()));
-                backfill::run(&config, &options, stop).await
-            })
-        });
+    let outcome = runtime().map(|runtime| {
+        runtime.block_on(async {
+            let stop = CancellationToken::new();
+            tokio::spawn(cancel_on_signal(stop.clone()));
+            backfill::run(&config, &options, stop).await
+        })
+    });
     match outcome {
         Ok(Ok(summary)) => {
             print!("{}", summary.report());
@@ -336,6 +334,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("cannot start the async runtime")
 }
 
+/// Runs `future` to its end on a new runtime; an error is printed once and becomes the exit
+/// code.
+fn block_on<T>(
+    future: impl std::future::Future<Output = Result<T, StartError>>,
+) -> Result<T, ExitCode> {
+    match runtime() {
+        Ok(runtime) => runtime.block_on(future).map_err(|e| exit_code(Err(e))),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
 fn doctor(args: DoctorArgs) -> ExitCode {
     use mining_exporter::doctor::{self, DoctorOptions};
     let config = match load(&args.config) {
@@ -346,13 +358,9 @@ fn doctor(args: DoctorArgs) -> ExitCode {
         sources: args.sources,
         state_dir: state_dir_or_systemd(args.state_dir),
     };
-    let report = match runtime().map(|rt| rt.block_on(doctor::run(config, &options))) {
-        Ok(Ok(report)) => report,
-        Ok(Err(e)) => return exit_code(Err(e)),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::FAILURE;
-        }
+    let report = match block_on(doctor::run(config, &options)) {
+        Ok(report) => report,
+        Err(code) => return code,
     };
     match args.format {
         DoctorFormat::Text => print!("{}", report.text()),
@@ -370,15 +378,9 @@ fn poll(path: &std::path::Path, source: &str, state_dir: Option<PathBuf>) -> Exi
         Ok(config) => config,
         Err(code) => return code,
     };
-    let polled = match runtime()
-        .map(|rt| rt.block_on(mining_exporter::doctor::poll_one(config, source, state_dir)))
-    {
-        Ok(Ok(polled)) => polled,
-        Ok(Err(e)) => return exit_code(Err(e)),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::FAILURE;
-        }
+    let polled = match block_on(mining_exporter::doctor::poll_one(config, source, state_dir)) {
+        Ok(polled) => polled,
+        Err(code) => return code,
     };
     eprint!("{}", polled.request_lines());
     use std::io::Write;
@@ -454,15 +456,13 @@ where
     F: FnOnce(CancellationToken) -> Fut,
     Fut: std::future::Future<Output = Result<(), StartError>>,
 {
-    let outcome = tokio::runtime::Runtime::new()
-        .context("cannot start the async runtime")
-        .and_then(|runtime| {
-            runtime.block_on(async {
-                let shutdown = CancellationToken::new();
-                tokio::spawn(cancel_on_signal(shutdown.clone()));
-                Ok(start(shutdown).await)
-            })
-        });
+    let outcome = runtime().and_then(|runtime| {
+        runtime.block_on(async {
+            let shutdown = CancellationToken::new();
+            tokio::spawn(cancel_on_signal(shutdown.clone()));
+            Ok(start(shutdown).await)
+        })
+    });
     match outcome {
         Ok(result) => exit_code(result),
         Err(e) => {

@@ -101,14 +101,10 @@ pub struct EndpointReport {
 /// (the state directory unusable); a source that cannot poll is a finding.
 pub async fn run(config: Config, options: &DoctorOptions) -> Result<Report, StartError> {
     let config = careful(config, &options.sources)?;
-    let budgets_at_start = match &options.state_dir {
-        Some(dir) => BudgetsAtStart::StateDir(dir.clone()),
-        None => BudgetsAtStart::AssumedPartlyUsed,
-    };
     let mut exporter = Exporter::with_options(
         config,
         ExporterOptions {
-            budgets_at_start,
+            budgets_at_start: BudgetsAtStart::kept_in(options.state_dir.clone()),
             ..ExporterOptions::default()
         },
     )?;

@@ -56,10 +56,7 @@ pub async fn poll_one(
     let mut exporter = Exporter::with_options(
         config,
         ExporterOptions {
-            budgets_at_start: match state_dir {
-                Some(dir) => BudgetsAtStart::StateDir(dir),
-                None => BudgetsAtStart::AssumedPartlyUsed,
-            },
+            budgets_at_start: BudgetsAtStart::kept_in(state_dir),
             ..ExporterOptions::default()
         },
     )?;

@@ -62,6 +62,17 @@ pub enum BudgetsAtStart {
     StateDir(PathBuf),
 }
 
+impl BudgetsAtStart {
+    /// How a process that sends for real starts its budgets: from `state_dir` where there is
+    /// one, else as if used at the planned pace.
+    pub fn kept_in(state_dir: Option<PathBuf>) -> Self {
+        match state_dir {
+            Some(dir) => BudgetsAtStart::StateDir(dir),
+            None => BudgetsAtStart::AssumedPartlyUsed,
+        }
+    }
+}
+
 /// Everything about an exporter besides its config, given at once so that no order of
 /// setting them matters.
 pub struct ExporterOptions {
@@ -339,10 +350,7 @@ pub async fn run(
         ExporterOptions {
             config_path: options.config_path,
             enable_lifecycle: options.enable_lifecycle,
-            budgets_at_start: match options.state_dir {
-                Some(dir) => BudgetsAtStart::StateDir(dir),
-                None => BudgetsAtStart::AssumedPartlyUsed,
-            },
+            budgets_at_start: BudgetsAtStart::kept_in(options.state_dir),
             ..ExporterOptions::default()
         },
     )?;
