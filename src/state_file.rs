@@ -80,13 +80,12 @@ impl StateFile {
         &self.path
     }
 
-    fn now_ms(&self) -> u64 {
-        let since = self
-            .clock
+    /// Now, since the Unix epoch, to the clock's precision.
+    fn now(&self) -> Duration {
+        self.clock
             .now()
             .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            .unwrap_or_default()
     }
 
     /// What the last run saved; empty when there is no file yet.
@@ -110,8 +109,8 @@ impl StateFile {
         if saved.version != VERSION {
             return Err(unreadable(format!("version {}", saved.version)));
         }
-        let now = self.now_ms();
-        let ago = |at: u64| Duration::from_millis(now.saturating_sub(at));
+        let now = self.now();
+        let ago = |at: u64| now.saturating_sub(Duration::from_millis(at));
         let budgets = saved
             .budgets
             .into_iter()
@@ -125,7 +124,7 @@ impl StateFile {
                         .collect(),
                     paused_for: b
                         .paused_until_unix_ms
-                        .map(|until| Duration::from_millis(until.saturating_sub(now)))
+                        .map(|until| Duration::from_millis(until).saturating_sub(now))
                         .filter(|d| !d.is_zero()),
                 };
                 (name, log)
@@ -140,8 +139,13 @@ impl StateFile {
     /// Writes the budgets' logs and the learned costs, replacing the previous file.
     pub fn save(&self, budgets: &Budgets, costs: &BTreeMap<String, u32>) -> Result<(), StateError> {
         let now = Instant::now();
-        let now_ms = self.now_ms();
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let wall = self.now();
+        // Rounded up to the millisecond: a send is never written earlier than it was made,
+        // nor a pause shorter than it runs.
+        let ms = |d: Duration| {
+            let whole = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+            u64::try_from(whole).unwrap_or(u64::MAX)
+        };
         let saved = Saved {
             version: VERSION,
             budgets: budgets
@@ -152,10 +156,10 @@ impl StateFile {
                         sent: log
                             .sent
                             .iter()
-                            .map(|(ago, count)| (now_ms.saturating_sub(ms(*ago)), *count))
+                            .map(|(ago, count)| (ms(wall.saturating_sub(*ago)), *count))
                             .collect(),
                         sent_unix_ms: Vec::new(),
-                        paused_until_unix_ms: log.paused_for.map(|p| now_ms.saturating_add(ms(p))),
+                        paused_until_unix_ms: log.paused_for.map(|p| ms(wall.saturating_add(p))),
                     };
                     (name.clone(), saved)
                 })
@@ -218,11 +222,42 @@ mod tests {
         assert_eq!(restored.costs["proxy"], 33);
         let after = budgets("5/1m");
         after["key"].restore(&restored.budgets["key"], Instant::now());
-        // The pause has 25 s to run. When it ends, the sends made 20 s and 30 s after the
-        // first still count: 3 of the 5 are free, not all 5.
+        // The pause has 25 s to run (and up to a millisecond: the file rounds up). When it
+        // ends, the sends made 20 s and 30 s after the first still count: 3 of the 5 are
+        // free, not all 5.
         assert_eq!(after["key"].remaining(), 0);
-        tokio::time::advance(Duration::from_secs(25)).await;
+        tokio::time::advance(Duration::from_millis(25_001)).await;
         assert_eq!(after["key"].remaining(), 3);
+    }
+
+    /// Times in the file are whole milliseconds: a send is written no earlier than it was
+    /// made, so a restarted budget never lets the next request out before the window
+    /// really has room (the pool counts to the millisecond, or finer).
+    #[tokio::test(start_paused = true)]
+    async fn a_restored_send_counts_until_its_window_has_really_passed() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let file = StateFile::in_dir(dir.path(), WallClock::Tokio);
+        for offset_us in (0..2000).step_by(130) {
+            tokio::time::advance(Duration::from_micros(offset_us)).await;
+            let before = budgets("1/1m");
+            before["key"].acquire().await;
+            let sent = Instant::now();
+            tokio::time::advance(Duration::from_micros(700)).await;
+            file.save(&before, &BTreeMap::new()).unwrap();
+            tokio::time::advance(Duration::from_micros(offset_us % 900)).await;
+            let after = budgets("1/1m");
+            after["key"].restore(&file.load().unwrap().budgets["key"], Instant::now());
+            tokio::time::advance(
+                (sent + Duration::from_secs(60) - Duration::from_micros(1)) - Instant::now(),
+            )
+            .await;
+            assert_eq!(
+                after["key"].remaining(),
+                0,
+                "offset {offset_us} us: the restored send left its window early"
+            );
+            tokio::time::advance(Duration::from_secs(61)).await;
+        }
     }
 
     #[tokio::test(start_paused = true)]
