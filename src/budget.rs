@@ -17,12 +17,20 @@ use crate::config::{BudgetConfig, RateWindow};
 /// Longest pause a pool's `Retry-After` may impose beyond the budget's longest window.
 pub const MAX_UPSTREAM_PAUSE: Duration = Duration::from_secs(3600);
 
-/// How many entries the send log keeps over its longest window, whatever the counts: sends
-/// closer together than a bucket's width (longest window / this) share one entry, dated at
-/// the newest of them. Dating a group by its newest send makes every one of them count for
-/// as long as the newest does, so grouping can only hold requests back, never let one more
-/// through; and "10000000/1h" or "1000000000/1m" costs a thousand entries, not millions.
+/// How finely the send log keeps each window: sends closer together than a bucket's width
+/// (a window / this) may share one entry, dated at the newest of them. A group is only as
+/// wide as the shortest window that still counts it allows: while a send can matter to a
+/// one-second window its group is a millisecond wide, and once only the day window counts it
+/// the group may grow to the day's bucket, 84 s. Dating a group by its newest send makes
+/// every one of them count for as long as the newest does, so grouping can only hold
+/// requests back, never let one more through, and it holds each window back by at most one
+/// of its own buckets; "10000000/1h" or "1000000000/1m" costs a few thousand entries, not
+/// millions.
 pub const SEND_LOG_BUCKETS: usize = 1024;
+
+/// The log is gathered into its groups again once it holds this many entries per window;
+/// gathered, it holds at most about half as many.
+pub const SEND_LOG_ENTRIES_PER_WINDOW: usize = 4 * SEND_LOG_BUCKETS;
 
 /// What the page shows of a budget, recorded by those who send through it.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -122,9 +130,17 @@ impl Budget {
         self.longest_window().max(MAX_UPSTREAM_PAUSE)
     }
 
-    /// Sends closer together than this share one entry of the log.
-    fn bucket_width(&self) -> Duration {
-        self.longest_window() / SEND_LOG_BUCKETS as u32
+    /// How wide a group of sends the newest of which is `age` old may be: a bucket of the
+    /// shortest window that still counts it.
+    fn group_width(&self, age: Duration) -> Duration {
+        let per = self
+            .windows
+            .iter()
+            .map(|w| w.per)
+            .filter(|per| *per > age)
+            .min()
+            .unwrap_or_else(|| self.longest_window());
+        per / SEND_LOG_BUCKETS as u32
     }
 
     /// Waits until one more request fits every window, then records it as sent.
@@ -182,9 +198,10 @@ impl Budget {
         self.changes.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Adds `count` sends made at `at`, which is no older than the newest entry.
+    /// Adds `count` sends made at `at`, which is no older than the newest entry; regroups
+    /// the log when it has grown past its size.
     fn add_sends(&self, state: &mut State, at: Instant, count: u64) {
-        let width = self.bucket_width();
+        let width = self.group_width(Duration::ZERO);
         match state.sent.back_mut() {
             Some(last) if at >= last.at && at < last.opened + width => {
                 last.at = at;
@@ -196,6 +213,27 @@ impl Budget {
                 count,
             }),
         }
+        let most = SEND_LOG_ENTRIES_PER_WINDOW.saturating_mul(self.windows.len().max(1));
+        if state.sent.len() > most {
+            self.regroup(state, at);
+        }
+    }
+
+    /// Gathers neighbouring entries into groups as wide as their age allows: a group whose
+    /// newest send only longer windows still count may span a bucket of the shortest of them.
+    fn regroup(&self, state: &mut State, now: Instant) {
+        let mut grouped: VecDeque<Sent> = VecDeque::with_capacity(state.sent.len() / 2 + 1);
+        for sent in state.sent.drain(..) {
+            let width = self.group_width(now.saturating_duration_since(sent.at));
+            match grouped.back_mut() {
+                Some(group) if sent.at <= group.opened + width => {
+                    group.at = sent.at;
+                    group.count = group.count.saturating_add(sent.count);
+                }
+                _ => grouped.push_back(sent),
+            }
+        }
+        state.sent = grouped;
     }
 
     /// Drops the sends no window counts any more.
@@ -455,6 +493,19 @@ mod tests {
             .unwrap_or(0)
     }
 
+    /// `max_in_any_window` for many sends, in order.
+    fn max_in_any_window_sorted(times: &[Instant], per: Duration) -> usize {
+        let mut first = 0;
+        let mut most = 0;
+        for (last, t) in times.iter().enumerate() {
+            while times.get(first).is_some_and(|f| *t - *f >= per) {
+                first += 1;
+            }
+            most = most.max(last + 1 - first);
+        }
+        most
+    }
+
     #[tokio::test(start_paused = true)]
     async fn never_bursts_past_any_window() {
         let b = budget(&["10/1m", "15/1h"]);
@@ -624,6 +675,55 @@ mod tests {
             }
             assert!(b.send_log(Instant::now()).sent.len() <= 2 * SEND_LOG_BUCKETS + 1);
         }
+    }
+
+    /// Grouping holds back only what the windows would, give or take one bucket of the
+    /// shortest window: a day window beside a one-second one must not slow the second's
+    /// ten a second to one.
+    #[tokio::test(start_paused = true)]
+    async fn a_short_window_beside_a_day_window_runs_at_its_own_pace() {
+        let b = budget(&["10/1s", "10000/1d"]);
+        let start = Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..100 {
+            b.acquire().await;
+            times.push(Instant::now());
+        }
+        let took = Instant::now() - start;
+        let bucket = Duration::from_secs(1) / SEND_LOG_BUCKETS as u32;
+        assert!(
+            took <= Duration::from_secs(9) + 10 * bucket,
+            "100 requests at 10 a second took {took:?}"
+        );
+        assert!(max_in_any_window(&times, Duration::from_secs(1)) <= 10);
+        assert_eq!(b.remaining(), 0, "the last ten just left");
+        tokio::time::advance(Duration::from_secs(1) + bucket).await;
+        assert_eq!(
+            b.remaining(),
+            10,
+            "a second later the short window is free again"
+        );
+    }
+
+    /// However many sends and windows, the log stays a few buckets a window long, and what
+    /// it keeps still holds the day window to its count.
+    #[tokio::test(start_paused = true)]
+    async fn many_sends_under_a_short_and_a_day_window_keep_the_log_small() {
+        let b = budget(&["1000/1s", "15000/1d"]);
+        let mut times = Vec::new();
+        for _ in 0..20_000u64 {
+            b.acquire().await;
+            times.push(Instant::now());
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        // A millisecond apart, 15,000 sends a day would be 15,000 entries.
+        let entries = b.send_log(Instant::now()).sent.len();
+        assert!(
+            entries <= 2 * SEND_LOG_ENTRIES_PER_WINDOW,
+            "{entries} entries for two windows"
+        );
+        assert!(max_in_any_window_sorted(&times, Duration::from_secs(86_400)) <= 15_000);
+        assert!(max_in_any_window_sorted(&times, Duration::from_secs(1)) <= 1000);
     }
 
     #[tokio::test(start_paused = true)]
