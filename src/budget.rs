@@ -57,7 +57,13 @@ pub struct Budget {
 #[derive(Debug, Default, Clone)]
 struct State {
     /// Sends, oldest first, grouped (see `SEND_LOG_BUCKETS`); kept for the longest window.
+    /// Every send known: this process's and those other processes' state told of.
     sent: VecDeque<Sent>,
+    /// This process's own sends alone, kept the same way: what it writes to the state file
+    /// as its part, beside the other writers' parts (which it never writes as its own).
+    own: VecDeque<Sent>,
+    /// How many sends this process has made through this budget, ever.
+    own_total: u64,
     /// Set by a 429's Retry-After: nothing is sent before it.
     paused_until: Option<Instant>,
     /// What the pool last said about its own window (X-RateLimit-Remaining/Reset).
@@ -190,7 +196,9 @@ impl Budget {
 
     fn record(&self, state: &mut State, now: Instant) {
         state.paused_until = None;
-        self.add_sends(state, now, 1);
+        self.add_sends(&mut state.sent, now, 1);
+        self.add_sends(&mut state.own, now, 1);
+        state.own_total = state.own_total.saturating_add(1);
         self.forget_old(state, now);
         if let Some(up) = state.upstream.as_mut() {
             up.remaining = up.remaining.saturating_sub(1);
@@ -198,32 +206,32 @@ impl Budget {
         self.changes.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Adds `count` sends made at `at`, which is no older than the newest entry; regroups
-    /// the log when it has grown past its size.
-    fn add_sends(&self, state: &mut State, at: Instant, count: u64) {
+    /// Adds `count` sends made at `at`, which is no older than the newest entry of `log`;
+    /// regroups the log when it has grown past its size.
+    fn add_sends(&self, log: &mut VecDeque<Sent>, at: Instant, count: u64) {
         let width = self.group_width(Duration::ZERO);
-        match state.sent.back_mut() {
+        match log.back_mut() {
             Some(last) if at >= last.at && at < last.opened + width => {
                 last.at = at;
                 last.count = last.count.saturating_add(count);
             }
-            _ => state.sent.push_back(Sent {
+            _ => log.push_back(Sent {
                 opened: at,
                 at,
                 count,
             }),
         }
         let most = SEND_LOG_ENTRIES_PER_WINDOW.saturating_mul(self.windows.len().max(1));
-        if state.sent.len() > most {
-            self.regroup(state, at);
+        if log.len() > most {
+            self.regroup(log, at);
         }
     }
 
     /// Gathers neighbouring entries into groups as wide as their age allows: a group whose
     /// newest send only longer windows still count may span a bucket of the shortest of them.
-    fn regroup(&self, state: &mut State, now: Instant) {
-        let mut grouped: VecDeque<Sent> = VecDeque::with_capacity(state.sent.len() / 2 + 1);
-        for sent in state.sent.drain(..) {
+    fn regroup(&self, log: &mut VecDeque<Sent>, now: Instant) {
+        let mut grouped: VecDeque<Sent> = VecDeque::with_capacity(log.len() / 2 + 1);
+        for sent in log.drain(..) {
             let width = self.group_width(now.saturating_duration_since(sent.at));
             match grouped.back_mut() {
                 Some(group) if sent.at <= group.opened + width => {
@@ -233,14 +241,16 @@ impl Budget {
                 _ => grouped.push_back(sent),
             }
         }
-        state.sent = grouped;
+        *log = grouped;
     }
 
     /// Drops the sends no window counts any more.
     fn forget_old(&self, state: &mut State, now: Instant) {
         let longest = self.longest_window();
-        while state.sent.front().is_some_and(|s| s.at + longest <= now) {
-            state.sent.pop_front();
+        for log in [&mut state.sent, &mut state.own] {
+            while log.front().is_some_and(|s| s.at + longest <= now) {
+                log.pop_front();
+            }
         }
     }
 
@@ -332,38 +342,70 @@ impl Budget {
     /// can still matter left, and how long a pool-imposed pause still runs.
     pub fn send_log(&self, now: Instant) -> SendLog {
         let state = self.lock();
+        self.log_of(&state.sent, state.paused_until, now)
+    }
+
+    /// This process's own sends that still count, and the pause in force: its part of the
+    /// state file. Sends taken in from other processes are theirs to write.
+    pub fn own_log(&self, now: Instant) -> SendLog {
+        let state = self.lock();
+        self.log_of(&state.own, state.paused_until, now)
+    }
+
+    /// How many requests this process has sent through this budget, ever.
+    pub fn own_total(&self) -> u64 {
+        self.lock().own_total
+    }
+
+    fn log_of(&self, log: &VecDeque<Sent>, paused: Option<Instant>, now: Instant) -> SendLog {
         let longest = self.longest_window();
         SendLog {
-            sent: state
-                .sent
+            sent: log
                 .iter()
                 .map(|s| (now.saturating_duration_since(s.at), s.count))
                 .filter(|(ago, _)| *ago < longest)
                 .collect(),
-            paused_for: state
-                .paused_until
+            paused_for: paused
                 .map(|p| p.saturating_duration_since(now))
                 .filter(|d| !d.is_zero()),
         }
     }
 
-    /// Takes in the sends and pause of a previous run, as if this budget had made them.
+    /// Takes in sends and a pause another run or process made, as if this budget had made
+    /// them: they count against every window (but are not this process's to write).
     pub fn restore(&self, log: &SendLog, now: Instant) {
+        self.take_in(log, now, false);
+    }
+
+    /// `restore`, where `own` also makes the sends this process's to write.
+    fn take_in(&self, log: &SendLog, now: Instant, own: bool) {
         let longest = self.longest_window();
-        let mut sent: Vec<(Instant, u64)> = log
+        let sent: Vec<(Instant, u64)> = log
             .sent
             .iter()
             .filter(|(ago, count)| *ago < longest && *count > 0)
             .filter_map(|(ago, count)| Some((now.checked_sub(*ago)?, *count)))
             .collect();
         let mut state = self.lock();
-        sent.extend(state.sent.iter().map(|s| (s.at, s.count)));
-        sent.sort_by_key(|(at, _)| *at);
-        state.sent.clear();
-        for (at, count) in sent {
-            self.add_sends(&mut state, at, count);
+        if !sent.is_empty() {
+            let merged = |log: &VecDeque<Sent>| {
+                let mut all: Vec<(Instant, u64)> = sent.clone();
+                all.extend(log.iter().map(|s| (s.at, s.count)));
+                all.sort_by_key(|(at, _)| *at);
+                let mut out = VecDeque::new();
+                for (at, count) in all {
+                    self.add_sends(&mut out, at, count);
+                }
+                out
+            };
+            state.sent = merged(&state.sent);
+            if own {
+                state.own = merged(&state.own);
+                let count: u64 = sent.iter().map(|(_, n)| n).sum();
+                state.own_total = state.own_total.saturating_add(count);
+            }
+            self.forget_old(&mut state, now);
         }
-        self.forget_old(&mut state, now);
         if let Some(pause) = log.paused_for {
             let until = now + pause.min(self.longest_pause());
             state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
@@ -404,7 +446,8 @@ impl Budget {
                 .collect(),
             paused_for: None,
         };
-        self.restore(&log, now);
+        // This process's to write: a restart soon after still finds them in the state file.
+        self.take_in(&log, now, true);
     }
 }
 

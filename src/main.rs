@@ -11,7 +11,7 @@ use mining_exporter::clock::WallClock;
 use mining_exporter::config::{Config, SecretMode};
 use mining_exporter::error::StartError;
 use mining_exporter::logging::{LogFormat, LogLevel};
-use mining_exporter::state_file::StateFile;
+use mining_exporter::state_file::{Role, StateFile};
 use mining_exporter::web::WebConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -166,7 +166,9 @@ struct BackfillArgs {
     /// and take the live series' job and instance from it.
     #[arg(long = "until-live")]
     until_live: Option<String>,
-    /// The running exporter's --state-dir: plan its reserve on the costs it learned.
+    /// The running exporter's state directory (default $STATE_DIRECTORY): plan its reserve
+    /// on the costs it learned, take over a pool's pause, and keep the backfill's own
+    /// requests there, so a second run within the window counts them.
     #[arg(long = "state-dir")]
     state_dir: Option<PathBuf>,
     /// Print the ranges, ticks, requests and time the budgets make that take; fetch only
@@ -205,13 +207,8 @@ const EXIT_INTERRUPTED: u8 = 130;
 fn backfill(args: BackfillArgs, log_format: LogFormat) -> ExitCode {
     use mining_exporter::backfill::{self, BackfillError, BackfillOptions, calendar};
     use std::io::IsTerminal;
-    let now = i64::try_from(WallClock::System.unix_seconds()).unwrap_or(i64::MAX);
-    let times = calendar::parse_time(&args.from, now).and_then(|from| {
-        let to = args
-            .to
-            .as_deref()
-            .map(|t| calendar::parse_time(t, now))
-            .transpose()?;
+    let times = calendar::parse_when(&args.from).and_then(|from| {
+        let to = args.to.as_deref().map(calendar::parse_when).transpose()?;
         Ok((from, to))
     });
     let (from, to) = match times {
@@ -233,7 +230,7 @@ fn backfill(args: BackfillArgs, log_format: LogFormat) -> ExitCode {
         blocks: args.blocks,
         promtool: args.promtool,
         until_live: args.until_live,
-        state_dir: args.state_dir,
+        state_dir: state_dir_or_systemd(args.state_dir),
         dry_run: args.dry_run,
         workers: args.workers,
         labels: args.labels,
@@ -400,8 +397,8 @@ fn check(
     web_config: Option<&std::path::Path>,
 ) -> ExitCode {
     let learned = match state_dir {
-        Some(dir) => match StateFile::in_dir(dir, WallClock::System).load() {
-            Ok(restored) => restored.costs,
+        Some(dir) => match StateFile::in_dir(dir, WallClock::System, Role::Run).costs() {
+            Ok(costs) => costs,
             Err(e) => {
                 eprintln!("warning: {e}");
                 Default::default()

@@ -276,10 +276,9 @@ fn share_fairly(demands: &[Demand], constraints: &[(f64, Vec<usize>)]) -> Vec<f6
     rate.into_iter().map(|r| r.unwrap_or(0.0)).collect()
 }
 
-/// How often a six-field cron expression fires: the mean rate between its firings over the
-/// coming week (or its first 20,000 firings).
-pub fn cron_firings_per_second(expr: &str) -> f64 {
-    const WEEK_SECONDS: i64 = 7 * 86_400;
+/// The firings of a six-field cron expression over the coming week (at most its first
+/// 20,000), in UTC.
+fn firings_in_a_week(expr: &str) -> Vec<chrono::DateTime<chrono::Utc>> {
     const MOST_FIRINGS_COUNTED: usize = 20_000;
     let parsed = croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Required)
@@ -287,14 +286,21 @@ pub fn cron_firings_per_second(expr: &str) -> f64 {
         .build()
         .parse(expr);
     let Ok(cron) = parsed else {
-        return 0.0;
+        return Vec::new();
     };
     let start = chrono::Utc::now();
-    let firings: Vec<_> = cron
-        .iter_after(start)
+    cron.iter_after(start)
         .take_while(|at| (*at - start).num_seconds() <= WEEK_SECONDS)
         .take(MOST_FIRINGS_COUNTED)
-        .collect();
+        .collect()
+}
+
+const WEEK_SECONDS: i64 = 7 * 86_400;
+
+/// How often a six-field cron expression fires: the mean rate between its firings over the
+/// coming week (or its first 20,000 firings).
+pub fn cron_firings_per_second(expr: &str) -> f64 {
+    let firings = firings_in_a_week(expr);
     match (firings.first(), firings.last()) {
         (Some(first), Some(last)) if firings.len() > 1 => {
             let span = (*last - *first).num_milliseconds() as f64 / 1000.0;
@@ -303,6 +309,23 @@ pub fn cron_firings_per_second(expr: &str) -> f64 {
         (Some(_), _) => 1.0 / WEEK_SECONDS as f64,
         _ => 0.0,
     }
+}
+
+/// The most times a cron expression fires inside any span of `per` over the coming week:
+/// its burst, which its mean rate hides (three firings a minute apart, once a day, average
+/// one every eight hours).
+pub fn cron_most_firings_within(expr: &str, per: Duration) -> u64 {
+    let firings = firings_in_a_week(expr);
+    let per = chrono::Duration::milliseconds(i64::try_from(per.as_millis()).unwrap_or(i64::MAX));
+    let mut first = 0;
+    let mut most = 0;
+    for (last, at) in firings.iter().enumerate() {
+        while firings.get(first).is_some_and(|f| *at - *f >= per) {
+            first += 1;
+        }
+        most = most.max(last + 1 - first);
+    }
+    u64::try_from(most).unwrap_or(u64::MAX)
 }
 
 fn describe(trigger: &Trigger) -> String {

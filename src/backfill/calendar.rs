@@ -64,23 +64,56 @@ pub fn next_day(t: i64) -> i64 {
     t + Days::days(1).num_seconds()
 }
 
-/// A time on the command line, in Unix seconds: a date (`2026-11-01`, midnight UTC), an
-/// RFC 3339 time (`2026-11-01T12:00:00Z`), or a span before `now` (`30d`, `12h`).
-pub fn parse_time(text: &str, now: i64) -> Result<i64, String> {
+/// A time on the command line: a moment (a date, `2026-11-01`, midnight UTC; an RFC 3339
+/// time, `2026-11-01T12:00:00Z`), or a span before the run (`30d`, `12h`). A span stays a
+/// span in the progress file's key, so the same command run again resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// Unix seconds.
+    At(i64),
+    /// This long before now.
+    Ago(std::time::Duration),
+}
+
+impl When {
+    /// Unix seconds, for a run at `now`.
+    pub fn at(self, now: i64) -> i64 {
+        match self {
+            When::At(t) => t,
+            When::Ago(ago) => now.saturating_sub(i64::try_from(ago.as_secs()).unwrap_or(i64::MAX)),
+        }
+    }
+
+    /// As the progress file's key writes it: the same words give the same key.
+    pub fn key(self) -> String {
+        match self {
+            When::At(t) => t.to_string(),
+            When::Ago(ago) => format!("{}s ago", ago.as_secs()),
+        }
+    }
+}
+
+/// A time on the command line (see `When`).
+pub fn parse_when(text: &str) -> Result<When, String> {
     let text = text.trim();
     if let Some(t) = parse_date(text) {
-        return Ok(t);
+        return Ok(When::At(t));
     }
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.timestamp());
+        return Ok(When::At(t.timestamp()));
     }
     if let Ok(ago) = humantime::parse_duration(text) {
-        let ago = i64::try_from(ago.as_secs()).map_err(|_| format!("{text:?} is too long ago"))?;
-        return Ok(now.saturating_sub(ago));
+        i64::try_from(ago.as_secs()).map_err(|_| format!("{text:?} is too long ago"))?;
+        return Ok(When::Ago(ago));
     }
     Err(format!(
         "{text:?} is not a time: give a date (2026-11-01), an RFC 3339 time (2026-11-01T12:00:00Z) or a span back from now (30d)"
     ))
+}
+
+/// A time on the command line, in Unix seconds for a run at `now`.
+pub fn parse_time(text: &str, now: i64) -> Result<i64, String> {
+    parse_when(text).map(|w| w.at(now))
 }
 
 #[cfg(test)]

@@ -52,12 +52,15 @@ struct Series {
     values: Option<Vec<(f64, String)>>,
 }
 
-/// `url` without the user and password a Prometheus behind basic auth may be given with.
-fn shown(url: &str) -> String {
+/// `url` without the user and password a Prometheus behind basic auth may be given with,
+/// or a query that may carry a token: what messages and the progress file show of it.
+pub(super) fn without_credentials(url: &str) -> String {
     match reqwest::Url::parse(url) {
         Ok(mut u) => {
             let _ = u.set_username("");
             let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
             u.to_string()
         }
         Err(_) => "(the --until-live URL)".to_string(),
@@ -80,7 +83,7 @@ async fn query(
     at: f64,
 ) -> Result<Vec<Series>, String> {
     let url = format!("{}/api/v1/query", base.trim_end_matches('/'));
-    let shown = shown(&url);
+    let shown = without_credentials(&url);
     let response = http
         .get(&url)
         .query(&[("query", promql), ("time", &format!("{at:.3}"))])
@@ -178,7 +181,7 @@ mod tests {
 
     #[test]
     fn a_password_in_the_url_is_never_shown() {
-        let shown = shown("http://admin:s3cret@prom:9090/api/v1/query");
+        let shown = without_credentials("http://admin:s3cret@prom:9090/api/v1/query");
         assert_eq!(shown, "http://prom:9090/api/v1/query");
     }
 

@@ -30,14 +30,15 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::budget::{Budgets, SendLog};
+use crate::budget::Budgets;
 use crate::client::{Connection, Upstream};
 use crate::clock::WallClock;
 use crate::config::{Config, SourceConfig};
 use crate::error::PollError;
-use crate::state_file::StateFile;
+use crate::state_file::{KeptBudget, Role, StateFile, kept_budgets};
 use crate::telemetry::Telemetry;
 pub use budget_share::Share;
+use calendar::When;
 use history::{History, Skipped, Span, Task};
 use openmetrics::FamilySeries;
 use progress::Progress;
@@ -51,10 +52,10 @@ pub const DEFAULT_JOB: &str = "mining-exporter";
 
 #[derive(Debug, Clone)]
 pub struct BackfillOptions {
-    /// Unix seconds: history from here.
-    pub from: i64,
-    /// Unix seconds: history before here; required without `until_live`.
-    pub to: Option<i64>,
+    /// History from here.
+    pub from: When,
+    /// History before here; required without `until_live`.
+    pub to: Option<When>,
     /// Sources by name; empty: every source whose kind has history.
     pub sources: Vec<String>,
     pub out: PathBuf,
@@ -62,6 +63,8 @@ pub struct BackfillOptions {
     pub promtool: Option<PathBuf>,
     /// A Prometheus base URL to end each source's history before its live data.
     pub until_live: Option<String>,
+    /// The running exporter's state directory: its learned costs and pauses, and where the
+    /// backfill's own sends are kept.
     pub state_dir: Option<PathBuf>,
     pub dry_run: bool,
     /// Per-worker history too.
@@ -349,7 +352,9 @@ fn select(config: &Config, named: &[String]) -> Result<Selected, BackfillError> 
     Ok(selected)
 }
 
-/// Everything that decides the tasks and their points, as the progress file's key.
+/// Everything that decides the tasks and their points, as the progress file's key: the
+/// times as written (a span back stays a span, so the same command resumes), and
+/// `--until-live` without its credentials or query (the file holds no secret).
 fn arguments(options: &BackfillOptions, selected: &Selected) -> String {
     let sources: Vec<String> = selected
         .iter()
@@ -357,9 +362,12 @@ fn arguments(options: &BackfillOptions, selected: &Selected) -> String {
         .collect();
     format!(
         "from={} to={:?} until_live={:?} workers={} labels={:?} sources={}",
-        options.from,
-        options.to,
-        options.until_live,
+        options.from.key(),
+        options.to.map(When::key),
+        options
+            .until_live
+            .as_deref()
+            .map(live_edge::without_credentials),
         options.workers,
         options.labels,
         sources.join(",")
@@ -393,11 +401,12 @@ async fn spans(
 ) -> Result<Header, BackfillError> {
     let mut spans = BTreeMap::new();
     let mut targets = BTreeMap::new();
+    let from = options.from.at(now);
     for (source, _) in selected {
-        let mut until = options.to.unwrap_or(now).min(now);
+        let mut until = options.to.map_or(now, |t| t.at(now)).min(now);
         let mut labels = default_targets(config, options);
         if let Some(url) = &options.until_live {
-            let edge = live_edge::find(http, url, &source.name, options.from, now as f64)
+            let edge = live_edge::find(http, url, &source.name, from, now as f64)
                 .await
                 .map_err(BackfillError::Prometheus)?;
             if let Some(edge) = edge {
@@ -409,14 +418,7 @@ async fn spans(
                 labels = edge.targets;
             }
         }
-        spans.insert(
-            source.name.clone(),
-            Span {
-                from: options.from,
-                until,
-                now,
-            },
-        );
+        spans.insert(source.name.clone(), Span { from, until, now });
         targets.insert(source.name.clone(), labels);
     }
     Ok(Header::new(arguments(options, selected), spans, targets))
@@ -471,7 +473,7 @@ pub async fn run(
             "give --to, or --until-live with the Prometheus that scrapes the exporter: history that runs into live data is merged with it, and the series becomes a sawtooth of both".to_string(),
         ));
     }
-    if options.from >= options.to.unwrap_or(now).min(now) {
+    if options.from.at(now) >= options.to.map_or(now, |t| t.at(now)).min(now) {
         return Err(BackfillError::Usage(
             "--from must be earlier than --to and than now".to_string(),
         ));
@@ -501,110 +503,179 @@ pub async fn run(
         }
     };
 
-    // The plan the running exporter follows, on the costs it learned where it saved them.
-    let restored = match &options.state_dir {
-        Some(dir) => StateFile::in_dir(dir, options.clock)
-            .load()
-            .map_err(|e| BackfillError::Usage(format!("--state-dir: {e}")))?,
+    // The plan the running exporter follows, on the costs it learned where it saved them;
+    // the backfill's own sends go into the same state file.
+    let state = options
+        .state_dir
+        .as_ref()
+        .map(|dir| StateFile::in_dir(dir, options.clock, Role::Backfill));
+    let state_error =
+        |e: crate::state_file::StateError| BackfillError::Usage(format!("--state-dir: {e}"));
+    let costs = match &state {
+        Some(state) => state.costs().map_err(state_error)?,
         None => Default::default(),
     };
-    let plan = crate::plan::plan(config, &restored.costs);
+    let plan = crate::plan::plan(config, &costs);
     let used: BTreeSet<String> = selected
         .iter()
         .flat_map(|(s, _)| std::iter::once(s.budget.clone()).chain(s.host_budget.clone()))
         .collect();
     let (budgets, shares) =
         budget_share::shares(config, &plan, &used).map_err(BackfillError::Usage)?;
-    let at = tokio::time::Instant::now();
-    for (name, log) in &restored.budgets {
-        if let (Some(budget), Some(pause)) = (budgets.get(name), log.paused_for) {
-            budget.restore(
-                &SendLog {
-                    sent: Vec::new(),
-                    paused_for: Some(pause),
-                },
-                at,
-            );
+    let kept = kept_budgets(&config.sources, &budgets);
+    if let Some(state) = &state {
+        // What earlier backfills sent that still counts, and any pause a pool imposed.
+        let restored = state.load(&kept).map_err(state_error)?;
+        let at = tokio::time::Instant::now();
+        for (name, log) in &restored.budgets {
+            if let Some(budget) = budgets.get(name) {
+                budget.restore(log, at);
+            }
+        }
+    }
+    let keeper = Arc::new(StateKeeper::new(state, kept));
+    keeper.save().map_err(state_error)?;
+    // Whatever happens next, the requests made are kept for the next run.
+    let outcome = async {
+        let telemetry = Telemetry::new();
+        let mut runs = Vec::new();
+        let mut reports = Vec::new();
+        for (source, history) in selected {
+            let api = upstream(&source, &budgets, &telemetry, &http, options.clock)?;
+            let span = header.spans.get(&source.name).copied().unwrap_or(Span {
+                from: options.from.at(now),
+                until: options.from.at(now),
+                now,
+            });
+            let discovery = match resumed.discovered.get(&source.name) {
+                Some(d) => d.clone(),
+                None => {
+                    let d = history
+                        .discover(&api, options.workers)
+                        .await
+                        .map_err(|error| BackfillError::Upstream {
+                            source_name: source.name.clone(),
+                            error,
+                        })?;
+                    if let Some(file) = &mut file {
+                        file.discovered(&source.name, &d)
+                            .map_err(io_error(&progress_path, "cannot write the progress file"))?;
+                    }
+                    d
+                }
+            };
+            let tasks = history.tasks(&discovery, &span, options.workers);
+            let (done, left): (Vec<&Task>, Vec<&Task>) = tasks.iter().partition(|t| {
+                resumed
+                    .done
+                    .contains_key(&(source.name.clone(), t.id.clone()))
+            });
+            let (done, left) = (done.len(), left.iter().map(|t| u64::from(t.requests)).sum());
+            reports.push(SourceReport {
+                name: source.name.clone(),
+                kind: source.kind(),
+                span,
+                requests: api.telemetry().requests_asked(),
+                resumed: done,
+                left,
+                points: 0,
+                skipped: Skipped::default(),
+                budget: source.budget.clone(),
+                tasks,
+            });
+            runs.push(Run {
+                config: source,
+                history: Arc::from(history),
+                upstream: Arc::new(api),
+            });
+        }
+        let mut summary = Summary {
+            sources: reports,
+            shares,
+            dry_run: options.dry_run,
+            out: options.out.clone(),
+            progress: progress_path.clone(),
+            series: 0,
+            points: 0,
+            overlapping: 0,
+            from: header
+                .spans
+                .values()
+                .map(|s| s.from)
+                .min()
+                .unwrap_or(options.from.at(now)),
+            now,
+            elapsed: Duration::ZERO,
+            blocks: None,
+        };
+        if options.dry_run {
+            return Ok(summary);
+        }
+        let Some(file) = file else {
+            return Ok(summary);
+        };
+
+        let done = fetch_all(
+            &runs,
+            &mut summary,
+            resumed,
+            file,
+            options.bar,
+            stop,
+            &keeper,
+        )
+        .await?;
+        write_output(&runs, &header, &done, &mut summary, options)?;
+        summary.elapsed = started.elapsed();
+        Ok::<Summary, BackfillError>(summary)
+    }
+    .await;
+    if let Err(e) = keeper.save() {
+        warn!(error = %e, "cannot keep the backfill's requests in the state file; a backfill run again within the window may send them twice");
+    }
+    outcome
+}
+
+/// The backfill's own sends, kept in the state directory like the exporter's (at most once
+/// a second while tasks are done, and at the end), so that a second backfill within the
+/// window counts them and the running exporter sees them.
+struct StateKeeper {
+    state: Option<StateFile>,
+    kept: Vec<KeptBudget>,
+    last: Mutex<Option<std::time::Instant>>,
+}
+
+impl StateKeeper {
+    fn new(state: Option<StateFile>, kept: Vec<KeptBudget>) -> Self {
+        StateKeeper {
+            state,
+            kept,
+            last: Mutex::new(None),
         }
     }
 
-    let telemetry = Telemetry::new();
-    let mut runs = Vec::new();
-    let mut reports = Vec::new();
-    for (source, history) in selected {
-        let api = upstream(&source, &budgets, &telemetry, &http, options.clock)?;
-        let span = header.spans.get(&source.name).copied().unwrap_or(Span {
-            from: options.from,
-            until: options.from,
-            now,
-        });
-        let discovery = match resumed.discovered.get(&source.name) {
-            Some(d) => d.clone(),
-            None => {
-                let d = history
-                    .discover(&api, options.workers)
-                    .await
-                    .map_err(|error| BackfillError::Upstream {
-                        source_name: source.name.clone(),
-                        error,
-                    })?;
-                if let Some(file) = &mut file {
-                    file.discovered(&source.name, &d)
-                        .map_err(io_error(&progress_path, "cannot write the progress file"))?;
-                }
-                d
-            }
+    fn save(&self) -> Result<(), crate::state_file::StateError> {
+        let Some(state) = &self.state else {
+            return Ok(());
         };
-        let tasks = history.tasks(&discovery, &span, options.workers);
-        let (done, left): (Vec<&Task>, Vec<&Task>) = tasks.iter().partition(|t| {
-            resumed
-                .done
-                .contains_key(&(source.name.clone(), t.id.clone()))
-        });
-        let (done, left) = (done.len(), left.iter().map(|t| u64::from(t.requests)).sum());
-        reports.push(SourceReport {
-            name: source.name.clone(),
-            kind: source.kind(),
-            span,
-            requests: api.telemetry().requests_asked(),
-            resumed: done,
-            left,
-            points: 0,
-            skipped: Skipped::default(),
-            budget: source.budget.clone(),
-            tasks,
-        });
-        runs.push(Run {
-            config: source,
-            history: Arc::from(history),
-            upstream: Arc::new(api),
-        });
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+        // The backfill learns no costs: the exporter's stay as they are.
+        state.save(&self.kept, &BTreeMap::new()).map(|_| ())
     }
-    let mut summary = Summary {
-        sources: reports,
-        shares,
-        dry_run: options.dry_run,
-        out: options.out.clone(),
-        progress: progress_path.clone(),
-        series: 0,
-        points: 0,
-        overlapping: 0,
-        from: options.from,
-        now,
-        elapsed: Duration::ZERO,
-        blocks: None,
-    };
-    if options.dry_run {
-        return Ok(summary);
-    }
-    let Some(file) = file else {
-        return Ok(summary);
-    };
 
-    let done = fetch_all(&runs, &mut summary, resumed, file, options.bar, stop).await?;
-    write_output(&runs, &header, &done, &mut summary, options)?;
-    summary.elapsed = started.elapsed();
-    Ok(summary)
+    /// `save`, unless the last was under a second ago.
+    fn save_soon(&self) {
+        let due = self
+            .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1));
+        if due {
+            if let Err(e) = self.save() {
+                warn!(error = %e, "cannot keep the backfill's requests in the state file");
+            }
+        }
+    }
 }
 
 type DoneTasks = BTreeMap<(String, String), Done>;
@@ -618,6 +689,7 @@ async fn fetch_all(
     file: ProgressFile,
     bar: bool,
     stop: CancellationToken,
+    keeper: &Arc<StateKeeper>,
 ) -> Result<DoneTasks, BackfillError> {
     let progress_path = file.path().to_path_buf();
     let left = summary.sources.iter().map(|s| s.left).sum();
@@ -630,8 +702,13 @@ async fn fetch_all(
         let (history, api, span) = (run.history.clone(), run.upstream.clone(), report.span);
         let path = progress_path.clone();
         let name = run.config.name.clone();
-        let (done, file, progress, stop) =
-            (done.clone(), file.clone(), progress.clone(), stop.clone());
+        let (done, file, progress, stop, keeper) = (
+            done.clone(),
+            file.clone(),
+            progress.clone(),
+            stop.clone(),
+            keeper.clone(),
+        );
         set.spawn(async move {
             for task in &tasks {
                 let key = (name.clone(), task.id.clone());
@@ -669,6 +746,7 @@ async fn fetch_all(
                     .done(&name, &task.id, &record)
                     .map_err(io_error(&path, "cannot write the progress file"))?;
                 progress.advance(record.requests, record.points.len() as u64);
+                keeper.save_soon();
                 done.lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(key, record);

@@ -104,6 +104,7 @@ pub async fn run(config: Config, options: &DoctorOptions) -> Result<Report, Star
     let mut exporter = Exporter::with_options(
         config,
         ExporterOptions {
+            state_role: crate::state_file::Role::Doctor,
             budgets_at_start: BudgetsAtStart::kept_in(options.state_dir.clone()),
             ..ExporterOptions::default()
         },

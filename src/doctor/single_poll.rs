@@ -56,6 +56,7 @@ pub async fn poll_one(
     let mut exporter = Exporter::with_options(
         config,
         ExporterOptions {
+            state_role: crate::state_file::Role::Poll,
             budgets_at_start: BudgetsAtStart::kept_in(state_dir),
             ..ExporterOptions::default()
         },

@@ -6,12 +6,11 @@ use std::collections::BTreeMap;
 use tracing::{debug, info, warn};
 
 use super::{BudgetsAtStart, Exporter};
-use crate::budget::Budgets;
 use crate::config::Trigger;
 use crate::error::StartError;
 use crate::plan;
 use crate::scheduler::CostLearned;
-use crate::state_file::{StateError, StateFile};
+use crate::state_file::{KeptBudget, StateError, StateFile, kept_budgets};
 
 /// What each source's polls cost, as learned, and where that is kept.
 #[derive(Debug, Default)]
@@ -19,8 +18,11 @@ pub(super) struct Costs {
     /// By source name.
     pub(super) learned: BTreeMap<String, u32>,
     state: Option<StateFile>,
-    /// The budgets' change count when the state file was last written.
-    saved_at: Option<u64>,
+    /// The budgets in force (and those a reload retired), as the state file keeps them.
+    kept: Vec<KeptBudget>,
+    /// What the last write saw: the budgets' change count and the file's modification
+    /// time. Unchanged, there is nothing to write and no other writer's sends to take in.
+    saved_at: Option<(u64, Option<std::time::SystemTime>)>,
 }
 
 impl Costs {
@@ -28,31 +30,60 @@ impl Costs {
         self.state.is_some()
     }
 
-    /// Writes the state file at once: a start that finds none leaves one.
-    pub(super) fn save_once(&self, budgets: &Budgets) -> Result<(), StartError> {
-        match &self.state {
-            Some(file) => file
-                .save(budgets, &self.learned)
-                .map_err(|e| StartError::State(e.to_string())),
-            None => Ok(()),
-        }
+    /// The budgets to keep in the state file from now on.
+    pub(super) fn keep(&mut self, kept: Vec<KeptBudget>) {
+        self.kept = kept;
     }
 
-    /// Writes the state file if a budget sent or paused since the last write.
-    pub(super) async fn save(&mut self, budgets: &Budgets) {
+    fn modified(file: &StateFile) -> Option<std::time::SystemTime> {
+        std::fs::metadata(file.path())
+            .and_then(|m| m.modified())
+            .ok()
+    }
+
+    /// Writes the state file at once: a start that finds none leaves one.
+    pub(super) fn save_once(&mut self) -> Result<(), StartError> {
+        let Some(file) = &self.state else {
+            return Ok(());
+        };
+        file.save(&self.kept, &self.learned)
+            .map_err(|e| StartError::State(e.to_string()))?;
+        let changes = self.kept.iter().map(|k| k.budget.changes()).sum();
+        self.saved_at = Some((changes, Costs::modified(file)));
+        Ok(())
+    }
+
+    /// Writes this process's part of the state file if a budget sent or paused since the
+    /// last write, or another process wrote the file (whose new sends are then taken in).
+    pub(super) async fn save(&mut self) {
         let Some(file) = self.state.clone() else {
             return;
         };
-        let changes: u64 = budgets.values().map(|b| b.changes()).sum();
-        if self.saved_at == Some(changes) {
+        let changes: u64 = self.kept.iter().map(|k| k.budget.changes()).sum();
+        if self.saved_at == Some((changes, Costs::modified(&file))) {
             return;
         }
-        let budgets = budgets.clone();
+        let kept = self.kept.clone();
         let costs = self.learned.clone();
-        let saved = tokio::task::spawn_blocking(move || file.save(&budgets, &costs)).await;
+        let saved = tokio::task::spawn_blocking(move || {
+            let outcome = file.save(&kept, &costs);
+            (outcome, Costs::modified(&file))
+        })
+        .await;
         match saved {
-            Ok(Ok(())) => self.saved_at = Some(changes),
-            Ok(Err(e)) => {
+            Ok((Ok(outcome), modified)) => {
+                if let Some(why) = outcome.replaced {
+                    warn!("{why}");
+                }
+                if outcome.taken_in > 0 {
+                    debug!(
+                        requests = outcome.taken_in,
+                        "requests another process sent on these budgets taken in from the state file"
+                    );
+                }
+                self.saved_at = Some((changes, modified));
+            }
+            Ok((Err(e), _)) => {
                 warn!(error = %e, "cannot write the state file; a restart now may send more than a window allows")
             }
             Err(_) => warn!("writing the state file panicked"),
@@ -77,8 +108,9 @@ impl Exporter {
         };
         std::fs::create_dir_all(&dir)
             .map_err(|e| StartError::State(format!("cannot create {}: {e}", dir.display())))?;
-        let file = StateFile::in_dir(&dir, self.options.clock);
-        let restored = match file.load() {
+        let file = StateFile::in_dir(&dir, self.options.clock, self.options.state_role);
+        self.keep_budgets_in_state();
+        let restored = match file.load(&self.costs.kept) {
             Ok(restored) => restored,
             Err(e @ StateError::Unreadable { .. }) => {
                 warn!("{e}");
@@ -101,6 +133,18 @@ impl Exporter {
         info!(file = %file.path().display(), budgets = restored.budgets.len(), "budgets restored from the state file");
         self.costs.state = Some(file);
         Ok(())
+    }
+
+    /// Tells the state file which budgets are in force, with their tokens: after the start
+    /// and after every reload (a budget a reload retired stays kept for its window).
+    pub(super) fn keep_budgets_in_state(&mut self) {
+        let mut kept = kept_budgets(&self.config.sources, &self.budgets);
+        for retired in &self.retired {
+            if !self.budgets.contains_key(retired.name()) {
+                kept.extend(retired.kept());
+            }
+        }
+        self.costs.keep(kept);
     }
 
     /// Computes the plan from the config and the costs learned so far, and hands each

@@ -36,6 +36,7 @@ use crate::scheduler::{CostLearned, Outcome, Poller};
 use crate::server::{self, AppState};
 use crate::snapshot::Store;
 use crate::sources::Source;
+use crate::state_file::Role;
 use crate::telemetry::Telemetry;
 use crate::web::{self, WebConfig};
 use costs::Costs;
@@ -86,6 +87,8 @@ pub struct ExporterOptions {
     pub clock: WallClock,
     /// Each source's poller's source; tests plant one that misbehaves on purpose.
     pub build_source: BuildSource,
+    /// What kind of process writes the state file (`run`, `doctor`, `poll`).
+    pub state_role: Role,
 }
 
 impl Default for ExporterOptions {
@@ -96,6 +99,7 @@ impl Default for ExporterOptions {
             budgets_at_start: BudgetsAtStart::Empty,
             clock: WallClock::System,
             build_source: Box::new(crate::sources::build),
+            state_role: Role::Run,
         }
     }
 }
@@ -166,7 +170,7 @@ impl Exporter {
         }
         exporter.take_in_what_came_before()?;
         exporter.replan();
-        exporter.costs.save_once(&exporter.budgets)?;
+        exporter.costs.save_once()?;
         exporter.show_budgets();
         exporter.exposition.refresh();
         Ok(exporter)
@@ -203,7 +207,7 @@ impl Exporter {
     /// Writes what the budgets sent to the state directory, if there is one: requests made
     /// outside `serve` (`doctor`, `poll`) count at the next start too.
     pub async fn keep_state(&mut self) {
-        self.costs.save(&self.budgets).await;
+        self.costs.save().await;
     }
 
     pub fn exposition(&self) -> &Arc<Exposition> {
@@ -289,7 +293,7 @@ impl Exporter {
                 }
                 Some(learned) = costs.recv() => self.cost_learned(learned),
                 _ = save_state.tick(), if self.costs.keeps_state() => {
-                    self.costs.save(&self.budgets).await;
+                    self.costs.save().await;
                 }
             }
         };
@@ -298,7 +302,7 @@ impl Exporter {
         for stopped in serving.running.into_values() {
             stopped.end(&serving.cron).await;
         }
-        self.costs.save(&self.budgets).await;
+        self.costs.save().await;
         if let Some(mut cron) = serving.cron {
             let _ = cron.shutdown().await;
         }

@@ -21,6 +21,18 @@ pub(super) struct Retired {
     since: tokio::time::Instant,
 }
 
+impl Retired {
+    pub(super) fn name(&self) -> &str {
+        &self.about.config.name
+    }
+
+    /// The budget as the state file keeps it, with the token of the sources it served.
+    pub(super) fn kept(&self) -> Vec<crate::state_file::KeptBudget> {
+        let budgets = Budgets::from([(self.name().to_string(), self.budget.clone())]);
+        crate::state_file::kept_budgets(&self.about.users, &budgets)
+    }
+}
+
 impl Exporter {
     /// Re-reads the config file and applies it. Its outcome is logged here and returned
     /// to the one who asked.
@@ -160,6 +172,7 @@ impl Exporter {
         self.config = config;
         self.budgets = budgets;
         self.pollers = pollers;
+        self.keep_budgets_in_state();
         self.show_budgets();
         self.replan();
         for poller in &fresh {

@@ -198,12 +198,13 @@ async fn run_keeps_budgets_and_costs_in_the_state_dir_and_check_plans_with_them(
         &std::fs::read_to_string(state.join("mining-exporter-state.json")).unwrap(),
     )
     .unwrap();
-    assert_eq!(saved["costs"]["proxy"], 3);
-    // Each entry: when, and how many sends were made then.
-    let sent: u64 = saved["budgets"]["auto:proxy"]["sent"]
-        .as_array()
+    assert_eq!(saved["costs"]["proxy"]["requests"], 3);
+    // Each writer's part; each entry: when, and how many sends were made then.
+    let sent: u64 = saved["budgets"]["auto:proxy"]["writers"]
+        .as_object()
         .unwrap()
-        .iter()
+        .values()
+        .flat_map(|part| part["sent"].as_array().unwrap().iter())
         .map(|entry| entry[1].as_u64().unwrap())
         .sum();
     // The three requests sent (and the sends a first start assumes, while in the window).
