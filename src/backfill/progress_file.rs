@@ -91,6 +91,18 @@ pub fn path_for(out: &Path) -> PathBuf {
     out.with_file_name(name)
 }
 
+/// The file is its owner's alone: it holds what the pools answered.
+fn private(file: &File) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+    Ok(())
+}
+
 impl ProgressFile {
     /// The earlier run recorded at `path`, if it had these `arguments`: its header, what it
     /// did, and the file open to go on.
@@ -103,6 +115,8 @@ impl ProgressFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
+        // An earlier version made it readable by all.
+        private(&file)?;
         let mut reader = BufReader::new(file);
         let mut line = String::new();
         let mut good_until: u64 = 0;
@@ -166,7 +180,11 @@ impl ProgressFile {
 
     /// A new file at `path` for the run `header` describes, replacing any other.
     pub fn start(path: &Path, header: &Header) -> std::io::Result<ProgressFile> {
-        let file = File::create(path)?;
+        let file = crate::state_file::private_file()
+            .write(true)
+            .truncate(true)
+            .open(path)?;
+        private(&file)?;
         let mut progress = ProgressFile {
             path: path.to_path_buf(),
             file,
