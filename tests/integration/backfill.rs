@@ -6,10 +6,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mining_exporter::backfill::calendar::When;
 use mining_exporter::backfill::{self, BackfillError, BackfillOptions, Summary, calendar};
+use mining_exporter::budget::Budget;
+use mining_exporter::client::{Connection, Upstream};
 use mining_exporter::clock::WallClock;
 use mining_exporter::config::{BudgetConfig, Config, SourceConfig};
 use mining_exporter::demo::history;
@@ -18,6 +21,7 @@ use mining_exporter::demo::{
     UltimateProxySimulator, config_of, demo_luxor, demo_proxy, demo_source,
 };
 use mining_exporter::sources::ourpool::OurPoolConfig;
+use mining_exporter::telemetry::Telemetry;
 use mining_exporter::{BudgetsAtStart, Exporter, ExporterOptions};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -904,4 +908,433 @@ async fn a_month_of_the_demo_farm_at_the_vendors_limits() {
         count[0]["value"][1],
         samples[0]["value"][1],
     );
+}
+
+/// The Ultimate Proxy source of `sim` read by its history directly, on a budget of its own.
+fn proxy_history_reader(
+    sim: &UltimateProxySimulator,
+) -> (Box<dyn backfill::history::History>, Upstream) {
+    let (source, budget) = fast(demo_source(
+        demo_proxy(),
+        "proxy",
+        sim.base_url(),
+        &sim.token,
+        MINUTE,
+    ));
+    let history = backfill::history::of(&source).unwrap();
+    let api = Upstream::new(
+        mining_exporter::client::http_client().unwrap(),
+        Connection {
+            base_url: source.base_url.clone(),
+            auth: source.settings.auth(),
+            token: source.token.clone().unwrap(),
+            budget: Arc::new(Budget::new(&budget)),
+            host_budget: None,
+            settings: source.http.clone(),
+            clock: WallClock::Tokio,
+        },
+        Telemetry::new().source(source.pool(), &source.name, false),
+    );
+    (history, api)
+}
+
+/// The ticks a task plans: on its tick, inside its range, complete by the span's now.
+fn planned_ticks(task: &backfill::history::Task, span: &backfill::history::Span) -> u64 {
+    let first = task.from.div_euclid(task.tick) * task.tick
+        + if task.from.rem_euclid(task.tick) == 0 {
+            0
+        } else {
+            task.tick
+        };
+    (0..)
+        .map(|k| first + k * task.tick)
+        .take_while(|t| *t < task.until && *t + task.tick <= span.now)
+        .count() as u64
+}
+
+/// Ultimate Proxy's `timeRange` ends at the request: a task run hours after the plan cut the
+/// span finds its first hours gone from its range. Every tick it planned is fetched (from a
+/// coarser range where one still has it) or counted, never silently lost.
+#[tokio::test(start_paused = true)]
+async fn an_ultimate_proxy_task_run_late_fetches_or_counts_every_point() {
+    let proxy = UltimateProxySimulator::start(UltimateProxyOptions {
+        limit_per_minute: 6000,
+        outages: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (history, api) = proxy_history_reader(&proxy);
+    let discovery = history.discover(&api, false).await.unwrap();
+    let now = i64::try_from(WallClock::Tokio.unix_seconds()).unwrap();
+    let span = backfill::history::Span {
+        from: now - 30 * DAY,
+        until: now,
+        now,
+    };
+    let tasks = history.tasks(&discovery, &span, false);
+    // The plan is made now; the tasks run six hours later (a slow share, a resumed run).
+    tokio::time::advance(Duration::from_secs(6 * 3600)).await;
+    let (mut points, mut expired, mut planned) = (0, 0, 0);
+    for task in &tasks {
+        let fetched = history.fetch(&api, task, &span).await.unwrap();
+        let got: u64 = fetched.series.values().map(|p| p.len() as u64).sum();
+        let want = planned_ticks(task, &span);
+        assert_eq!(
+            got + fetched.skipped.expired + fetched.skipped.missing,
+            want,
+            "{}: {got} points, {:?}, of {want} ticks",
+            task.id,
+            fetched.skipped
+        );
+        points += got;
+        expired += fetched.skipped.expired;
+        planned += want;
+    }
+    assert!(
+        expired > 0,
+        "six hours late, the day range lost its first hours"
+    );
+    assert!(points > planned / 2, "{points} of {planned}");
+    println!("six hours late: {points} of {planned} points fetched, {expired} counted as expired");
+}
+
+/// An OurPool whose transactions come without a page count: `pages` of payouts, 100 a page
+/// but the last (or the first page again and again, `ignores_page`).
+async fn ourpool_without_page_count(
+    payouts: &[(i64, f64)],
+    total_paid: f64,
+    ignores_page: bool,
+) -> httpmock::MockServer {
+    use httpmock::prelude::*;
+    let server = MockServer::start_async().await;
+    let tx = |(i, (at, value)): (usize, &(i64, f64))| {
+        serde_json::json!({"id": format!("tx-{i}"), "createdAt": calendar::iso_seconds(*at),
+            "type": "TX_TYPE_SCHEDULED_USER_MINING_REWARDS_WITHDRAWAL", "value": format!("{value:.8}")})
+    };
+    let all: Vec<Value> = payouts.iter().enumerate().map(tx).collect();
+    let pages: Vec<Vec<Value>> = all.chunks(100).map(<[Value]>::to_vec).collect();
+    for page in 1..=pages.len() + 1 {
+        let items = if ignores_page {
+            pages.first().cloned().unwrap_or_default()
+        } else {
+            pages.get(page - 1).cloned().unwrap_or_default()
+        };
+        server
+            .mock_async(|when, then| {
+                when.method(GET)
+                    .path("/api/v1/accounts/farm/transactions")
+                    .query_param("page", page.to_string());
+                then.status(200)
+                    .json_body(serde_json::json!({ "transactions": items }));
+            })
+            .await;
+    }
+    server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path("/api/v1/accounts/farm/btc/rewards-stats");
+            then.status(200)
+                .json_body(serde_json::json!({"totalPaid": format!("{total_paid:.8}")}));
+        })
+        .await;
+    server
+}
+
+fn ourpool_mock_config(server: &httpmock::MockServer) -> Config {
+    config_of(
+        "127.0.0.1:9898".parse().unwrap(),
+        vec![fast(demo_source(
+            OurPoolConfig::settings("farm"),
+            "ourpool",
+            server.base_url(),
+            "op-token",
+            MINUTE,
+        ))],
+    )
+}
+
+/// Transactions without a page count are read page by page to the short one: the counter
+/// counted back from totalPaid is right at every hour, not flat past the first page.
+#[tokio::test]
+async fn ourpool_history_without_a_page_count_reads_every_page_or_says_it_cannot() {
+    let end = calendar::day_start(now());
+    // 250 payouts, newest first, one an hour, of 0.001 BTC each.
+    let payouts: Vec<(i64, f64)> = (0..250).map(|i| (end - 1800 - i * 3600, 0.001)).collect();
+    let total_paid = 1.0;
+    let server = ourpool_without_page_count(&payouts, total_paid, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("paid.om");
+    let from = end - 300 * 3600;
+    backfill::run(
+        &ourpool_mock_config(&server),
+        &options(&out, from, Some(end)),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let paid: BTreeMap<i64, f64> = samples(&text)
+        .into_iter()
+        .filter(|(series, _, _)| series.starts_with("mining_account_paid_total"))
+        .map(|(_, t, v)| (t, v))
+        .collect();
+    for (t, v) in &paid {
+        let after: f64 = payouts
+            .iter()
+            .filter(|(at, _)| at > t)
+            .map(|(_, v)| v)
+            .sum();
+        assert!(
+            (v - (total_paid - after)).abs() < 1e-9,
+            "at {t}: {v}, not {}",
+            total_paid - after
+        );
+    }
+    let first = paid.values().next().copied().unwrap();
+    assert!((first - 0.75).abs() < 1e-9, "before every payout: {first}");
+
+    // An API that sends its first page whatever page is asked: said, not drawn wrong.
+    let server = ourpool_without_page_count(&payouts, total_paid, true).await;
+    let failed = backfill::run(
+        &ourpool_mock_config(&server),
+        &options(&dir.path().join("again.om"), from, Some(end)),
+        CancellationToken::new(),
+    )
+    .await;
+    let Err(BackfillError::Upstream { error, .. }) = failed else {
+        panic!("{failed:?}")
+    };
+    assert!(error.to_string().contains("does not page"), "{error}");
+}
+
+/// A config file for the binary: the proxy simulator's account, its token in a file.
+fn proxy_config_file(dir: &Path, sim: &UltimateProxySimulator) -> PathBuf {
+    std::fs::write(dir.join("token"), &sim.token).unwrap();
+    let path = dir.join("config.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[sources]]\nkind = \"ultimate_proxy\"\nname = \"proxy\"\naccount = \"demo\"\nbase_url = \"{}\"\ntoken_file = \"token\"\ntier = \"vip\"\n",
+            sim.base_url()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Runs the binary with `args`, `env` set (and STATE_DIRECTORY unset unless given).
+async fn backfill_command(
+    args: Vec<std::ffi::OsString>,
+    env: Vec<(&'static str, PathBuf)>,
+) -> String {
+    tokio::task::spawn_blocking(move || {
+        let mut command = Command::new(crate::common::BIN);
+        command
+            .arg("backfill")
+            .args(&args)
+            .env_remove("STATE_DIRECTORY");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let out = command.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        text
+    })
+    .await
+    .unwrap()
+}
+
+/// The headline `--from 30d` run again resumes: the span back from now stays a span in the
+/// progress file's key, and the second run fetches nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_from_resumes_when_run_again() {
+    let proxy = UltimateProxySimulator::start(UltimateProxyOptions {
+        outages: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = proxy_config_file(dir.path(), &proxy);
+    let to = calendar::date_of(calendar::day_start(now()));
+    let args: Vec<std::ffi::OsString> = vec![
+        "--config".into(),
+        config.into(),
+        "--from".into(),
+        "30d".into(),
+        "--to".into(),
+        to.into(),
+        "--out".into(),
+        dir.path().join("h.om").into(),
+    ];
+    let first = backfill_command(args.clone(), Vec::new()).await;
+    let asked = proxy.requests().0;
+    assert!(first.contains(" 0 tasks from an earlier run"), "{first}");
+    // A second later "30d" is another second: the key must not be.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = backfill_command(args, Vec::new()).await;
+    assert_eq!(
+        proxy.requests().0,
+        asked,
+        "the rerun asked again:\n{second}"
+    );
+    assert!(
+        second.contains("  0 requests made, 6 tasks from an earlier run"),
+        "{second}"
+    );
+}
+
+/// `backfill` takes the exporter's state directory from $STATE_DIRECTORY, as `doctor` and
+/// `poll` do; without any state it leaves the exporter the share its plan may fill, not the
+/// least its polls can cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reserve_comes_from_state_directory_costs_else_the_plan_s_share() {
+    let proxy = UltimateProxySimulator::start(UltimateProxyOptions {
+        outages: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = proxy_config_file(dir.path(), &proxy);
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::write(
+        state.join("mining-exporter-state.json"),
+        format!(
+            "{{\"version\":2,\"budgets\":{{}},\"costs\":{{\"proxy\":{{\"requests\":4,\"unix_ms\":{}}}}}}}",
+            now() * 1000
+        ),
+    )
+    .unwrap();
+    let args = || -> Vec<std::ffi::OsString> {
+        vec![
+            "--config".into(),
+            config.clone().into(),
+            "--from".into(),
+            "30d".into(),
+            "--to".into(),
+            calendar::date_of(calendar::day_start(now())).into(),
+            "--out".into(),
+            dir.path().join("h.om").into(),
+            "--dry-run".into(),
+        ]
+    };
+    // Polled every minute at 4 requests with 3 retries each: two polls in any minute.
+    let with_state = backfill_command(args(), vec![("STATE_DIRECTORY", state.clone())]).await;
+    assert!(
+        with_state.contains(
+            "budget auto:proxy: 60/1m, 14 kept for the exporter's plan, 46 for the backfill"
+        ),
+        "{with_state}"
+    );
+    let without = backfill_command(args(), Vec::new()).await;
+    assert!(
+        without.contains(
+            "budget auto:proxy: 60/1m, 51 kept for the exporter's plan, 9 for the backfill"
+        ),
+        "{without}"
+    );
+}
+
+/// A second backfill within the window counts the first's requests: both keep them in the
+/// state directory, so the two together stay inside the backfill's share.
+#[tokio::test(start_paused = true)]
+async fn a_second_backfill_within_the_window_counts_the_first_s_requests() {
+    let proxy = UltimateProxySimulator::start(UltimateProxyOptions {
+        limit_per_minute: 10,
+        outages: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    proxy.record_request_times();
+    let (mut source, mut budget) = demo_source(
+        demo_proxy(),
+        "proxy",
+        proxy.base_url(),
+        &proxy.token,
+        10 * MINUTE,
+    );
+    budget.limits = vec!["10/1m".parse().unwrap()];
+    source.http.max_retries = 0;
+    let config = config_of("127.0.0.1:0".parse().unwrap(), vec![(source, budget)]);
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let start = i64::try_from(WallClock::Tokio.unix_seconds()).unwrap();
+    let run = |out: &str| {
+        let mut o = options(&dir.path().join(out), start - 30 * DAY, Some(start));
+        o.clock = WallClock::Tokio;
+        o.state_dir = Some(state.path().to_path_buf());
+        o
+    };
+    let first = backfill::run(&config, &run("first.om"), CancellationToken::new())
+        .await
+        .unwrap();
+    let share = first.shares[0].windows[0].share;
+    let second = backfill::run(&config, &run("second.om"), CancellationToken::new())
+        .await
+        .unwrap();
+    let made: u64 = [&first, &second]
+        .iter()
+        .flat_map(|s| &s.sources)
+        .map(|s| s.requests)
+        .sum();
+    let most = busiest(&proxy.request_times(), MINUTE);
+    println!("two backfills: {made} requests, at most {most} in a minute, share {share}");
+    assert!(made >= 14, "{made}");
+    assert!(
+        most <= share as usize,
+        "{most} requests in one minute, where the backfill's share is {share}"
+    );
+}
+
+/// `--until-live` with a password: the progress file holds neither it nor anything another
+/// user may read, and the state file is the owner's alone too.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_progress_and_state_files_hold_no_secret_and_are_the_owner_s_alone() {
+    use httpmock::prelude::*;
+    use std::os::unix::fs::PermissionsExt;
+    let prometheus = MockServer::start_async().await;
+    prometheus
+        .mock_async(|when, then| {
+            when.method(GET).path("/api/v1/query");
+            then.status(200).json_body(
+                serde_json::json!({"status": "success", "data": {"resultType": "vector", "result": []}}),
+            );
+        })
+        .await;
+    let farm = farm().await;
+    let config = farm_config(&farm, "127.0.0.1:9898".parse().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out = dir.path().join("h.om");
+    let mut live = options(&out, now() - 2 * DAY, None);
+    live.until_live = Some(
+        prometheus
+            .base_url()
+            .replace("http://", "http://prometheus:pr0m-s3cret-password@"),
+    );
+    live.sources = vec!["proxy".into()];
+    live.state_dir = Some(state.path().to_path_buf());
+    backfill::run(&config, &live, CancellationToken::new())
+        .await
+        .unwrap();
+    let progress = dir.path().join("h.om.progress");
+    let text = std::fs::read_to_string(&progress).unwrap();
+    assert!(!text.contains("pr0m-s3cret-password"), "{text}");
+    assert!(text.contains(&prometheus.base_url().replace("http://", "")));
+    for file in [progress, state.path().join("mining-exporter-state.json")] {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains(&farm.proxy.token), "{}", file.display());
+    }
 }

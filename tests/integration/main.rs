@@ -30,4 +30,5 @@ mod server;
 mod serving_limits;
 mod simulator;
 mod snapshots;
+mod state_dir;
 mod web;

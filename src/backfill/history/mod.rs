@@ -77,6 +77,11 @@ pub struct Skipped {
     pub inconsistent: u64,
     /// Ticks absent between two that came (not skipped: nothing came to skip).
     pub missing: u64,
+    /// Ticks the pool no longer serves at the task's tick: the task ran after the API's
+    /// range (which ends at the request) had moved past them. Where a coarser range still
+    /// has the time its point is written instead; the finer ticks are counted here.
+    #[serde(default)]
+    pub expired: u64,
 }
 
 impl Skipped {
@@ -87,10 +92,11 @@ impl Skipped {
         self.unreadable += other.unreadable;
         self.inconsistent += other.inconsistent;
         self.missing += other.missing;
+        self.expired += other.expired;
     }
 
     /// The reasons with a count, for the summary.
-    pub fn counts(&self) -> [(&'static str, u64); 6] {
+    pub fn counts(&self) -> [(&'static str, u64); 7] {
         [
             ("repeated", self.repeated),
             ("out_of_order", self.out_of_order),
@@ -98,6 +104,7 @@ impl Skipped {
             ("unreadable", self.unreadable),
             ("inconsistent", self.inconsistent),
             ("missing", self.missing),
+            ("expired", self.expired),
         ]
     }
 }

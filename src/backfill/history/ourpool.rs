@@ -2,7 +2,9 @@
 //! newest first, PROPOSED paging by `page` and `limit`) become `mining_account_paid_total`
 //! on the hour. The counter must meet the live one, which is the pool's `totalPaid`, so it
 //! is counted back from there: at each hour, `totalPaid` less every payout after it. So the
-//! walk reads every page from now back to the span's start, then `totalPaid`.
+//! walk reads every page from now back to the span's start, then `totalPaid`. An answer
+//! without a page count is read page by page up to a short one; an API that answers every
+//! page with the first fails the task, saying so.
 
 use std::collections::BTreeSet;
 
@@ -20,6 +22,8 @@ const TRANSACTIONS: &str = "/api/v1/accounts/{account}/transactions";
 /// The transaction type of a payout (OBS: the type third-party code filters on).
 const PAYOUT: &str = "TX_TYPE_SCHEDULED_USER_MINING_REWARDS_WITHDRAWAL";
 const PAGE_SIZE: &str = "100";
+/// `PAGE_SIZE`, counted: a page with fewer is the last.
+const PAGE_ITEMS: usize = 100;
 const CURRENCY: &str = "BTC";
 const HOUR: i64 = 3600;
 
@@ -73,6 +77,9 @@ impl OurPoolHistory {
         let mut seen: BTreeSet<String> = BTreeSet::new();
         let mut payouts: Vec<(f64, f64)> = Vec::new();
         let path = format!("/api/v1/accounts/{account}/transactions");
+        // Every transaction id seen, payout or not: a page that brings none new is the same
+        // page again (an API that ignores `page`).
+        let mut listed: BTreeSet<String> = BTreeSet::new();
         let mut page: u32 = 1;
         loop {
             let number = page.to_string();
@@ -86,8 +93,15 @@ impl OurPoolHistory {
             for _ in 0..answer.transactions.unreadable {
                 collect.unreadable();
             }
+            let on_page = answer.transactions.read.len() + answer.transactions.unreadable;
+            let mut new_on_page = 0usize;
             let mut oldest = f64::INFINITY;
             for tx in answer.transactions.read {
+                if let Some(id) = &tx.id {
+                    if listed.insert(id.clone()) {
+                        new_on_page += 1;
+                    }
+                }
                 if tx.kind.as_deref() != Some(PAYOUT) {
                     continue;
                 }
@@ -107,13 +121,28 @@ impl OurPoolHistory {
                     collect.repeated();
                 }
             }
-            let pages = answer
-                .pagination
-                .and_then(|p| num(p.total_pages))
-                .unwrap_or(1.0);
             // Newest first: once a page reaches back before the span, the rest is older.
-            if f64::from(page) >= pages || oldest < task.from as f64 {
+            if oldest < task.from as f64 {
                 break;
+            }
+            match answer.pagination.and_then(|p| num(p.total_pages)) {
+                Some(pages) if f64::from(page) >= pages => break,
+                Some(_) => {}
+                // No page count: a page short of the limit is the last one. A full page
+                // that is the one before again means the API does not page, and what lies
+                // past its first page cannot be read: counting back from totalPaid without
+                // it would draw every hour before it wrong.
+                None if on_page < PAGE_ITEMS => break,
+                None if new_on_page == 0 && page > 1 => {
+                    return Err(PollError::decode(
+                        TRANSACTIONS,
+                        format!(
+                            "page {page} of the transactions is page {} again: the API does not page, and the payouts before its first page cannot be read",
+                            page - 1
+                        ),
+                    ));
+                }
+                None => {}
             }
             if page >= MAX_TASK_PAGES * 10 {
                 return Err(PollError::decode(

@@ -124,18 +124,96 @@ impl UltimateProxyHistory {
         })
     }
 
+    /// One task: its slice from its range, and, where the task runs after its range has
+    /// moved on (a `timeRange` ends at the request, not where the plan cut the span), the
+    /// part the range no longer reaches from the coarser ranges that still do. A tick the
+    /// task planned that no range brings at its tick is counted as expired.
     async fn fetch_task(
         &self,
         api: &Upstream,
         task: &Task,
         span: &Span,
     ) -> Result<Fetched, PollError> {
-        let range = RANGES
+        let fine = RANGES
             .iter()
-            .find(|(_, _, bucket)| *bucket == task.tick)
-            .map(|(name, _, _)| *name)
-            .unwrap_or("30d");
-        let mut collect = Collector::new(task, span.now);
+            .position(|(_, _, bucket)| *bucket == task.tick)
+            .unwrap_or(RANGES.len() - 1);
+        let asked_at = api
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        // Where range `i` starts when asked now.
+        let reaches = |i: usize| {
+            RANGES
+                .get(i)
+                .map_or(i64::MAX, |(_, back, _)| asked_at.saturating_sub(*back))
+        };
+        let first_tick = |from: i64, tick: i64| {
+            from.div_euclid(tick) * tick + if from.rem_euclid(tick) == 0 { 0 } else { tick }
+        };
+        let fine_from = task.from.max(reaches(fine));
+        let mut fetched = Fetched::default();
+        if first_tick(fine_from, task.tick) < task.until {
+            fetched = self
+                .read_range(api, task, span, fine, fine_from, task.until)
+                .await?;
+        }
+        // The task's ticks the range no longer reaches at its tick.
+        let gone_until = fine_from.min(task.until);
+        if first_tick(task.from, task.tick) < gone_until {
+            let mut until = gone_until;
+            for coarser in fine + 1..RANGES.len() {
+                let Some((_, _, bucket)) = RANGES.get(coarser) else {
+                    break;
+                };
+                let from = task.from.max(reaches(coarser));
+                if first_tick(from, *bucket) < until {
+                    let part = self
+                        .read_range(api, task, span, coarser, from, until)
+                        .await?;
+                    merge_into(&mut fetched, part);
+                }
+                until = until.min(from);
+                if until <= task.from {
+                    break;
+                }
+            }
+            let planned: Vec<i64> = (0..)
+                .map(|k| first_tick(task.from, task.tick) + k * task.tick)
+                .take_while(|t| *t < gone_until && *t + task.tick <= span.now)
+                .collect();
+            let brought = fetched
+                .series
+                .values()
+                .map(|points| planned.iter().filter(|t| points.contains_key(t)).count())
+                .max()
+                .unwrap_or(0);
+            let expired = planned.len().saturating_sub(brought);
+            fetched.skipped.expired += u64::try_from(expired).unwrap_or(u64::MAX);
+        }
+        Ok(fetched)
+    }
+
+    /// The task's points in `[from, until)` from range `i`, at its bucket.
+    async fn read_range(
+        &self,
+        api: &Upstream,
+        task: &Task,
+        span: &Span,
+        i: usize,
+        from: i64,
+        until: i64,
+    ) -> Result<Fetched, PollError> {
+        let Some((range, _, bucket)) = RANGES.get(i).copied() else {
+            return Ok(Fetched::default());
+        };
+        let part = Task {
+            from,
+            until,
+            tick: bucket,
+            ..task.clone()
+        };
+        let mut collect = Collector::new(&part, span.now);
         let account = self.account.as_str();
         let series: Series = if task.endpoint == WORKER_SERIES {
             let path = format!(
@@ -174,6 +252,17 @@ impl UltimateProxyHistory {
         }
         Ok(collect.finish())
     }
+}
+
+/// `part`'s points added to `into` where it has none at their time, and its counts.
+fn merge_into(into: &mut Fetched, part: Fetched) {
+    for (key, points) in part.series {
+        let series = into.series.entry(key).or_default();
+        for (t, v) in points {
+            series.entry(t).or_insert(v);
+        }
+    }
+    into.skipped.add(&part.skipped);
 }
 
 impl History for UltimateProxyHistory {
