@@ -46,6 +46,23 @@ pub(super) fn reject_inline_secrets(file: &str, table: &toml::Table) -> Result<(
     Ok(())
 }
 
+/// Whether a valid variable name looks like a token pasted where its name belongs: a long
+/// run of mixed letters and digits between underscores (`up_k_3f9c0a...`, 16 or more with 3
+/// of each), or a vendor's token prefix. Names people give variables (`UP_API_KEY`,
+/// `OURPOOL_TOKEN_2024`, `KEY_SHA256HMAC`) have neither.
+fn looks_like_a_secret(name: &str) -> bool {
+    const TOKEN_PREFIXES: &[&str] = &["up_k_", "qp_prod_sk_", "qp_test_sk_", "lxk_"];
+    let lower = name.to_ascii_lowercase();
+    if TOKEN_PREFIXES.iter().any(|p| lower.starts_with(p)) {
+        return true;
+    }
+    name.split('_').any(|part| {
+        let digits = part.chars().filter(char::is_ascii_digit).count();
+        let letters = part.chars().filter(char::is_ascii_alphabetic).count();
+        part.len() >= 16 && digits >= 3 && letters >= 3
+    })
+}
+
 /// A POSIX environment variable name: `[A-Za-z_][A-Za-z0-9_]*`.
 fn is_variable_name(name: &str) -> bool {
     name.chars()
@@ -94,16 +111,30 @@ impl Loader<'_> {
                         ),
                     ));
                 }
+                // A name that looks like a token is never repeated: what was found is said
+                // instead, in every message and wherever the token's origin is shown.
+                let shown = if looks_like_a_secret(var) {
+                    format!(
+                        "named in {env_key} (not shown: it looks like a token, a long run of letters and digits, not a variable's name; if it is one, put it in a variable and name that)"
+                    )
+                } else {
+                    var.to_string()
+                };
                 let value = match std::env::var(var) {
                     Ok(v) => Ok(v),
                     Err(std::env::VarError::NotPresent) => {
-                        Err(format!("the environment variable {var} is not set"))
+                        Err(format!("the environment variable {shown} is not set"))
                     }
-                    Err(std::env::VarError::NotUnicode(_)) => {
-                        Err(format!("the environment variable {var} is not valid UTF-8"))
-                    }
+                    Err(std::env::VarError::NotUnicode(_)) => Err(format!(
+                        "the environment variable {shown} is not valid UTF-8"
+                    )),
                 };
-                (value, format!("env {var}"), at(&env_key))
+                let origin = if looks_like_a_secret(var) {
+                    format!("env (a name that looks like a token, not shown; see {env_key})")
+                } else {
+                    format!("env {var}")
+                };
+                (value, origin, at(&env_key))
             }
             (None, Some(path)) => {
                 let full = self.base_dir.join(path);
@@ -178,6 +209,34 @@ impl Loader<'_> {
                     fix,
                 ))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_a_secret;
+
+    #[test]
+    fn tokens_look_like_tokens_and_names_like_names() {
+        for token in [
+            "up_k_3f9c0a1b2c3d4e5f60718293a4",
+            "AKIAIOSFODNN7EXAMPLE1234",
+            "lxk_0123456789abcdef",
+            "qp_prod_sk_abcdef",
+            "farm_a1b2c3d4e5f6g7h8i9",
+        ] {
+            assert!(looks_like_a_secret(token), "{token}");
+        }
+        for name in [
+            "UP_API_KEY",
+            "OURPOOL_TOKEN_2024",
+            "API_KEY_SHA256HMAC",
+            "LUXOR_KEY_FARM1",
+            "my_pool_token_2",
+            "BRAIINS_POOL_AUTH_TOKEN",
+        ] {
+            assert!(!looks_like_a_secret(name), "{name}");
         }
     }
 }

@@ -31,14 +31,26 @@ pub struct Users {
 const MOST_VERIFIED: usize = 64;
 
 impl Users {
-    /// `hashes` by user, with a decoy of `cost` for unknown users.
-    pub fn new(hashes: BTreeMap<String, String>, cost: u32) -> Result<Users, bcrypt::BcryptError> {
+    /// `hashes` by user, with a decoy for unknown users that costs what the dearest real
+    /// check costs: cheaper, its time would tell a known user from an unknown one. (Users
+    /// whose hashes differ in cost can still be told apart from each other: `load` warns.)
+    pub fn new(hashes: BTreeMap<String, String>) -> Result<Users, bcrypt::BcryptError> {
+        let cost = hashes
+            .values()
+            .filter_map(|h| bcrypt_cost(h))
+            .max()
+            .unwrap_or(bcrypt::DEFAULT_COST);
         Ok(Users {
             hashes,
             decoy: bcrypt::hash("mining-exporter decoy", cost)?,
             verified: Default::default(),
             bcrypt_checks: Default::default(),
         })
+    }
+
+    /// The bcrypt cost an unknown user's check pays.
+    pub fn decoy_cost(&self) -> Option<u32> {
+        bcrypt_cost(&self.decoy)
     }
 
     /// How many users there are.
@@ -172,13 +184,24 @@ mod tests {
         assert_eq!(bcrypt_cost("$1$salt$hash"), None);
     }
 
+    /// The last user of the file (in name order) once set the decoy's cost: a cheaper decoy
+    /// than a real check lets timing tell which user names exist.
+    #[test]
+    fn the_decoy_costs_what_the_dearest_real_check_costs() {
+        let hashes = BTreeMap::from([
+            ("alice".to_string(), bcrypt::hash("a", 7).unwrap()),
+            ("zed".to_string(), bcrypt::hash("z", 4).unwrap()),
+        ]);
+        assert_eq!(Users::new(hashes).unwrap().decoy_cost(), Some(7));
+    }
+
     #[tokio::test]
     async fn verified_credentials_cost_one_bcrypt_check_and_wrong_ones_every_time() {
         use axum::body::Body;
         use tower::ServiceExt;
         let hashes =
             BTreeMap::from([("prometheus".to_string(), bcrypt::hash("right", 4).unwrap())]);
-        let users = Arc::new(Users::new(hashes, 4).unwrap());
+        let users = Arc::new(Users::new(hashes).unwrap());
         let app = axum::Router::new()
             .route("/metrics", axum::routing::get(|| async { "ok" }))
             .layer(axum::middleware::from_fn_with_state(

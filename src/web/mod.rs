@@ -191,7 +191,7 @@ impl WebConfig {
             None => None,
             Some(users) if users.is_empty() => None,
             Some(users) => {
-                let mut cost = None;
+                let mut costs = std::collections::BTreeSet::new();
                 for (user, hash) in &users {
                     let key = format!("basic_auth_users.{user}");
                     if user.is_empty() || user.contains(':') {
@@ -201,7 +201,7 @@ impl WebConfig {
                             "rename the user",
                         ));
                     }
-                    cost = Some(bcrypt_cost(hash).ok_or_else(|| {
+                    costs.insert(bcrypt_cost(hash).ok_or_else(|| {
                         err(
                             &key,
                             "not a bcrypt hash".into(),
@@ -209,14 +209,20 @@ impl WebConfig {
                         )
                     })?);
                 }
-                let users =
-                    Users::new(users, cost.unwrap_or(bcrypt::DEFAULT_COST)).map_err(|e| {
-                        err(
-                            "basic_auth_users",
-                            e.to_string(),
-                            "use hashes of cost 4 to 31",
-                        )
-                    })?;
+                if costs.len() > 1 {
+                    tracing::warn!(
+                        file = %file,
+                        costs = ?costs,
+                        "basic_auth_users: the hashes have different bcrypt costs, so the time a check takes tells the cheaper users apart; hash every password at one cost"
+                    );
+                }
+                let users = Users::new(users).map_err(|e| {
+                    err(
+                        "basic_auth_users",
+                        e.to_string(),
+                        "use hashes of cost 4 to 31",
+                    )
+                })?;
                 Some(Arc::new(users))
             }
         };

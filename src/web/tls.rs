@@ -195,7 +195,21 @@ pub(super) fn server_tls(
         }
     };
     let builder = match (verify, &tls.client_ca_file) {
-        (None, _) => builder.with_no_client_auth(),
+        // exporter-toolkit refuses it too: a CA that no policy uses would look like client
+        // certificates are checked while none is asked for.
+        (None, Some(_)) => {
+            return Err(err(
+                "tls_server_config.client_auth_type",
+                format!(
+                    "client_ca_file is set but client_auth_type is {}: no client certificate would be asked for, let alone verified",
+                    tls.client_auth_type
+                        .as_deref()
+                        .unwrap_or("not set (NoClientCert)")
+                ),
+                "set client_auth_type: RequireAndVerifyClientCert (or VerifyClientCertIfGiven), or remove client_ca_file",
+            ));
+        }
+        (None, None) => builder.with_no_client_auth(),
         (Some(_), None) => {
             return Err(err(
                 "tls_server_config.client_ca_file",

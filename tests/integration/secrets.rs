@@ -251,3 +251,40 @@ async fn an_echoed_token_is_scrubbed_before_the_message_is_cut_and_in_encoded_fo
         assert!(!shown.contains(&encoded[..8]), "{path}: {shown}");
     }
 }
+
+/// A token pasted into `token_env` that happens to be a valid variable name is still never
+/// printed: not by `check`'s warning, nor by `run`'s refusal, nor where the origin is shown.
+#[test]
+fn a_pasted_token_that_is_a_valid_variable_name_is_never_printed() {
+    let pasted = "up_k_3f9c0a1b2c3d4e5f60718293a4";
+    let dir = tempfile::TempDir::new().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sources]]\nkind = \"ultimate_proxy\"\nname = \"proxy\"\ntoken_env = \"{pasted}\"\ntier = \"vip\"\n"
+        ),
+    )
+    .unwrap();
+    for command in ["check", "run"] {
+        let out = Command::new(BIN)
+            .args([command, "--config"])
+            .arg(&config)
+            .env_remove(pasted)
+            .output()
+            .unwrap();
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !printed.contains(pasted),
+            "{command} printed it:\n{printed}"
+        );
+        assert!(
+            printed.contains("looks like a token"),
+            "{command} says what it found:\n{printed}"
+        );
+    }
+}

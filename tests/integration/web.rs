@@ -245,6 +245,17 @@ fn a_bad_web_config_is_refused_naming_the_file_key_and_fix() {
             "basic_auth_users.prometheus",
             "not a bcrypt hash",
         ),
+        // As exporter-toolkit refuses it: a CA without a policy would check no client.
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_ca_file: ca.crt\n",
+            "tls_server_config.client_auth_type",
+            "no client certificate would be asked for",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_ca_file: ca.crt\n  client_auth_type: NoClientCert\n",
+            "tls_server_config.client_auth_type",
+            "no client certificate would be asked for",
+        ),
     ];
     for (web, key, problem) in cases {
         let file = dir.path().join("web.yml");
