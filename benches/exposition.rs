@@ -471,10 +471,10 @@ async fn basic_auth_costs() {
     use mining_exporter::web::{Users, require_basic_auth};
     let hash = bcrypt::hash("right", bcrypt::DEFAULT_COST).unwrap();
     let users = Arc::new(
-        Users::new(
-            std::collections::BTreeMap::from([("prometheus".to_string(), hash)]),
-            bcrypt::DEFAULT_COST,
-        )
+        Users::new(std::collections::BTreeMap::from([(
+            "prometheus".to_string(),
+            hash,
+        )]))
         .unwrap(),
     );
     let app = axum::Router::new()
