@@ -357,7 +357,7 @@ pub mod exporter {
         "mining_exporter_items_skipped_total",
         Counter,
         ["pool", "source", "reason"],
-        "Items of otherwise good answers left out of the page, by reason (unreadable: an item none of whose readings fits, such as a worker whose hashrate is an object; unnamed: a worker with neither name nor id); the rest of the poll is kept."
+        "Items of otherwise good answers left out of the page, by reason (unreadable: an item none of whose readings fits, such as a worker whose hashrate is an object; unnamed: a worker with neither name nor id; duplicate: a worker or label set the answer gave before, whose first entry is kept); the rest of the poll is kept."
     );
     metric!(
         LABELS_TRUNCATED,

@@ -191,11 +191,14 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Items<T> {
     }
 }
 
-/// Like `Items`, for a map keyed by name (OurPool's workers).
+/// Like `Items`, for a map keyed by name (OurPool's workers). A name the object gives twice
+/// keeps its first entry, and the repeats are counted (a JSON object may repeat a key, and a
+/// map that kept the last would flip a worker silently).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entries<T> {
     pub read: std::collections::BTreeMap<String, T>,
     pub unreadable: usize,
+    pub repeated: usize,
 }
 
 impl<T> Default for Entries<T> {
@@ -203,24 +206,54 @@ impl<T> Default for Entries<T> {
         Entries {
             read: Default::default(),
             unreadable: 0,
+            repeated: 0,
         }
     }
 }
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Entries<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut entries = Entries::default();
-        let raw =
-            Option::<std::collections::BTreeMap<String, Box<RawValue>>>::deserialize(deserializer)?;
-        for (name, value) in raw.unwrap_or_default() {
-            match entry(&value) {
-                Some(item) => {
-                    entries.read.insert(name, item);
+        struct EntriesVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: DeserializeOwned> serde::de::Visitor<'de> for EntriesVisitor<T> {
+            type Value = Entries<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of entries, or null")
+            }
+
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Entries::default())
+            }
+
+            fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Entries::default())
+            }
+
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_map(self)
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut entries = Entries::default();
+                while let Some((name, value)) = map.next_entry::<String, Box<RawValue>>()? {
+                    if entries.read.contains_key(&name) {
+                        entries.repeated += 1;
+                        continue;
+                    }
+                    match entry(&value) {
+                        Some(item) => {
+                            entries.read.insert(name, item);
+                        }
+                        None => entries.unreadable += 1,
+                    }
                 }
-                None => entries.unreadable += 1,
+                Ok(entries)
             }
         }
-        Ok(entries)
+        deserializer.deserialize_option(EntriesVisitor(std::marker::PhantomData))
     }
 }
 

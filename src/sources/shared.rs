@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::config::KindContext;
 use crate::error::ConfigError;
 use crate::metrics::{WORKER_HASHRATE, WORKER_UP, WORKERS};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{SKIP_DUPLICATE, Snapshot};
 
 /// The `account` label of kinds that take one: as configured, or the source's name.
 pub fn account(cx: &KindContext<'_, '_>, account: Option<String>) -> Result<String, ConfigError> {
@@ -44,7 +44,12 @@ pub fn algorithm_label(name: Option<&str>) -> String {
 
 /// Sets what every pool says of a worker: `mining_worker_up`, which is 1 only when `status`
 /// is the pool's word for alive (any case), so a missing or unknown status never shows a
-/// dead worker as alive; and its freshest hashrate of `algorithm`, where there is one.
+/// dead worker as alive; and its freshest hashrate of `algorithm`, where there is one. A
+/// worker the answer already gave keeps its first entry, as `http_json` keeps a repeated
+/// label set: the repeat is counted as a `duplicate` (and warned of once), and false tells
+/// the caller to set nothing more of it, so a rig listed offline and then online never
+/// flips to up.
+#[must_use]
 pub fn set_worker(
     snap: &mut Snapshot,
     [account, worker]: [&str; 2],
@@ -52,12 +57,16 @@ pub fn set_worker(
     status: Option<&str>,
     alive: &str,
     hashrate: Option<f64>,
-) {
+) -> bool {
     let up = status.is_some_and(|s| s.trim().eq_ignore_ascii_case(alive));
-    snap.set(&WORKER_UP, &[account, worker], if up { 1.0 } else { 0.0 });
+    if !snap.set_first(&WORKER_UP, &[account, worker], if up { 1.0 } else { 0.0 }) {
+        snap.note_skipped(SKIP_DUPLICATE, 1);
+        return false;
+    }
     if let Some(h) = hashrate {
         snap.set(&WORKER_HASHRATE, &[account, worker, algorithm], h);
     }
+    true
 }
 
 /// Sets `mining_workers` per account from the `mining_worker_up` series already in `snap`, so
@@ -82,5 +91,42 @@ pub fn count_workers<'a>(snap: &mut Snapshot, accounts: impl IntoIterator<Item =
     for (account, (active, inactive)) in counts {
         snap.set(&WORKERS, &[&account, "active"], active.into());
         snap.set(&WORKERS, &[&account, "inactive"], inactive.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_listed_twice_keeps_its_first_entry_and_is_counted() {
+        let mut snap = Snapshot::new();
+        assert!(set_worker(
+            &mut snap,
+            ["a", "rig"],
+            "sha256",
+            Some("offline"),
+            "online",
+            Some(0.0)
+        ));
+        assert!(!set_worker(
+            &mut snap,
+            ["a", "rig"],
+            "sha256",
+            Some("online"),
+            "online",
+            Some(9e13)
+        ));
+        assert_eq!(
+            snap.get(&WORKER_UP, &["a", "rig"]),
+            Some(0.0),
+            "never a silent flip to up"
+        );
+        assert_eq!(
+            snap.get(&WORKER_HASHRATE, &["a", "rig", "sha256"]),
+            Some(0.0)
+        );
+        let skipped: Vec<(&str, usize)> = snap.skipped().collect();
+        assert_eq!(skipped, [(SKIP_DUPLICATE, 1)]);
     }
 }

@@ -474,3 +474,60 @@ async fn several_sources_of_one_kind_keep_their_own_labels_health_and_budgets() 
         .is_some()
     );
 }
+
+/// A worker the answer lists twice, offline and then online, keeps its first entry in every
+/// kind, is counted as a duplicate each poll and warned about once: never a silent flip.
+#[tokio::test]
+async fn a_worker_listed_twice_is_counted_and_never_flips_to_up() {
+    let (logs, _guard) = capture_logs();
+    // Ultimate Proxy: a list with the same name twice.
+    let proxy = MockServer::start_async().await;
+    mock_poll(
+        &proxy,
+        vec![
+            worker("rig1", "offline", 0.0),
+            worker("rig1", "online", 9.0),
+        ],
+    )
+    .await;
+    let (up_exporter, _up_dir) = exporter(&proxy.base_url(), "");
+    // OurPool: an object with the same key twice.
+    let ourpool = MockServer::start_async().await;
+    mock_rewards_and_stats(&ourpool).await;
+    ourpool
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path("/api/v1/accounts/farm/btc/miner/workers");
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(
+                    r#"{"workers": {"rig1": {"status": "offline", "hashrate1h": "0"},
+                                "rig1": {"status": "online", "hashrate1h": "9"}}}"#,
+                );
+        })
+        .await;
+    let (op_exporter, _op_dir) = exporter_of(&ourpool_toml(&ourpool.base_url()), &[]);
+    for (exporter, source) in [(&up_exporter, "proxy"), (&op_exporter, "op")] {
+        for polls in 1..=2 {
+            let outcome = exporter.poll_once(source).await.unwrap();
+            assert!(matches!(outcome, Outcome::Success { .. }), "{outcome:?}");
+            let page = text(exporter);
+            assert_eq!(
+                sample(&page, "mining_worker_up", &["worker=\"rig1\""]),
+                Some(0.0),
+                "{source}: the first entry stays\n{page}"
+            );
+            assert_eq!(
+                sample(
+                    &page,
+                    "mining_exporter_items_skipped_total",
+                    &[&format!("source=\"{source}\""), "reason=\"duplicate\""]
+                ),
+                Some(f64::from(polls)),
+                "{source}"
+            );
+        }
+    }
+    let warned = logs.text().matches("more than once").count();
+    assert_eq!(warned, 2, "once a source:\n{}", logs.text());
+}

@@ -497,14 +497,16 @@ fn to_snapshot(
             .unwrap_or(only_account);
         let labels = [account, name];
         // ACTIVE means shares in the last 3 complete minutes.
-        set_worker(
+        if !set_worker(
             &mut snap,
             labels,
             algorithm,
             w.status.as_deref(),
             "ACTIVE",
             num(w.hashrate),
-        );
+        ) {
+            continue;
+        }
         if let Some(e) = num(w.efficiency) {
             snap.set(&WORKER_EFFICIENCY, &labels, e);
         }
@@ -608,9 +610,14 @@ mod tests {
             s.get(&WORKER_HASHRATE, &["a", "rig01", "sha256"]),
             Some(100.0)
         );
+        // Listed twice in one subaccount: the first entry stays, the repeat is counted.
         assert_eq!(
             s.get(&WORKER_HASHRATE, &["b", "rig01", "sha256"]),
-            Some(201.0)
+            Some(200.5)
+        );
+        assert_eq!(
+            s.skipped().collect::<Vec<_>>(),
+            [(crate::snapshot::SKIP_DUPLICATE, 1)]
         );
         assert_eq!(s.get(&WORKER_UP, &["b", "rig02"]), Some(0.0));
         assert_eq!(s.get(&WORKERS, &["a", "active"]), Some(1.0));

@@ -15,7 +15,7 @@ use super::{PollFuture, Source};
 use crate::client::{Upstream, escape_path_segment};
 use crate::error::PollError;
 use crate::metrics::*;
-use crate::snapshot::{SKIP_UNREADABLE, Snapshot};
+use crate::snapshot::{SKIP_DUPLICATE, SKIP_UNREADABLE, Snapshot};
 pub use config::OurPoolConfig;
 
 /// OurPool is a BTC pool; its paths say `btc`.
@@ -161,18 +161,21 @@ fn to_snapshot(
 
     if let Some(list) = workers {
         snap.note_skipped(SKIP_UNREADABLE, list.workers.unreadable);
+        snap.note_skipped(SKIP_DUPLICATE, list.workers.repeated);
         for (name, w) in &list.workers.read {
             let labels = [account, name.as_str()];
             // The freshest figure OurPool offers per worker: 10 minutes if sent, else 1 hour.
             let freshest = num(w.hashrates.hashrate10m).or(num(w.hashrates.hashrate1h));
-            set_worker(
+            if !set_worker(
                 &mut snap,
                 labels,
                 ALGORITHM,
                 w.status.as_deref(),
                 "online",
                 freshest,
-            );
+            ) {
+                continue;
+            }
             for (window, value) in [
                 ("1h", w.hashrates.hashrate1h),
                 ("24h", w.hashrates.hashrate24h),

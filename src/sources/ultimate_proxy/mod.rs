@@ -294,14 +294,16 @@ fn to_snapshot(
         };
         let labels = [account, name];
         let algorithm = algorithm_label(w.algorithm.as_deref());
-        set_worker(
+        if !set_worker(
             &mut snap,
             labels,
             &algorithm,
             w.status.as_deref(),
             "online",
             num(w.hashrate),
-        );
+        ) {
+            continue;
+        }
         for (window, value) in [("1h", w.hashrate_1h), ("24h", w.hashrate_24h)] {
             if let Some(h) = num(value) {
                 snap.set(
