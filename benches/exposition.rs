@@ -148,8 +148,8 @@ async fn bench(workers: usize) {
     println!(
         "  render + gzip after its poll: {} ({} KiB text, {} KiB gzip)",
         mean(spent, renders),
-        rendered.text_len as usize / 1024,
-        rendered.gzip.len() / 1024
+        rendered.text_len() as usize / 1024,
+        rendered.gzip_len() / 1024
     );
     // After another source's poll: this source's text is reused as it is.
     let started = Instant::now();
@@ -395,9 +395,9 @@ fn worker_series_costs() {
         let page = exposition.current();
         println!(
             "  {series:?}: {count} series, {} KiB text, {} KiB gzip, {} bytes a worker",
-            page.text_len as usize / 1024,
-            page.gzip.len() / 1024,
-            page.text_len as usize / workers
+            page.text_len() as usize / 1024,
+            page.gzip_len() / 1024,
+            page.text_len() as usize / workers
         );
     }
 }
@@ -452,8 +452,17 @@ fn main() {
     // The allocator as the binary sets it, so that the timings are the binary's.
     mining_exporter::allocator::tune();
     mining_exporter::client::install_crypto_provider();
+    // `cargo bench --bench exposition -- many-sources` runs that part alone.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
+        if only.iter().any(|a| a == "many-sources") {
+            many_sources().await;
+            return;
+        }
         for workers in [1_000, 10_000, 100_000] {
             bench(workers).await;
         }
@@ -461,7 +470,171 @@ fn main() {
         poll_costs().await;
         idle_cpu().await;
         basic_auth_costs().await;
+        many_sources().await;
     });
+}
+
+/// A source with one worker that answers at once, noting when each poll started: the
+/// exporter's own cost of a poll, with no pool behind it.
+struct OneWorker {
+    index: usize,
+    starts: Arc<std::sync::Mutex<Vec<(usize, Instant)>>>,
+}
+
+impl mining_exporter::sources::Source for OneWorker {
+    fn poll<'a>(
+        &'a self,
+        _: &'a mining_exporter::client::Upstream,
+    ) -> mining_exporter::sources::PollFuture<'a> {
+        self.starts
+            .lock()
+            .unwrap()
+            .push((self.index, Instant::now()));
+        let mut s = Snapshot::new();
+        s.set(&WORKER_UP, &["farm", "rig"], 1.0);
+        s.set(
+            &WORKER_HASHRATE,
+            &["farm", "rig", "sha256"],
+            1e14 + self.index as f64,
+        );
+        Box::pin(async move { Ok(s) })
+    }
+}
+
+/// Many sources of one worker each: what one source's poll costs the page (the store and
+/// the render it triggers) at 1,000 and 10,000 sources, and whether every poll of a real
+/// exporter runs on time at 1,000 sources every 10 s and 10,000 every minute.
+async fn many_sources() {
+    for sources in [1_000usize, 10_000] {
+        let names: Vec<String> = (0..sources).map(|i| format!("s{i:05}")).collect();
+        let store = Arc::new(Store::new(names.iter().map(|n| ("ourpool", n.as_str()))));
+        let telemetry = Telemetry::new();
+        let handles: Vec<_> = names
+            .iter()
+            .map(|n| telemetry.source("ourpool", n, false))
+            .collect();
+        let one_worker = |i: usize| {
+            let mut s = Snapshot::new();
+            s.set(&WORKER_UP, &["farm", "rig"], 1.0);
+            s.set(
+                &WORKER_HASHRATE,
+                &["farm", "rig", "sha256"],
+                1e14 + i as f64,
+            );
+            s
+        };
+        for (i, name) in names.iter().enumerate() {
+            store.record_success(name, one_worker(i), Duration::ZERO, SystemTime::now());
+            handles[i].request_answered("/api/v1/accounts/{account}/btc/rewards-stats", "200");
+        }
+        let exposition = Exposition::new(store.clone(), telemetry.clone());
+        exposition.refresh();
+        let polls = if sources >= 10_000 { 20 } else { 100 };
+        let started = Instant::now();
+        for k in 0..polls {
+            let i = (k * 7919) % sources;
+            handles[i].request_answered("/api/v1/accounts/{account}/btc/rewards-stats", "200");
+            store.record_success(
+                &names[i],
+                one_worker(i + k),
+                Duration::ZERO,
+                SystemTime::now(),
+            );
+            handles[i].poll_succeeded(2, Duration::ZERO);
+            exposition.refresh();
+        }
+        let page = exposition.current();
+        println!(
+            "{sources} sources of one worker: a poll to the page costs {} ({} KiB text, {} KiB gzip)",
+            mean(started.elapsed(), polls as u32),
+            page.text_len() / 1024,
+            page.gzip_len() / 1024
+        );
+    }
+    for (sources, every, runs_for) in [
+        (1_000usize, Duration::from_secs(10), Duration::from_secs(45)),
+        (10_000, Duration::from_secs(60), Duration::from_secs(200)),
+    ] {
+        on_time(sources, every, runs_for).await;
+    }
+}
+
+/// An exporter of `sources` one-worker sources polled `every`, run for `runs_for`: how far
+/// each poll started from its planned time after the one before.
+async fn on_time(sources: usize, every: Duration, runs_for: Duration) {
+    let starts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut pairs = Vec::new();
+    for i in 0..sources {
+        let (mut source, mut budget) = demo_source(
+            OurPoolConfig::settings("farm"),
+            &format!("s{i:05}"),
+            "http://127.0.0.1:1".to_string(),
+            "bench-token",
+            every,
+        );
+        budget.name = "all".into();
+        budget.limits = vec![RateWindow::new(1_000_000_000, Duration::from_secs(60))];
+        source.budget = budget.name.clone();
+        pairs.push((source, budget));
+    }
+    let config = config_of("127.0.0.1:0".parse().unwrap(), pairs);
+    let index: std::collections::BTreeMap<String, usize> = config
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.clone(), i))
+        .collect();
+    let recorded = starts.clone();
+    let exporter = Exporter::with_options(
+        config,
+        mining_exporter::ExporterOptions {
+            build_source: Box::new(move |source| {
+                Box::new(OneWorker {
+                    index: index.get(&source.name).copied().unwrap_or(0),
+                    starts: recorded.clone(),
+                })
+            }),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let cpu_before = cpu_seconds();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let serving = tokio::spawn(exporter.serve(listener, shutdown.clone()));
+    tokio::time::sleep(runs_for).await;
+    shutdown.cancel();
+    let _ = serving.await;
+    let cpu = cpu_seconds() - cpu_before;
+    let mut by_source: Vec<Vec<Instant>> = vec![Vec::new(); sources];
+    for (i, at) in starts.lock().unwrap().iter() {
+        by_source[*i].push(*at);
+    }
+    let mut late: Vec<f64> = by_source
+        .iter()
+        .flat_map(|times| {
+            times
+                .windows(2)
+                .map(|w| (w[1] - w[0]).as_secs_f64() - every.as_secs_f64())
+        })
+        .collect();
+    late.sort_by(f64::total_cmp);
+    let polls: usize = by_source.iter().map(Vec::len).sum();
+    let quantile = |q: f64| {
+        late.get(((late.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    println!(
+        "{sources} sources every {}: {polls} polls in {}; a poll after the one before, late by p50 {:.3} s, p99 {:.3} s, worst {:.3} s; {:.1} s CPU ({:.0} % of a core)",
+        humantime::format_duration(every),
+        humantime::format_duration(runs_for),
+        quantile(0.5),
+        quantile(0.99),
+        late.last().copied().unwrap_or(0.0),
+        cpu,
+        100.0 * cpu / runs_for.as_secs_f64()
+    );
 }
 
 /// A scrape behind basic auth: with credentials verified before (cached), and with a wrong

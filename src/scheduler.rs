@@ -11,7 +11,6 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use tokio_util::sync::CancellationToken;
-use tracing::warn;
 
 use crate::client::Upstream;
 use crate::config::WorkerSeries;
@@ -201,15 +200,9 @@ impl Poller {
         let asked = self.telemetry.requests_asked();
         let learned = self.learn_cost(asked.saturating_sub(asked_before));
         let outcome = self.record(result, took);
-        // Rendering 10,000 workers takes tens of milliseconds (see benches/): keep it off the
-        // threads that answer scrapes.
-        let exposition = self.exposition.clone();
-        if tokio::task::spawn_blocking(move || exposition.refresh())
-            .await
-            .is_err()
-        {
-            warn!(source = %self.name, "rendering /metrics panicked; serving the previous page");
-        }
+        // The page with this poll in it, rendered off the threads that answer scrapes, and
+        // shared with the polls that finish meanwhile (see `Exposition::refreshed`).
+        self.exposition.refreshed().await;
         (outcome, learned)
     }
 

@@ -499,6 +499,9 @@ pub struct SourceStatus {
     pub pool: &'static str,
     pub source: String,
     pub snapshot: Arc<Snapshot>,
+    /// Grows with every change of this state: the page writes a source's own lines again
+    /// only when it moved.
+    pub version: u64,
     pub up: bool,
     pub polled: bool,
     pub last_success: Option<SystemTime>,
@@ -516,7 +519,16 @@ pub struct LastError {
 
 #[derive(Debug, Default)]
 pub struct Store {
-    sources: RwLock<Vec<SourceStatus>>,
+    sources: RwLock<Sources>,
+}
+
+/// The sources in configuration order, and where each one is by name.
+#[derive(Debug, Default)]
+struct Sources {
+    list: Vec<SourceStatus>,
+    by_name: std::collections::HashMap<String, usize>,
+    /// What the next change of a source's state is numbered.
+    next_version: u64,
 }
 
 impl Store {
@@ -533,31 +545,49 @@ impl Store {
     pub fn set_sources<'a>(&self, sources: impl IntoIterator<Item = (&'static str, &'a str)>) {
         let mut current = self.sources.write().unwrap_or_else(|e| e.into_inner());
         let mut kept: Vec<SourceStatus> = Vec::new();
+        let mut old: std::collections::HashMap<(String, &'static str), SourceStatus> =
+            std::mem::take(&mut current.list)
+                .into_iter()
+                .map(|s| ((s.source.clone(), s.pool), s))
+                .collect();
         for (pool, name) in sources {
-            let old = current
-                .iter()
-                .position(|s| s.source == name && s.pool == pool)
-                .map(|i| current.swap_remove(i));
-            kept.push(old.unwrap_or_else(|| SourceStatus {
-                pool,
-                source: name.to_string(),
-                snapshot: Arc::new(Snapshot::new()),
-                up: false,
-                polled: false,
-                last_success: None,
-                last_duration: None,
-                last_error: None,
-            }));
+            current.next_version += 1;
+            let version = current.next_version;
+            kept.push(
+                old.remove(&(name.to_string(), pool))
+                    .unwrap_or_else(|| SourceStatus {
+                        pool,
+                        source: name.to_string(),
+                        snapshot: Arc::new(Snapshot::new()),
+                        version,
+                        up: false,
+                        polled: false,
+                        last_success: None,
+                        last_duration: None,
+                        last_error: None,
+                    }),
+            );
         }
-        *current = kept;
+        current.by_name = kept
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.source.clone(), i))
+            .collect();
+        current.list = kept;
     }
 
     /// Changes the named source's state; a source no longer configured is left alone (a poll
     /// that finishes after a reload removed its source must not bring it back).
     fn update(&self, source: &str, f: impl FnOnce(&mut SourceStatus)) {
         let mut sources = self.sources.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(status) = sources.iter_mut().find(|s| s.source == source) {
+        sources.next_version += 1;
+        let version = sources.next_version;
+        let Some(&i) = sources.by_name.get(source) else {
+            return;
+        };
+        if let Some(status) = sources.list.get_mut(i) {
             f(status);
+            status.version = version;
         }
     }
 
@@ -596,16 +626,18 @@ impl Store {
         self.sources
             .read()
             .unwrap_or_else(|e| e.into_inner())
+            .list
             .clone()
     }
 
     /// Whether the named source has had a successful poll since it was configured.
     pub fn has_succeeded(&self, source: &str) -> bool {
-        self.sources
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .any(|s| s.source == source && s.last_success.is_some())
+        let sources = self.sources.read().unwrap_or_else(|e| e.into_inner());
+        sources
+            .by_name
+            .get(source)
+            .and_then(|i| sources.list.get(*i))
+            .is_some_and(|s| s.last_success.is_some())
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus::core::Collector;
-use prometheus::{Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{Gauge, IntGauge, IntGaugeVec, Opts, Registry};
 use tracing::{debug, info, warn};
 
 use crate::budget::BudgetFigures;
@@ -22,21 +22,88 @@ use crate::metrics::{MetricDef, PollErrorKind, exporter};
 
 #[derive(Debug, Clone)]
 pub struct Telemetry {
+    /// The families that are one series for the process: build_info, the reload gauges,
+    /// process_*.
     registry: Registry,
-    upstream_requests: IntCounterVec,
-    poll_errors: IntCounterVec,
-    endpoint_enabled: IntGaugeVec,
-    workers_omitted: IntGaugeVec,
-    items_skipped: IntCounterVec,
-    labels_truncated: IntCounterVec,
-    interval_planned: GaugeVec,
-    interval_achieved: GaugeVec,
-    poll_cost: IntGaugeVec,
-    budget_planned_use: GaugeVec,
     reload_successful: IntGauge,
     reload_success_time: Gauge,
-    /// By budget name, as their budgets last recorded them.
-    budgets: Arc<Mutex<BTreeMap<String, BudgetFigures>>>,
+    /// Each source's figures, by (pool, source): its part of the page is written again only
+    /// when they change, so one source's poll costs the page that source's lines alone.
+    sources: Arc<Mutex<SourcesCounted>>,
+    /// By budget name, as their budgets last recorded them, with the plan's use of each.
+    budgets: Arc<Mutex<BTreeMap<String, BudgetShown>>>,
+}
+
+/// Each source's counters, by (pool, source).
+type SourcesCounted = BTreeMap<(&'static str, String), Arc<SourceCounters>>;
+
+/// One source's self-metrics: the counters and gauges the page shows beside its series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceFigures {
+    /// `upstream_requests_total` by (endpoint, code).
+    pub requests: BTreeMap<(String, String), u64>,
+    /// `poll_errors_total`, in the order of `PollErrorKind::ALL`.
+    pub poll_errors: Vec<u64>,
+    /// `endpoint_enabled` of the optional endpoints that answered or were switched off.
+    pub endpoints: BTreeMap<String, bool>,
+    /// `workers_omitted`, for a source with `max_workers`.
+    pub workers_omitted: Option<u64>,
+    /// `items_skipped_total`, in the order of `snapshot::SKIP_REASONS`.
+    pub items_skipped: Vec<u64>,
+    pub labels_truncated: u64,
+    pub interval_planned: Option<f64>,
+    pub interval_achieved: Option<f64>,
+    pub poll_cost: Option<u64>,
+}
+
+/// A source's figures, and a count that grows with every change to them.
+#[derive(Debug)]
+pub struct SourceCounters {
+    version: AtomicU64,
+    figures: Mutex<SourceFigures>,
+}
+
+impl SourceCounters {
+    fn new(counts_omitted: bool) -> Self {
+        SourceCounters {
+            version: AtomicU64::new(0),
+            figures: Mutex::new(SourceFigures {
+                requests: BTreeMap::new(),
+                poll_errors: vec![0; PollErrorKind::ALL.len()],
+                endpoints: BTreeMap::new(),
+                workers_omitted: counts_omitted.then_some(0),
+                items_skipped: vec![0; crate::snapshot::SKIP_REASONS.len()],
+                labels_truncated: 0,
+                interval_planned: None,
+                interval_achieved: None,
+                poll_cost: None,
+            }),
+        }
+    }
+
+    /// Changes the figures; the page sees a new version.
+    fn change(&self, f: impl FnOnce(&mut SourceFigures)) {
+        f(&mut self.figures.lock().unwrap_or_else(|e| e.into_inner()));
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// The figures as of now, and the version they are.
+    pub fn figures(&self) -> (u64, SourceFigures) {
+        let figures = self.figures.lock().unwrap_or_else(|e| e.into_inner());
+        (self.version(), figures.clone())
+    }
+}
+
+/// What the page shows of one budget.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BudgetShown {
+    pub figures: BudgetFigures,
+    /// The plan's share of the budget's tightest window, once planned.
+    pub planned_use: Option<f64>,
 }
 
 fn opts(def: &MetricDef) -> Opts {
@@ -62,41 +129,19 @@ impl Telemetry {
                 env!("MINING_EXPORTER_RUST_VERSION"),
             ])
             .set(1);
-        let counters = |def: &MetricDef| defined(IntCounterVec::new(opts(def), def.labels));
-        let int_gauges = |def: &MetricDef| defined(IntGaugeVec::new(opts(def), def.labels));
-        let gauges = |def: &MetricDef| defined(GaugeVec::new(opts(def), def.labels));
         let telemetry = Telemetry {
-            upstream_requests: counters(&exporter::UPSTREAM_REQUESTS),
-            poll_errors: counters(&exporter::POLL_ERRORS),
-            endpoint_enabled: int_gauges(&exporter::ENDPOINT_ENABLED),
-            workers_omitted: int_gauges(&exporter::WORKERS_OMITTED),
-            items_skipped: counters(&exporter::ITEMS_SKIPPED),
-            labels_truncated: counters(&exporter::LABELS_TRUNCATED),
-            interval_planned: gauges(&exporter::POLL_INTERVAL_PLANNED),
-            interval_achieved: gauges(&exporter::POLL_INTERVAL_ACHIEVED),
-            poll_cost: int_gauges(&exporter::POLL_COST),
-            budget_planned_use: gauges(&exporter::BUDGET_PLANNED_USE),
             reload_successful: defined(IntGauge::with_opts(opts(
                 &exporter::CONFIG_LAST_RELOAD_SUCCESSFUL,
             ))),
             reload_success_time: defined(Gauge::with_opts(opts(
                 &exporter::CONFIG_LAST_RELOAD_SUCCESS_TIME,
             ))),
+            sources: Default::default(),
             budgets: Default::default(),
             registry,
         };
-        let collectors: [Box<dyn Collector>; 13] = [
+        let collectors: [Box<dyn Collector>; 3] = [
             Box::new(build_info),
-            Box::new(telemetry.upstream_requests.clone()),
-            Box::new(telemetry.poll_errors.clone()),
-            Box::new(telemetry.endpoint_enabled.clone()),
-            Box::new(telemetry.workers_omitted.clone()),
-            Box::new(telemetry.items_skipped.clone()),
-            Box::new(telemetry.labels_truncated.clone()),
-            Box::new(telemetry.interval_planned.clone()),
-            Box::new(telemetry.interval_achieved.clone()),
-            Box::new(telemetry.poll_cost.clone()),
-            Box::new(telemetry.budget_planned_use.clone()),
             Box::new(telemetry.reload_successful.clone()),
             Box::new(telemetry.reload_success_time.clone()),
         ];
@@ -112,41 +157,55 @@ impl Telemetry {
         telemetry
     }
 
-    /// Every registered family's current samples, for the page.
+    /// The families of the process (build_info, the reload gauges, process_*) as of now.
     pub fn gather(&self) -> Vec<prometheus::proto::MetricFamily> {
         self.registry.gather()
     }
 
+    fn sources(&self) -> std::sync::MutexGuard<'_, SourcesCounted> {
+        self.sources.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The handle of one source, its counters started at 0 so that `rate()` and `increase()`
-    /// work from the first event on.
+    /// work from the first event on. A source asked for again (a reload restarting it)
+    /// counts on into the same figures.
     pub fn source(
         &self,
         pool: &'static str,
         source: &str,
         counts_omitted: bool,
     ) -> SourceTelemetry {
-        for kind in PollErrorKind::ALL {
-            self.poll_errors
-                .with_label_values(&[pool, source, kind.label()]);
-        }
-        for reason in crate::snapshot::SKIP_REASONS {
-            self.items_skipped
-                .with_label_values(&[pool, source, reason]);
-        }
-        self.labels_truncated.with_label_values(&[pool, source]);
+        let counters = self
+            .sources()
+            .entry((pool, source.to_string()))
+            .or_insert_with(|| Arc::new(SourceCounters::new(counts_omitted)))
+            .clone();
         if counts_omitted {
-            self.workers_omitted
-                .with_label_values(&[pool, source])
-                .set(0);
+            counters.change(|f| {
+                f.workers_omitted.get_or_insert(0);
+            });
         }
         SourceTelemetry {
             telemetry: self.clone(),
+            counters,
             pool,
             source: source.to_string(),
             requests_asked: Arc::new(AtomicU64::new(0)),
             warned: Default::default(),
             last_failure: Default::default(),
         }
+    }
+
+    /// The figures of the source `source` of `pool`, if it ever had a handle.
+    pub fn source_counters(&self, pool: &'static str, source: &str) -> Option<Arc<SourceCounters>> {
+        self.sources().get(&(pool, source.to_string())).cloned()
+    }
+
+    /// After a reload: the figures of sources no longer configured are forgotten.
+    pub fn sources_in_force<'a>(&self, sources: impl IntoIterator<Item = (&'static str, &'a str)>) {
+        let live: BTreeSet<(&'static str, &str)> = sources.into_iter().collect();
+        self.sources()
+            .retain(|(pool, name), _| live.contains(&(*pool, name.as_str())));
     }
 
     /// The plan in force: each source's interval and cost as (pool, source, interval, cost),
@@ -156,32 +215,56 @@ impl Telemetry {
         sources: impl IntoIterator<Item = (&'static str, &'a str, Duration, u32)>,
         budgets: impl IntoIterator<Item = (&'a str, f64)>,
     ) {
-        self.interval_planned.reset();
-        self.poll_cost.reset();
-        self.budget_planned_use.reset();
-        for (pool, source, interval, cost) in sources {
-            self.interval_planned
-                .with_label_values(&[pool, source])
-                .set(interval.as_secs_f64());
-            self.poll_cost
-                .with_label_values(&[pool, source])
-                .set(i64::from(cost));
+        let planned: BTreeMap<(&'static str, &str), (Duration, u32)> = sources
+            .into_iter()
+            .map(|(pool, source, interval, cost)| ((pool, source), (interval, cost)))
+            .collect();
+        for ((pool, name), counters) in self.sources().iter() {
+            let plan = planned.get(&(*pool, name.as_str())).copied();
+            let wanted = plan.map(|(interval, _)| interval.as_secs_f64());
+            let cost = plan.map(|(_, cost)| u64::from(cost));
+            let shown = {
+                let f = counters.figures.lock().unwrap_or_else(|e| e.into_inner());
+                (f.interval_planned, f.poll_cost)
+            };
+            // A replan that moved nothing of a source leaves its part of the page alone.
+            if shown != (wanted, cost) {
+                counters.change(|f| {
+                    f.interval_planned = wanted;
+                    f.poll_cost = cost;
+                });
+            }
         }
-        for (budget, share) in budgets {
-            self.budget_planned_use
-                .with_label_values(&[budget])
-                .set(share);
+        let shares: BTreeMap<&str, f64> = budgets.into_iter().collect();
+        for (name, shown) in self.budgets().iter_mut() {
+            shown.planned_use = shares.get(name.as_str()).copied();
         }
+        for (name, share) in shares {
+            self.budgets()
+                .entry(name.to_string())
+                .or_default()
+                .planned_use = Some(share);
+        }
+    }
+
+    fn budgets(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BudgetShown>> {
+        self.budgets.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A budget's figures as of now. Called after every request: a known budget is updated
     /// in place, without allocating its name again.
     pub fn budget(&self, name: &str, figures: BudgetFigures) {
-        let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut budgets = self.budgets();
         match budgets.get_mut(name) {
-            Some(shown) => *shown = figures,
+            Some(shown) => shown.figures = figures,
             None => {
-                budgets.insert(name.to_string(), figures);
+                budgets.insert(
+                    name.to_string(),
+                    BudgetShown {
+                        figures,
+                        planned_use: None,
+                    },
+                );
             }
         }
     }
@@ -189,19 +272,15 @@ impl Telemetry {
     /// After a reload: only these budgets are shown.
     pub fn budgets_in_force<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
         let names: BTreeSet<&str> = names.into_iter().collect();
-        self.budgets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.budgets()
             .retain(|name, _| names.contains(name.as_str()));
     }
 
     /// Every budget's last recorded figures, in name order.
-    pub fn budget_figures(&self) -> Vec<(String, BudgetFigures)> {
-        self.budgets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    pub fn budget_figures(&self) -> Vec<(String, BudgetShown)> {
+        self.budgets()
             .iter()
-            .map(|(name, figures)| (name.clone(), *figures))
+            .map(|(name, shown)| (name.clone(), *shown))
             .collect()
     }
 
@@ -231,6 +310,7 @@ impl Default for Telemetry {
 #[derive(Debug, Clone)]
 pub struct SourceTelemetry {
     telemetry: Telemetry,
+    counters: Arc<SourceCounters>,
     pub pool: &'static str,
     pub source: String,
     /// Requests asked for, retries not counted: what a poll costs is the difference over it.
@@ -255,10 +335,18 @@ impl SourceTelemetry {
 
     /// One attempt ended, with the HTTP status or `timeout`, `transport` or `decode`.
     pub fn request_answered(&self, endpoint: &str, code: &str) {
-        self.telemetry
-            .upstream_requests
-            .with_label_values(&[self.pool, &self.source, endpoint, code])
-            .inc();
+        self.counters.change(|f| {
+            match f
+                .requests
+                .get_mut(&(endpoint.to_string(), code.to_string()))
+            {
+                Some(n) => *n += 1,
+                None => {
+                    f.requests
+                        .insert((endpoint.to_string(), code.to_string()), 1);
+                }
+            }
+        });
     }
 
     /// A poll succeeded with `series` series; after a failure, one line says so.
@@ -274,10 +362,12 @@ impl SourceTelemetry {
     /// at debug), saying what the page serves meanwhile: `has_data`, the last good data.
     pub fn poll_failed(&self, error: &PollError, has_data: bool) {
         let kind = error.kind().label();
-        self.telemetry
-            .poll_errors
-            .with_label_values(&[self.pool, &self.source, kind])
-            .inc();
+        let at = PollErrorKind::ALL.iter().position(|k| *k == error.kind());
+        self.counters.change(|f| {
+            if let Some(n) = at.and_then(|i| f.poll_errors.get_mut(i)) {
+                *n += 1;
+            }
+        });
         let message = error.to_string();
         let mut last_failure = self.last_failure();
         if last_failure.as_deref() == Some(message.as_str()) {
@@ -319,26 +409,22 @@ impl SourceTelemetry {
     }
 
     fn set_endpoint_enabled(&self, endpoint: &str, enabled: bool) {
-        self.telemetry
-            .endpoint_enabled
-            .with_label_values(&[self.pool, &self.source, endpoint])
-            .set(i64::from(enabled));
+        self.counters.change(|f| {
+            f.endpoints.insert(endpoint.to_string(), enabled);
+        });
     }
 
     /// The mean seconds between the last polls' starts.
     pub fn interval_achieved(&self, mean_seconds: f64) {
-        self.telemetry
-            .interval_achieved
-            .with_label_values(&[self.pool, &self.source])
-            .set(mean_seconds);
+        self.counters
+            .change(|f| f.interval_achieved = Some(mean_seconds));
     }
 
     /// Workers past `max_workers` at this poll: counted, and the first time, one warning.
     pub fn workers_omitted(&self, max_workers: usize, omitted: usize) {
-        self.telemetry
-            .workers_omitted
-            .with_label_values(&[self.pool, &self.source])
-            .set(i64::try_from(omitted).unwrap_or(i64::MAX));
+        self.counters.change(|f| {
+            f.workers_omitted = Some(u64::try_from(omitted).unwrap_or(u64::MAX));
+        });
         if omitted > 0 && self.warned.first("max_workers") {
             warn!(source = %self.source, pool = self.pool, max_workers, omitted, "more workers than max_workers: the rest have no series of their own and count only in the account totals (logged once)");
         }
@@ -347,10 +433,14 @@ impl SourceTelemetry {
     /// Items of a good answer left out for `reason`: counted, and once per reason, one
     /// warning.
     pub fn items_skipped(&self, reason: &'static str, skipped: usize) {
-        self.telemetry
-            .items_skipped
-            .with_label_values(&[self.pool, &self.source, reason])
-            .inc_by(u64::try_from(skipped).unwrap_or(u64::MAX));
+        let at = crate::snapshot::SKIP_REASONS
+            .iter()
+            .position(|r| *r == reason);
+        self.counters.change(|f| {
+            if let Some(n) = at.and_then(|i| f.items_skipped.get_mut(i)) {
+                *n = n.saturating_add(u64::try_from(skipped).unwrap_or(u64::MAX));
+            }
+        });
         if reason == crate::snapshot::SKIP_DUPLICATE {
             if self.warned.first("duplicate_items") {
                 warn!(source = %self.source, pool = self.pool, skipped, "the answer gave one label set more than once; the first value is kept and the rest skipped (counted in mining_exporter_items_skipped_total{{reason=\"duplicate\"}}, logged once)");
@@ -362,10 +452,11 @@ impl SourceTelemetry {
 
     /// Label values cut to `max_bytes`: counted, and once, one warning.
     pub fn labels_truncated(&self, truncated: usize, max_bytes: usize) {
-        self.telemetry
-            .labels_truncated
-            .with_label_values(&[self.pool, &self.source])
-            .inc_by(u64::try_from(truncated).unwrap_or(u64::MAX));
+        self.counters.change(|f| {
+            f.labels_truncated = f
+                .labels_truncated
+                .saturating_add(u64::try_from(truncated).unwrap_or(u64::MAX));
+        });
         if self.warned.first("truncated_labels") {
             warn!(source = %self.source, pool = self.pool, truncated, max_bytes, "a label value from the pool is longer than the cap and was cut (counted in mining_exporter_labels_truncated_total, logged once)");
         }

@@ -171,19 +171,25 @@ impl Exporter {
         );
     }
 
-    /// A source's cost changed: the plan follows, and one log line says what moved.
-    pub(super) fn cost_learned(&mut self, learned: CostLearned) {
-        if !self.pollers.contains_key(&learned.source) {
+    /// Sources' costs changed: the plan follows once for all of them, and one log line a
+    /// source says what moved. (A thousand sources' first polls learn a thousand costs in a
+    /// minute; they share the replans and renders that come in the meantime.)
+    pub(super) fn costs_learned(&mut self, learned: Vec<CostLearned>) {
+        let learned: Vec<CostLearned> = learned
+            .into_iter()
+            .filter(|l| self.pollers.contains_key(&l.source))
+            .collect();
+        if learned.is_empty() {
             return;
         }
         let before = self.plan.clone();
-        self.costs
-            .learned
-            .insert(learned.source.clone(), learned.requests);
+        for l in &learned {
+            self.costs.learned.insert(l.source.clone(), l.requests);
+        }
         self.replan();
-        // The page shows the plan's gauges as of its last render.
+        // The page shows the plan's gauges as of its next render.
         let exposition = self.exposition.clone();
-        drop(tokio::task::spawn_blocking(move || exposition.refresh()));
+        tokio::spawn(async move { exposition.refreshed().await });
         let moved: Vec<String> = self
             .plan
             .sources
@@ -200,22 +206,30 @@ impl Exporter {
                 })
             })
             .collect();
-        let planned_cost = before.source(&learned.source).map(|p| p.cost);
-        let was = match (learned.was, planned_cost) {
-            (Some(was), _) => was.to_string(),
-            (None, Some(assumed)) => format!("{assumed} assumed"),
-            (None, None) => "unknown".to_string(),
-        };
         let changed = if moved.is_empty() {
             "no interval".to_string()
+        } else if moved.len() > 10 {
+            format!(
+                "{} sources' intervals, e.g. {}",
+                moved.len(),
+                moved[..3].join(", ")
+            )
         } else {
             moved.join(", ")
         };
-        // A first poll that costs what was assumed changes nothing worth a line.
-        if planned_cost == Some(learned.requests) {
-            debug!(source = %learned.source, requests_per_poll = learned.requests, %was, %changed, "poll cost learned; plan recomputed");
-        } else {
-            info!(source = %learned.source, requests_per_poll = learned.requests, %was, %changed, "poll cost learned; plan recomputed");
+        for l in &learned {
+            let planned_cost = before.source(&l.source).map(|p| p.cost);
+            let was = match (l.was, planned_cost) {
+                (Some(was), _) => was.to_string(),
+                (None, Some(assumed)) => format!("{assumed} assumed"),
+                (None, None) => "unknown".to_string(),
+            };
+            // A first poll that costs what was assumed changes nothing worth a line.
+            if planned_cost == Some(l.requests) {
+                debug!(source = %l.source, requests_per_poll = l.requests, %was, %changed, "poll cost learned; plan recomputed");
+            } else {
+                info!(source = %l.source, requests_per_poll = l.requests, %was, %changed, "poll cost learned; plan recomputed");
+            }
         }
     }
 }

@@ -291,7 +291,14 @@ impl Exporter {
                     let outcome = self.reload(&mut serving).await;
                     let _ = respond.send(outcome);
                 }
-                Some(learned) = costs.recv() => self.cost_learned(learned),
+                Some(learned) = costs.recv() => {
+                    // Every cost learned meanwhile, planned for at once.
+                    let mut all = vec![learned];
+                    while let Ok(more) = costs.try_recv() {
+                        all.push(more);
+                    }
+                    self.costs_learned(all);
+                }
                 _ = save_state.tick(), if self.costs.keeps_state() => {
                     self.costs.save().await;
                 }

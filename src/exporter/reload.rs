@@ -137,6 +137,8 @@ impl Exporter {
         }
         self.store
             .set_sources(config.sources.iter().map(|s| (s.pool(), s.name.as_str())));
+        self.telemetry
+            .sources_in_force(config.sources.iter().map(|s| (s.pool(), s.name.as_str())));
         // A retired budget a new one carries on is no longer retired.
         self.retired = std::mem::take(&mut self.retired)
             .into_iter()

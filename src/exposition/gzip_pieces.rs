@@ -3,7 +3,10 @@
 //! and refers to nothing before it), with the CRC-32 and length of its text. Pieces joined
 //! in any order, between a gzip header and an empty final block, are one valid gzip member
 //! (RFC 1951 3.2.3, RFC 1952 2.3), so a source's poll recompresses its own series only and
-//! the other sources' pieces are reused as they are. The plain text is unpacked on demand.
+//! the other sources' pieces are reused as they are. The joined page is the pieces' own
+//! bytes in order, not a copy of them: a render of thousands of sources costs a few
+//! reference counts and a CRC combination per piece, each one multiplication (the piece
+//! carries `x^(8 len) mod P`, see `crc32_shift`). The plain text is unpacked on demand.
 
 use std::io::Read;
 
@@ -27,7 +30,10 @@ const FINAL_EMPTY_BLOCK: [u8; 2] = [0x03, 0x00];
 #[derive(Debug, Clone, Default)]
 pub struct Piece {
     pub deflate: Bytes,
-    crc: crc32fast::Hasher,
+    /// The CRC-32 of its text.
+    crc: u32,
+    /// `x^(8 text_len) mod P`: what combines its CRC after another's in one multiplication.
+    shift: u32,
     text_len: u64,
 }
 
@@ -39,6 +45,47 @@ impl Piece {
     pub fn is_empty(&self) -> bool {
         self.text_len == 0
     }
+}
+
+/// The reflected CRC-32 polynomial (IEEE 802.3, as gzip uses).
+const POLY: u32 = 0xedb8_8320;
+
+/// `a * b mod P` over GF(2), both in the reflected order CRC-32 keeps its bits in (the top
+/// bit is `x^0`).
+fn multiply_mod_p(a: u32, mut b: u32) -> u32 {
+    let mut product = 0;
+    for bit in (0..32).rev() {
+        if a & (1 << bit) != 0 {
+            product ^= b;
+        }
+        b = if b & 1 != 0 { (b >> 1) ^ POLY } else { b >> 1 };
+    }
+    product
+}
+
+/// `x^(8 bytes) mod P`: the CRC of some text, multiplied by it, is the CRC of that text
+/// followed by `bytes` zero bytes (before the final xor), which is how two CRCs combine.
+fn crc32_shift(bytes: u64) -> u32 {
+    // x^(2^k) for k = 3, 4, ...: squared at each step; x^1 is bit 30 in reflected order.
+    let mut square = 1u32 << 30;
+    for _ in 0..3 {
+        square = multiply_mod_p(square, square);
+    }
+    let mut shift = 1u32 << 31;
+    let mut n = bytes;
+    while n != 0 {
+        if n & 1 != 0 {
+            shift = multiply_mod_p(square, shift);
+        }
+        square = multiply_mod_p(square, square);
+        n >>= 1;
+    }
+    shift
+}
+
+/// The CRC-32 of `a`'s text followed by `b`'s, from theirs.
+fn crc32_combine(a: u32, b_crc: u32, b_shift: u32) -> u32 {
+    multiply_mod_p(b_shift, a) ^ b_crc
 }
 
 /// Writes text into a piece, compressing it a chunk at a time.
@@ -87,10 +134,12 @@ impl PieceWriter {
         }
         self.deflate_text(FlushCompress::Sync);
         self.compress.reset();
+        let text_len = std::mem::take(&mut self.text_len);
         Piece {
             deflate: Bytes::from(std::mem::take(&mut self.deflate)),
-            crc: std::mem::take(&mut self.crc),
-            text_len: std::mem::take(&mut self.text_len),
+            crc: std::mem::take(&mut self.crc).finalize(),
+            shift: crc32_shift(text_len),
+            text_len,
         }
     }
 
@@ -122,54 +171,107 @@ impl PieceWriter {
     }
 }
 
-/// Pieces joined into one gzip member.
+/// Pieces joined into one gzip member: the header, each piece's own bytes, the end.
+#[derive(Debug, Clone, Default)]
 pub struct Joined {
-    pub gzip: Bytes,
+    pub segments: Vec<Bytes>,
+    /// The bytes of the gzip member.
+    pub gzip_len: usize,
     /// The length of the text it unpacks to.
     pub text_len: u64,
-    /// Where each non-empty piece's deflate landed in `gzip`, in order.
-    pub placed: Vec<std::ops::Range<usize>>,
 }
 
 /// Joins pieces into one gzip member; an empty piece takes no place.
 pub fn join<'a>(pieces: impl IntoIterator<Item = &'a Piece>) -> Joined {
-    let pieces: Vec<&Piece> = pieces.into_iter().filter(|p| !p.is_empty()).collect();
-    let size = GZIP_HEADER.len()
-        + pieces.iter().map(|p| p.deflate.len()).sum::<usize>()
-        + FINAL_EMPTY_BLOCK.len()
-        + 8;
-    let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(&GZIP_HEADER);
-    let mut crc = crc32fast::Hasher::new();
+    let mut segments = vec![Bytes::from_static(&GZIP_HEADER)];
+    let mut crc = 0u32;
     let mut text_len: u64 = 0;
-    let mut placed = Vec::with_capacity(pieces.len());
-    for piece in pieces {
-        let start = out.len();
-        out.extend_from_slice(&piece.deflate);
-        placed.push(start..out.len());
-        crc.combine(&piece.crc);
+    let mut gzip_len = GZIP_HEADER.len();
+    for piece in pieces.into_iter().filter(|p| !p.is_empty()) {
+        gzip_len += piece.deflate.len();
+        segments.push(piece.deflate.clone());
+        crc = crc32_combine(crc, piece.crc, piece.shift);
         text_len += piece.text_len;
     }
-    out.extend_from_slice(&FINAL_EMPTY_BLOCK);
-    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    let mut end = Vec::with_capacity(FINAL_EMPTY_BLOCK.len() + 8);
+    end.extend_from_slice(&FINAL_EMPTY_BLOCK);
+    end.extend_from_slice(&crc.to_le_bytes());
     // ISIZE is the length modulo 2^32 (RFC 1952 2.3.1).
-    out.extend_from_slice(&((text_len & 0xffff_ffff) as u32).to_le_bytes());
+    end.extend_from_slice(&((text_len & 0xffff_ffff) as u32).to_le_bytes());
+    gzip_len += end.len();
+    segments.push(Bytes::from(end));
     Joined {
-        gzip: Bytes::from(out),
+        segments,
+        gzip_len,
         text_len,
-        placed,
+    }
+}
+
+impl Joined {
+    /// The gzip member in chunks for a response body: large pieces as they are, small ones
+    /// gathered into chunks of about 64 KiB (a page of many small sources is many small
+    /// pieces, and a write each would cost more than the copy).
+    pub fn chunks(&self) -> impl Iterator<Item = Bytes> + '_ {
+        let mut segments = self.segments.iter().peekable();
+        std::iter::from_fn(move || {
+            let first = segments.next()?;
+            if first.len() >= TEXT_CHUNK / 4 {
+                return Some(first.clone());
+            }
+            let mut gathered = Vec::with_capacity(TEXT_CHUNK);
+            gathered.extend_from_slice(first);
+            while let Some(next) = segments.next_if(|s| s.len() < TEXT_CHUNK / 4) {
+                gathered.extend_from_slice(next);
+                if gathered.len() >= TEXT_CHUNK {
+                    break;
+                }
+            }
+            Some(Bytes::from(gathered))
+        })
+    }
+
+    /// The gzip member in one piece (tests, and small pages).
+    pub fn to_bytes(&self) -> Bytes {
+        let mut all = Vec::with_capacity(self.gzip_len);
+        for segment in &self.segments {
+            all.extend_from_slice(segment);
+        }
+        Bytes::from(all)
     }
 }
 
 /// Reads a joined page back as text, a chunk at a time.
 pub struct Unpacking {
-    decoder: flate2::read::GzDecoder<bytes::buf::Reader<Bytes>>,
+    decoder: flate2::read::GzDecoder<Segments>,
+}
+
+/// The gzip member's segments, read one after another.
+struct Segments {
+    segments: std::vec::IntoIter<Bytes>,
+    current: Bytes,
+}
+
+impl Read for Segments {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.segments.next() {
+                Some(next) => self.current = next,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        self.current.copy_to_slice(&mut buf[..n]);
+        Ok(n)
+    }
 }
 
 impl Unpacking {
-    pub fn new(gzip: Bytes) -> Self {
+    pub fn new(segments: Vec<Bytes>) -> Self {
         Unpacking {
-            decoder: flate2::read::GzDecoder::new(gzip.reader()),
+            decoder: flate2::read::GzDecoder::new(Segments {
+                segments: segments.into_iter(),
+                current: Bytes::new(),
+            }),
         }
     }
 
@@ -231,7 +333,9 @@ mod tests {
         ];
         let pieces: Vec<Piece> = texts.iter().map(|t| piece(t)).collect();
         for order in [[0, 1, 2, 3], [2, 0, 3, 1], [1, 3, 2, 0]] {
-            let Joined { gzip, placed, .. } = join(order.iter().map(|&i| &pieces[i]));
+            let joined = join(order.iter().map(|&i| &pieces[i]));
+            let gzip = joined.to_bytes();
+            assert_eq!(gzip.len(), joined.gzip_len);
             let expected: Vec<u8> = order.iter().flat_map(|&i| texts[i].clone()).collect();
             // flate2's own decoder checks the CRC and the length of the trailer.
             let mut unpacked = Vec::new();
@@ -239,22 +343,43 @@ mod tests {
                 .read_to_end(&mut unpacked)
                 .unwrap();
             assert_eq!(unpacked, expected);
-            assert_eq!(Unpacking::new(gzip.clone()).all(), expected);
-            assert_eq!(placed.len(), 3, "the empty piece takes no place");
-            for (range, i) in placed.iter().zip(order.iter().filter(|&&i| i != 3)) {
-                assert_eq!(gzip.slice(range.clone()), pieces[*i].deflate);
-            }
+            assert_eq!(Unpacking::new(joined.segments.clone()).all(), expected);
+            assert_eq!(
+                joined.segments.len(),
+                3 + 2,
+                "the empty piece takes no place"
+            );
+            let chunked: Vec<u8> = joined.chunks().flat_map(|c| c.to_vec()).collect();
+            assert_eq!(chunked, gzip.to_vec(), "the body's chunks are the member");
         }
     }
 
     #[test]
     fn an_empty_page_is_a_valid_gzip_of_nothing() {
-        let Joined { gzip, .. } = join([]);
+        let gzip = join([]).to_bytes();
         let mut unpacked = Vec::new();
         flate2::read::GzDecoder::new(&gzip[..])
             .read_to_end(&mut unpacked)
             .unwrap();
         assert!(unpacked.is_empty());
+    }
+
+    /// The combination by one multiplication is crc32fast's CRC of the whole, for texts of
+    /// every length up to past a chunk.
+    #[test]
+    fn two_crcs_combine_into_the_crc_of_both_texts() {
+        let mut rng = fastrand::Rng::with_seed(9);
+        for len in [0usize, 1, 2, 7, 100, 4096, 70_000] {
+            let a: Vec<u8> = (0..rng.usize(0..500)).map(|_| rng.u8(..)).collect();
+            let b: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+            let whole: Vec<u8> = a.iter().chain(&b).copied().collect();
+            let combined = crc32_combine(
+                crc32fast::hash(&a),
+                crc32fast::hash(&b),
+                crc32_shift(b.len() as u64),
+            );
+            assert_eq!(combined, crc32fast::hash(&whole), "a {} + b {len}", a.len());
+        }
     }
 
     #[test]
