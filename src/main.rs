@@ -525,6 +525,47 @@ mod tests {
         assert!(missing.is_empty(), "flags without help: {missing:?}");
     }
 
+    /// Every flag of every command is documented, and every flag the docs' tables give a
+    /// command exists: the docs cannot drift from the command line unseen.
+    #[test]
+    fn every_flag_is_in_the_docs_and_every_documented_flag_exists() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let docs: String = ["docs/operations.md", "docs/backfill.md", "docs/budgets.md"]
+            .iter()
+            .map(|f| std::fs::read_to_string(root.join(f)).unwrap())
+            .collect();
+        let cli = Cli::command();
+        let mut flags = std::collections::BTreeSet::new();
+        let mut commands = vec![cli];
+        while let Some(command) = commands.pop() {
+            for arg in command.get_arguments() {
+                if let Some(long) = arg.get_long() {
+                    flags.insert(long.to_string());
+                }
+            }
+            commands.extend(command.get_subcommands().cloned());
+        }
+        for flag in &flags {
+            if matches!(flag.as_str(), "help" | "version") {
+                continue;
+            }
+            assert!(
+                docs.contains(&format!("--{flag}")),
+                "--{flag} is in no docs file"
+            );
+        }
+        // The flags in the docs' tables (rows that start with a flag) are the command's.
+        for line in docs.lines().filter(|l| l.starts_with("| `-")) {
+            for part in line.split('`').skip(1).step_by(2) {
+                for word in part.split([',', ' ']) {
+                    if let Some(flag) = word.strip_prefix("--") {
+                        assert!(flags.contains(flag), "the docs give --{flag}: {line}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_state_dir_defaults_to_systemd_s_first() {
         // SAFETY: this is the only test of this binary reading or writing STATE_DIRECTORY.

@@ -229,3 +229,59 @@ fn headings_become_the_anchors_github_makes() {
     let twice = anchors("# A\n## A\n```\n# not a heading\n```\n");
     assert_eq!(twice, BTreeSet::from(["a".to_string(), "a-1".to_string()]));
 }
+
+/// What the docs say the code counts is what the code counts: every reason and kind a
+/// counter takes, the backfill's skip reasons, when an optional endpoint is switched off, and
+/// how the systemd unit keeps its state.
+#[test]
+fn every_documented_reason_kind_and_default_is_the_code_s() {
+    let metrics = read(&root().join("docs/metrics.md"));
+    let row = |family: &str| -> String {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{family}`")))
+            .unwrap_or_else(|| panic!("docs/metrics.md has no row for {family}"))
+            .to_string()
+    };
+    let skipped = row("mining_exporter_items_skipped_total");
+    let help = mining_exporter::metrics::exporter::ITEMS_SKIPPED.help;
+    for reason in mining_exporter::snapshot::SKIP_REASONS {
+        assert!(
+            skipped.contains(&format!("`{reason}`")),
+            "docs/metrics.md leaves out {reason}: {skipped}"
+        );
+        assert!(
+            help.contains(&format!("{reason}:")),
+            "the HELP leaves out {reason}: {help}"
+        );
+    }
+    let errors = row("mining_exporter_poll_errors_total");
+    for kind in mining_exporter::metrics::POLL_ERROR_KINDS {
+        assert!(
+            errors.contains(&format!("`{kind}`")),
+            "docs/metrics.md leaves out {kind}"
+        );
+    }
+    let backfill = read(&root().join("docs/backfill.md"));
+    for (reason, _) in mining_exporter::backfill::history::Skipped::default().counts() {
+        assert!(
+            backfill.contains(&format!("`{reason}`")),
+            "docs/backfill.md leaves out {reason}"
+        );
+    }
+    let ordinal = ["first", "second", "third", "fourth", "fifth"]
+        [mining_exporter::sources::optional::SWITCH_OFF_AFTER as usize - 1];
+    let any_api = read(&root().join("docs/any-api.md"));
+    assert!(
+        any_api.contains(&format!("{ordinal} 404 in a row")),
+        "docs/any-api.md says when an optional endpoint is switched off otherwise"
+    );
+    let unit = read(&root().join("deploy/systemd/mining-exporter.service"));
+    let exec = unit.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
+    assert!(
+        unit.contains("StateDirectory=") && !exec.contains("--state-dir"),
+        "{exec}"
+    );
+    let budgets = read(&root().join("docs/budgets.md"));
+    assert!(budgets.contains("systemd unit keeps a state directory (`StateDirectory=`"));
+}

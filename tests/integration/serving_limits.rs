@@ -19,20 +19,6 @@ fn half_open(port: u16) -> TcpStream {
     stream
 }
 
-/// Whether the server closed `stream` within `wait` (a read ends, with no bytes or an error).
-fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
-    stream.set_read_timeout(Some(wait)).unwrap();
-    let mut buf = [0u8; 64];
-    match stream.read(&mut buf) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) => !matches!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        ),
-    }
-}
-
 #[test]
 fn sigterm_ends_the_binary_with_half_open_clients_connected() {
     let server = httpmock::MockServer::start();
