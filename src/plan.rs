@@ -315,17 +315,25 @@ pub fn cron_firings_per_second(expr: &str) -> f64 {
 /// its burst, which its mean rate hides (three firings a minute apart, once a day, average
 /// one every eight hours).
 pub fn cron_most_firings_within(expr: &str, per: Duration) -> u64 {
-    let firings = firings_in_a_week(expr);
     let per = chrono::Duration::milliseconds(i64::try_from(per.as_millis()).unwrap_or(i64::MAX));
+    u64::try_from(most_in_any_span(&firings_in_a_week(expr), per)).unwrap_or(u64::MAX)
+}
+
+/// The most of `times` (in order) that lie inside any span of `span`: a sliding window.
+pub fn most_in_any_span<T, D>(times: &[T], span: D) -> usize
+where
+    T: Copy + std::ops::Sub<Output = D>,
+    D: PartialOrd,
+{
     let mut first = 0;
     let mut most = 0;
-    for (last, at) in firings.iter().enumerate() {
-        while firings.get(first).is_some_and(|f| *at - *f >= per) {
+    for (last, at) in times.iter().enumerate() {
+        while times.get(first).is_some_and(|f| *at - *f >= span) {
             first += 1;
         }
         most = most.max(last + 1 - first);
     }
-    u64::try_from(most).unwrap_or(u64::MAX)
+    most
 }
 
 fn describe(trigger: &Trigger) -> String {

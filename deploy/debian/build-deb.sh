@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Debian package of mining-exporter from a built binary, with dpkg-deb alone (no
 # debhelper, no cargo-deb to install):
-#   cargo build --release --locked
-#   deploy/debian/build-deb.sh                       # target/release/mining-exporter -> target/debian/
+#   cargo build --profile dist --locked             # what ships: fat LTO, one codegen unit
+#   deploy/debian/build-deb.sh                       # target/dist/mining-exporter -> target/debian/
 #   deploy/debian/build-deb.sh BINARY OUT_DIR        # any binary, any folder
 # Prints the path of the .deb it wrote. What the package holds and does:
 #   /usr/bin/mining-exporter
@@ -14,10 +14,10 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-binary="${1:-$root/target/release/mining-exporter}"
+binary="${1:-$root/target/dist/mining-exporter}"
 out="${2:-$root/target/debian}"
 
-[ -x "$binary" ] || { echo "error: $binary is not an executable: build it first (cargo build --release --locked)" >&2; exit 2; }
+[ -x "$binary" ] || { echo "error: $binary is not an executable: build it first (cargo build --profile dist --locked)" >&2; exit 2; }
 version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -n 1)"
 arch="$(dpkg --print-architecture)"
 name=mining-exporter

@@ -627,8 +627,12 @@ fn first_difference(a: &str, b: &str) -> String {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn beside_a_running_exporter_one_10_a_minute_key_sees_no_429() {
+/// An Ultimate Proxy account of 20 workers on a key of 10 a minute that notes when each
+/// request arrives, and a config polling it every `every` with `retries`.
+async fn proxy_on_a_10_a_minute_key(
+    every: Duration,
+    retries: usize,
+) -> (UltimateProxySimulator, Config) {
     let proxy = UltimateProxySimulator::start(UltimateProxyOptions {
         workers: 20,
         limit_per_minute: 10,
@@ -638,18 +642,19 @@ async fn beside_a_running_exporter_one_10_a_minute_key_sees_no_429() {
     .await
     .unwrap();
     proxy.record_request_times();
-    let (mut source, mut budget) = demo_source(
-        demo_proxy(),
-        "proxy",
-        proxy.base_url(),
-        &proxy.token,
-        2 * MINUTE,
-    );
+    let (mut source, mut budget) =
+        demo_source(demo_proxy(), "proxy", proxy.base_url(), &proxy.token, every);
     budget.name = "proxy-key".into();
     budget.limits = vec!["10/1m".parse().unwrap()];
     source.budget = budget.name.clone();
-    source.http.max_retries = 1;
+    source.http.max_retries = retries;
     let config = config_of("127.0.0.1:0".parse().unwrap(), vec![(source, budget)]);
+    (proxy, config)
+}
+
+#[tokio::test(start_paused = true)]
+async fn beside_a_running_exporter_one_10_a_minute_key_sees_no_429() {
+    let (proxy, config) = proxy_on_a_10_a_minute_key(2 * MINUTE, 1).await;
     let state = tempfile::tempdir().unwrap();
 
     let exporter = Exporter::with_options(
@@ -866,7 +871,12 @@ async fn a_month_of_the_demo_farm_at_the_vendors_limits() {
             .await
             .unwrap(),
     };
-    let config = farm_config_every(&farm, "127.0.0.1:9898".parse().unwrap(), MINUTE);
+    let mut config = farm_config_every(&farm, "127.0.0.1:9898".parse().unwrap(), MINUTE);
+    // Without retries: with them, a Luxor poll (3 requests and two retries) would fill its
+    // 5-in-5-s window and leave the backfill nothing.
+    for source in &mut config.sources {
+        source.http.max_retries = 0;
+    }
     let dir = tempfile::tempdir().unwrap();
     let start = now();
     let mut month = options(&dir.path().join("demo.om"), start - 30 * DAY, Some(start));
@@ -1247,24 +1257,7 @@ async fn the_reserve_comes_from_state_directory_costs_else_the_plan_s_share() {
 /// state directory, so the two together stay inside the backfill's share.
 #[tokio::test(start_paused = true)]
 async fn a_second_backfill_within_the_window_counts_the_first_s_requests() {
-    let proxy = UltimateProxySimulator::start(UltimateProxyOptions {
-        limit_per_minute: 10,
-        outages: false,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    proxy.record_request_times();
-    let (mut source, mut budget) = demo_source(
-        demo_proxy(),
-        "proxy",
-        proxy.base_url(),
-        &proxy.token,
-        10 * MINUTE,
-    );
-    budget.limits = vec!["10/1m".parse().unwrap()];
-    source.http.max_retries = 0;
-    let config = config_of("127.0.0.1:0".parse().unwrap(), vec![(source, budget)]);
+    let (proxy, config) = proxy_on_a_10_a_minute_key(10 * MINUTE, 0).await;
     let state = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let start = i64::try_from(WallClock::Tokio.unix_seconds()).unwrap();

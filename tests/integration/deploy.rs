@@ -191,7 +191,7 @@ fn the_systemd_unit_is_installed_from_files_that_exist_and_uses_them() {
         };
         let (from, to) = install.split_once(" -> ").unwrap();
         // The binary is a build output, named by Cargo.toml's package.
-        if from != "target/release/mining-exporter" {
+        if from != "target/dist/mining-exporter" {
             assert!(
                 root().join(from).exists(),
                 "the unit is installed from missing {from}"

@@ -98,15 +98,7 @@ fn gauge(page: &str, name: &str, source: &str) -> f64 {
 
 /// The most requests inside any span of `per`.
 pub(crate) fn busiest(times: &[Instant], per: Duration) -> usize {
-    let mut most = 0;
-    let mut first = 0;
-    for (last, t) in times.iter().enumerate() {
-        while *t - times[first] >= per {
-            first += 1;
-        }
-        most = most.max(last + 1 - first);
-    }
-    most
+    mining_exporter::plan::most_in_any_span(times, per)
 }
 
 #[tokio::test(start_paused = true)]

@@ -62,6 +62,16 @@ fn exporter_on(config: Config, dir: &Path, clock: WallClock) -> Exporter {
     .unwrap()
 }
 
+/// Serves `exporter` for `runs_for`, then stops it as SIGTERM would.
+async fn serve_for(exporter: Exporter, runs_for: Duration) {
+    let stop = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let serving = tokio::spawn(exporter.serve(listener, stop.clone()));
+    tokio::time::sleep(runs_for).await;
+    stop.cancel();
+    serving.await.unwrap().unwrap();
+}
+
 /// A proxy account on a roomy key, and its config: one source polled every `every`.
 async fn roomy_proxy(every: Duration) -> (UltimateProxySimulator, Config) {
     let proxy = UltimateProxySimulator::start(UltimateProxyOptions {
@@ -138,12 +148,7 @@ async fn a_one_source_poll_keeps_the_other_sources_costs() {
     config.budgets.insert(budget.name.clone(), budget);
     let dir = tempfile::tempdir().unwrap();
     let exporter = exporter_on(config.clone(), dir.path(), WallClock::Tokio);
-    let stop = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let serving = tokio::spawn(exporter.serve(listener, stop.clone()));
-    tokio::time::sleep(Duration::from_secs(90)).await;
-    stop.cancel();
-    serving.await.unwrap().unwrap();
+    serve_for(exporter, Duration::from_secs(90)).await;
     let costs = |dir: &Path| -> Vec<String> {
         let mut names: Vec<String> = saved(dir)["costs"]
             .as_object()
@@ -216,13 +221,8 @@ async fn reordering_a_token_s_sources_keeps_its_budget_across_a_restart() {
     };
     let dir = tempfile::tempdir().unwrap();
     let first = exporter_on(config(["a", "b"]), dir.path(), WallClock::Tokio);
-    let stop = CancellationToken::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let serving = tokio::spawn(first.serve(listener, stop.clone()));
-    // In the middle of a poll of 33 requests that the 10-a-minute key spreads out.
-    tokio::time::sleep(Duration::from_secs(100)).await;
-    stop.cancel();
-    serving.await.unwrap().unwrap();
+    // Stopped in the middle of a poll of 33 requests that the 10-a-minute key spreads out.
+    serve_for(first, Duration::from_secs(100)).await;
     let second = exporter_on(config(["b", "a"]), dir.path(), WallClock::Tokio);
     let left = second.budget("auto:b").unwrap().remaining();
     println!("reordered: auto:b has {left} of 10 left at the restart");
