@@ -241,3 +241,31 @@ fn the_license_file_is_the_one_cargo_toml_names() {
     assert!(license.contains("Version 2.0, January 2004"));
     assert!(license.contains("END OF TERMS AND CONDITIONS"));
 }
+
+/// `cargo build --release` (the README's first command) stays quick: whole-program LTO in one
+/// codegen unit is the `dist` profile's, and what ships (the image, the Debian package, the
+/// unit's manual install) is built with it.
+#[test]
+fn what_ships_is_built_with_the_dist_profile_and_release_stays_quick() {
+    let manifest: toml::Table = toml::from_str(&read("Cargo.toml")).unwrap();
+    let profiles = manifest["profile"].as_table().unwrap();
+    let release = profiles.get("release").and_then(|p| p.as_table());
+    assert!(
+        release.is_none_or(|r| r.get("lto").is_none() && r.get("codegen-units").is_none()),
+        "the release profile is slow to build again: {release:?}"
+    );
+    let dist = profiles["dist"].as_table().unwrap();
+    assert_eq!(dist["inherits"].as_str(), Some("release"));
+    assert_eq!(dist["lto"].as_str(), Some("fat"));
+    assert_eq!(dist["codegen-units"].as_integer(), Some(1));
+    let dockerfile = read("Dockerfile");
+    assert!(dockerfile.contains("cargo build --profile dist --locked"));
+    assert!(dockerfile.contains("/src/target/dist/mining-exporter"));
+    let package = read("deploy/debian/build-deb.sh");
+    assert!(package.contains("$root/target/dist/mining-exporter"));
+    assert!(read("README.md").contains("cargo run --release -- demo"));
+    assert!(
+        read("README.md")
+            .contains("cargo build --profile dist --locked && deploy/debian/build-deb.sh")
+    );
+}
