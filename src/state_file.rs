@@ -18,7 +18,7 @@
 //! renaming the sources of a shared token (which renames its `auto:` budget) loses nothing.
 //! The files are the exporter's user's alone (0600).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -401,9 +401,9 @@ impl StateFile {
         let now = self.now();
         let mut seen = self.writer.seen.lock().unwrap_or_else(|e| e.into_inner());
         let mut restored = Restored::default();
-        for kept in budgets {
+        for (kept, names) in budgets.iter().zip(matched_entries(&saved, budgets)) {
             let mut log = SendLog::default();
-            for (_, entry) in matching(&saved, kept) {
+            for entry in names.iter().filter_map(|n| saved.budgets.get(n)) {
                 for (writer, section) in &entry.writers {
                     if let Some(pause) = section.pause(now) {
                         log.paused_for = Some(log.paused_for.map_or(pause, |p| p.max(pause)));
@@ -461,10 +461,10 @@ impl StateFile {
                 .retain(|_, section| section.prune(now_ms, keep));
         }
         let mut seen = self.writer.seen.lock().unwrap_or_else(|e| e.into_inner());
-        for kept in budgets {
+        let matched = matched_entries(&saved, budgets);
+        for (kept, names) in budgets.iter().zip(matched) {
             let fingerprint = kept.token.as_ref().map(|t| fingerprint(&saved.salt, t));
             // Every part found for this budget, under whatever name, comes under its name now.
-            let names: Vec<String> = matching(&saved, kept).map(|(n, _)| n.clone()).collect();
             let mut writers: BTreeMap<String, Section> = BTreeMap::new();
             for name in names {
                 if let Some(entry) = saved.budgets.remove(&name) {
@@ -635,24 +635,41 @@ pub fn private_file() -> OpenOptions {
     options
 }
 
-/// The entries of `saved` that are `kept`'s budget: its token's where it has one (and, for a
-/// file written before tokens were kept, its name's without a token), else its name's.
-fn matching<'s>(
-    saved: &'s Saved,
-    kept: &KeptBudget,
-) -> impl Iterator<Item = (&'s String, &'s SavedBudget)> {
-    let fingerprint = kept
-        .token
-        .as_ref()
-        .filter(|_| !saved.salt.is_empty())
-        .map(|t| fingerprint(&saved.salt, t));
-    let name = kept.name.clone();
-    saved.budgets.iter().filter(
-        move |(entry_name, entry)| match (&fingerprint, &entry.token) {
-            (Some(ours), Some(theirs)) => ours == theirs,
-            (_, None) | (None, _) => **entry_name == name,
-        },
-    )
+/// For each of `kept`, the names of the entries of `saved` that are its budget: its token's
+/// where it has one (and, for a file written before tokens were kept, its name's without a
+/// token), else its name's. An entry goes to one budget at most. Indexed, so a file of ten
+/// thousand budgets costs ten thousand lookups, not a hundred million comparisons.
+fn matched_entries(saved: &Saved, kept: &[KeptBudget]) -> Vec<Vec<String>> {
+    let mut by_token: HashMap<&str, Vec<&String>> = HashMap::new();
+    for (name, entry) in &saved.budgets {
+        if let Some(token) = &entry.token {
+            by_token.entry(token.as_str()).or_default().push(name);
+        }
+    }
+    let mut claimed: HashSet<&String> = HashSet::new();
+    kept.iter()
+        .map(|k| {
+            let ours = k
+                .token
+                .as_ref()
+                .filter(|_| !saved.salt.is_empty())
+                .map(|t| fingerprint(&saved.salt, t));
+            let mut names = Vec::new();
+            if let Some(ours) = &ours {
+                for name in by_token.get(ours.as_str()).into_iter().flatten() {
+                    if claimed.insert(name) {
+                        names.push((*name).clone());
+                    }
+                }
+            }
+            if let Some((name, entry)) = saved.budgets.get_key_value(&k.name) {
+                if (entry.token.is_none() || ours.is_none()) && claimed.insert(name) {
+                    names.push(name.clone());
+                }
+            }
+            names
+        })
+        .collect()
 }
 
 impl Section {
