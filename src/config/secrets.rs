@@ -220,7 +220,9 @@ mod tests {
     #[test]
     fn tokens_look_like_tokens_and_names_like_names() {
         for token in [
-            "up_k_3f9c0a1b2c3d4e5f60718293a4",
+            // A vendor's prefix alone says token; a long mixed run says it anywhere.
+            "up_k_x",
+            "ak_3f9c0a1b2c3d4e5f60718293a4",
             "AKIAIOSFODNN7EXAMPLE1234",
             "lxk_0123456789abcdef",
             "qp_prod_sk_abcdef",

@@ -1160,20 +1160,21 @@ async fn backfill_command(
     .unwrap()
 }
 
-/// The headline `--from 30d` run again resumes: the span back from now stays a span in the
-/// progress file's key, and the second run fetches nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_relative_from_resumes_when_run_again() {
+/// A proxy simulator, its config file in `dir`, and the binary's arguments for a backfill of
+/// it from `30d` to today's midnight into `dir/h.om`, with `more` after them.
+async fn proxy_backfill_args(
+    dir: &Path,
+    more: &[&str],
+) -> (UltimateProxySimulator, Vec<std::ffi::OsString>) {
     let proxy = UltimateProxySimulator::start(UltimateProxyOptions {
         outages: false,
         ..Default::default()
     })
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = proxy_config_file(dir.path(), &proxy);
+    let config = proxy_config_file(dir, &proxy);
     let to = calendar::date_of(calendar::day_start(now()));
-    let args: Vec<std::ffi::OsString> = vec![
+    let mut args: Vec<std::ffi::OsString> = vec![
         "--config".into(),
         config.into(),
         "--from".into(),
@@ -1181,8 +1182,18 @@ async fn a_relative_from_resumes_when_run_again() {
         "--to".into(),
         to.into(),
         "--out".into(),
-        dir.path().join("h.om").into(),
+        dir.join("h.om").into(),
     ];
+    args.extend(more.iter().map(Into::into));
+    (proxy, args)
+}
+
+/// The headline `--from 30d` run again resumes: the span back from now stays a span in the
+/// progress file's key, and the second run fetches nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_from_resumes_when_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (proxy, args) = proxy_backfill_args(dir.path(), &[]).await;
     let first = backfill_command(args.clone(), Vec::new()).await;
     let asked = proxy.requests().0;
     assert!(first.contains(" 0 tasks from an earlier run"), "{first}");
@@ -1205,14 +1216,8 @@ async fn a_relative_from_resumes_when_run_again() {
 /// least its polls can cost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reserve_comes_from_state_directory_costs_else_the_plan_s_share() {
-    let proxy = UltimateProxySimulator::start(UltimateProxyOptions {
-        outages: false,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = proxy_config_file(dir.path(), &proxy);
+    let (_proxy, args) = proxy_backfill_args(dir.path(), &["--dry-run"]).await;
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
     std::fs::write(
@@ -1223,19 +1228,7 @@ async fn the_reserve_comes_from_state_directory_costs_else_the_plan_s_share() {
         ),
     )
     .unwrap();
-    let args = || -> Vec<std::ffi::OsString> {
-        vec![
-            "--config".into(),
-            config.clone().into(),
-            "--from".into(),
-            "30d".into(),
-            "--to".into(),
-            calendar::date_of(calendar::day_start(now())).into(),
-            "--out".into(),
-            dir.path().join("h.om").into(),
-            "--dry-run".into(),
-        ]
-    };
+    let args = || args.clone();
     // Polled every minute at 4 requests with 3 retries each: two polls in any minute.
     let with_state = backfill_command(args(), vec![("STATE_DIRECTORY", state.clone())]).await;
     assert!(
