@@ -34,8 +34,8 @@ pub struct Telemetry {
     budgets: Arc<Mutex<BTreeMap<String, BudgetShown>>>,
 }
 
-/// Each source's counters, by (pool, source).
-type SourcesCounted = BTreeMap<(&'static str, String), Arc<SourceCounters>>;
+/// Each source's counters, by source and pool: found by a source's name without making a key.
+type SourcesCounted = BTreeMap<String, BTreeMap<&'static str, Arc<SourceCounters>>>;
 
 /// One source's self-metrics: the counters and gauges the page shows beside its series.
 #[derive(Debug, Clone, PartialEq)]
@@ -177,7 +177,9 @@ impl Telemetry {
     ) -> SourceTelemetry {
         let counters = self
             .sources()
-            .entry((pool, source.to_string()))
+            .entry(source.to_string())
+            .or_default()
+            .entry(pool)
             .or_insert_with(|| Arc::new(SourceCounters::new(counts_omitted)))
             .clone();
         if counts_omitted {
@@ -196,16 +198,32 @@ impl Telemetry {
         }
     }
 
-    /// The figures of the source `source` of `pool`, if it ever had a handle.
-    pub fn source_counters(&self, pool: &'static str, source: &str) -> Option<Arc<SourceCounters>> {
-        self.sources().get(&(pool, source.to_string())).cloned()
+    /// The figures of each of `sources` (pool, name), where it ever had a handle: the page
+    /// asks for a shard's at once, under one lock.
+    pub fn counters_of<'a>(
+        &self,
+        sources: impl IntoIterator<Item = (&'static str, &'a str)>,
+    ) -> Vec<Option<Arc<SourceCounters>>> {
+        let counted = self.sources();
+        sources
+            .into_iter()
+            .map(|(pool, name)| {
+                counted
+                    .get(name)
+                    .and_then(|by_pool| by_pool.get(pool))
+                    .cloned()
+            })
+            .collect()
     }
 
     /// After a reload: the figures of sources no longer configured are forgotten.
     pub fn sources_in_force<'a>(&self, sources: impl IntoIterator<Item = (&'static str, &'a str)>) {
         let live: BTreeSet<(&'static str, &str)> = sources.into_iter().collect();
-        self.sources()
-            .retain(|(pool, name), _| live.contains(&(*pool, name.as_str())));
+        let mut counted = self.sources();
+        counted.retain(|name, by_pool| {
+            by_pool.retain(|pool, _| live.contains(&(*pool, name.as_str())));
+            !by_pool.is_empty()
+        });
     }
 
     /// The plan in force: each source's interval and cost as (pool, source, interval, cost),
@@ -219,7 +237,11 @@ impl Telemetry {
             .into_iter()
             .map(|(pool, source, interval, cost)| ((pool, source), (interval, cost)))
             .collect();
-        for ((pool, name), counters) in self.sources().iter() {
+        let counted = self.sources();
+        let each = counted
+            .iter()
+            .flat_map(|(name, by_pool)| by_pool.iter().map(move |(pool, c)| (name, pool, c)));
+        for (name, pool, counters) in each {
             let plan = planned.get(&(*pool, name.as_str())).copied();
             let wanted = plan.map(|(interval, _)| interval.as_secs_f64());
             let cost = plan.map(|(_, cost)| u64::from(cost));

@@ -52,13 +52,16 @@ impl Share {
 
 /// The most the plan's sources on `budget` can send in any span of `per`, retries included.
 fn reserve(config: &Config, plan: &Plan, budget: &str, limit: &RateWindow) -> u64 {
+    // The plan lists the config's sources in the config's order.
     let on_budget = plan
         .sources
         .iter()
-        .filter(|s| s.budget == budget || s.host_budget.as_deref() == Some(budget));
+        .zip(&config.sources)
+        .filter(|(planned, source)| planned.name == source.name)
+        .filter(|(s, _)| s.budget == budget || s.host_budget.as_deref() == Some(budget));
     let mut reserve: u64 = 0;
     let mut unknown_cost = false;
-    for planned in on_budget {
+    for (planned, source) in on_budget {
         let polls = match &planned.trigger {
             Trigger::Cron(expr) => crate::plan::cron_most_firings_within(expr, limit.per),
             Trigger::Every(_) => {
@@ -66,13 +69,11 @@ fn reserve(config: &Config, plan: &Plan, budget: &str, limit: &RateWindow) -> u6
                 (limit.per.as_secs_f64() / interval).floor() as u64 + 1
             }
         };
-        let retries = config
-            .sources
-            .iter()
-            .find(|s| s.name == planned.name)
-            .map_or(0, |s| {
-                retries_within(s.http.max_retries, s.http.retry_backoff, limit.per)
-            });
+        let retries = retries_within(
+            source.http.max_retries,
+            source.http.retry_backoff,
+            limit.per,
+        );
         let per_poll = u64::from(planned.cost).saturating_add(retries);
         reserve = reserve.saturating_add(polls.saturating_mul(per_poll));
         unknown_cost |= !planned.learned;
@@ -121,7 +122,7 @@ pub fn shares(
             let share = u64::from(limit.count).saturating_sub(reserve);
             if share == 0 {
                 return Err(format!(
-                    "budget {name:?} allows {}/{}, and the exporter's plan may send {reserve} of them in one window: nothing is left for a backfill (give its sources a longer interval, or run the backfill with the exporter's sources on another token)",
+                    "budget {name:?} allows {}/{}, and the exporter's plan may send {reserve} of them in one window: nothing is left for a backfill (give its sources a longer interval or fewer max_retries, or run the backfill with the exporter's sources on another token)",
                     limit.count,
                     humantime::format_duration(limit.per)
                 ));

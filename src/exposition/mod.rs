@@ -24,7 +24,7 @@ use prometheus::{Encoder, TextEncoder};
 
 use crate::metrics::{MetricDef, PollErrorKind, exporter};
 use crate::snapshot::{SKIP_REASONS, Snapshot, SourceStatus, Store};
-use crate::telemetry::{BudgetShown, SourceFigures, Telemetry};
+use crate::telemetry::{BudgetShown, SourceCounters, SourceFigures, Telemetry};
 use crate::text_format;
 use gzip_pieces::{Joined, Piece, PieceWriter, Unpacking};
 
@@ -182,10 +182,9 @@ impl Exposition {
                 .push(piece.clone());
         };
         for (i, members) in statuses.chunks(SHARD_SOURCES).enumerate() {
-            let counters: Vec<_> = members
-                .iter()
-                .map(|s| self.telemetry.source_counters(s.pool, &s.source))
-                .collect();
+            let counters = self
+                .telemetry
+                .counters_of(members.iter().map(|s| (s.pool, s.source.as_str())));
             // A large farm's series are a piece of their own, kept while its snapshot is.
             for status in members.iter().filter(|s| big.contains(s.source.as_str())) {
                 let fragment = match cache.big.get_mut(&status.source) {
@@ -200,18 +199,21 @@ impl Exposition {
                     add(&mut families, part);
                 }
             }
-            let key: Vec<ShardMember> = members
+            // Compared member by member: the names are cloned only for a shard written again.
+            let now = members
                 .iter()
                 .zip(&counters)
-                .map(|(s, c)| ShardMember {
-                    source: s.source.clone(),
-                    pool: s.pool,
-                    version: s.version,
-                    figures: c.as_ref().map_or(0, |c| c.version()),
-                    big: big.contains(s.source.as_str()),
-                })
-                .collect();
-            if cache.shards.get(i).is_none_or(|shard| shard.key != key) {
+                .map(|(s, c)| ShardMember::of(s, c.as_deref(), big.contains(s.source.as_str())));
+            let unchanged = cache.shards.get(i).is_some_and(|shard| {
+                shard.key.len() == members.len()
+                    && shard
+                        .key
+                        .iter()
+                        .zip(now.clone())
+                        .all(|(kept, now)| kept.as_member() == now)
+            });
+            if !unchanged {
+                let key = now.map(|m| m.to_owned()).collect();
                 let shard = Shard::render(members, &counters, key, &mut writer);
                 match cache.shards.get_mut(i) {
                     Some(slot) => *slot = shard,
@@ -309,14 +311,48 @@ struct Fragments {
 }
 
 /// What a shard's lines were written from, per member: a change of any of it writes the
-/// shard again.
+/// shard again. Kept with the shard as `ShardMember<String>`, compared as `ShardMember<&str>`.
 #[derive(Debug, Clone, PartialEq)]
-struct ShardMember {
-    source: String,
+struct ShardMember<S = String> {
+    source: S,
     pool: &'static str,
     version: u64,
     figures: u64,
     big: bool,
+}
+
+impl<'a> ShardMember<&'a str> {
+    fn of(status: &'a SourceStatus, counters: Option<&SourceCounters>, big: bool) -> Self {
+        ShardMember {
+            source: &status.source,
+            pool: status.pool,
+            version: status.version,
+            figures: counters.map_or(0, SourceCounters::version),
+            big,
+        }
+    }
+
+    fn to_owned(&self) -> ShardMember {
+        ShardMember {
+            source: self.source.to_string(),
+            pool: self.pool,
+            version: self.version,
+            figures: self.figures,
+            big: self.big,
+        }
+    }
+}
+
+impl ShardMember {
+    fn as_member(&self) -> ShardMember<&str> {
+        ShardMember {
+            source: &self.source,
+            pool: self.pool,
+            version: self.version,
+            figures: self.figures,
+            big: self.big,
+        }
+    }
 }
 
 /// Up to `SHARD_SOURCES` sources' self-metrics, and the series of those of them that are not
@@ -333,7 +369,7 @@ struct Shard {
 impl Shard {
     fn render(
         members: &[SourceStatus],
-        counters: &[Option<Arc<crate::telemetry::SourceCounters>>],
+        counters: &[Option<Arc<SourceCounters>>],
         key: Vec<ShardMember>,
         writer: &mut PieceWriter,
     ) -> Shard {
